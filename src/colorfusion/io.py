@@ -1,0 +1,242 @@
+"""Read any image file into uint8 RGB; write files atomically.
+
+`read_rgb` is the single entry point for pixels coming from disk. It accepts
+JPEG, PNG, BMP, TIFF, WebP and GIF (first frame), applies the EXIF
+orientation, and turns every PIL mode a photo can have (L, LA, P, RGBA, CMYK,
+I;16, I, F, 1, ...) into uint8 RGB. Every failure raises `ImageReadError`,
+whose message names the file and the reason, so a caller processing many
+files can report one line and go on.
+
+Writers (`write_image`, `atomic_write`) put the bytes in a temporary file in
+the destination folder and rename it over the target only when complete: a
+crash or an exception never leaves a partial file or a damaged previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+# PIL raises DecompressionBombError above twice its MAX_IMAGE_PIXELS
+# (about 179 MP); we use the same figure as our default limit, checked from
+# the header before any pixel is decoded.
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+
+_WHITE = (255, 255, 255)
+
+
+class ImageReadError(Exception):
+    """An image file could not be read; the message names the file and why."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def read_rgb(path, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as uint8 RGB of shape (H, W, 3), upright.
+
+    Args:
+        path: file to read.
+        max_side: if given, the longer side of the result is at most this
+            many pixels (area-downscaled; JPEGs are first decoded at a reduced
+            scale with PIL's draft mode, which is several times faster).
+        max_pixels: refuse images with more pixels than this (decompression
+            bombs), judged from the header before decoding.
+
+    Raises:
+        ImageReadError: the file is missing, empty, not an image, truncated,
+            zero-sized or larger than `max_pixels`.
+    """
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be a positive integer. Received: max_side={max_side!r}")
+    path = Path(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if width <= 0 or height <= 0:
+                    raise ImageReadError(path, f"zero-sized image ({width}x{height})")
+                if width * height > max_pixels:
+                    raise ImageReadError(
+                        path, f"too large: {width}x{height} = {width * height:,} pixels "
+                        f"exceeds the limit of {max_pixels:,} (possible decompression bomb)"
+                    )
+                if max_side is not None and im.format == "JPEG" and max(width, height) > max_side:
+                    scale = max_side / max(width, height)
+                    im.draft("RGB", (max(1, round(width * scale)), max(1, round(height * scale))))
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                rgb = _to_rgb_array(im)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(path, f"too large (possible decompression bomb): {e}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        reason = str(e) or type(e).__name__
+        if "truncated" in reason.lower() or isinstance(e, EOFError):
+            reason = f"truncated or damaged file ({reason})"
+        raise ImageReadError(path, reason) from None
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ImageReadError(path, "zero-sized image")
+    if max_side is not None and max(rgb.shape[:2]) > max_side:
+        rgb = resize_to_max_side(rgb, max_side)
+    return rgb
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if path.is_dir():
+        raise ImageReadError(path, "is a folder, not an image file")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ImageReadError(path, f"cannot access: {e.strerror or e}") from None
+    if size == 0:
+        raise ImageReadError(path, "empty file (0 bytes)")
+
+
+def _to_rgb_array(im: Image.Image) -> np.ndarray:
+    """Convert a loaded PIL image of any mode to uint8 RGB."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im, dtype=np.uint8).copy()
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE + (255,))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8).copy()
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit gray (PNG / TIFF): full 16-bit range onto 8 bits.
+        gray = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or gray.max(initial=0) > 255 else 255.0
+        gray8 = np.clip(gray * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray8[..., None], 3, axis=-1)
+    if mode == "F":
+        # Float images carry no range in the file: [0, 1] if they fit, else [0, 255].
+        gray = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        scale = 255.0 if gray.max(initial=0) <= 1.0 else 1.0
+        gray8 = np.clip(gray * scale + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray8[..., None], 3, axis=-1)
+    # L, 1, CMYK, YCbCr, LAB, HSV, RGBX, ...: PIL knows how.
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def resize_to_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale so that the longer side is `max_side` (area interpolation)."""
+    height, width = rgb.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def is_image_file(path) -> bool:
+    """True when the file name has one of `IMAGE_EXTENSIONS` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+# === Atomic writes ===
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb"):
+    """Open a temporary file beside `path`; rename it over `path` on success.
+
+    On any exception the temporary file is removed and `path` is untouched.
+
+    Example:
+        with atomic_write("out/config.json", "w") as f:
+            json.dump(config, f)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_path(path):
+    """Context manager giving a temporary path beside `path` to write to.
+
+    For writers that need a file name rather than a file object (e.g.
+    `model.save`); the temporary keeps the suffix so format detection works.
+    """
+    return _AtomicPath(Path(path))
+
+
+class _AtomicPath:
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = None
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=self.path.suffix)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None and self.tmp.exists() and self.tmp.stat().st_size > 0:
+            os.replace(self.tmp, self.path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.tmp.unlink()
+            if exc_type is None:
+                raise OSError(f"{self.path}: nothing was written")
+        return False
+
+
+_PIL_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP",
+    ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".gif": "GIF",
+}
+
+
+def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
+    """Write uint8 RGB (or gray) to `path` atomically; the format follows the suffix.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    fmt = _PIL_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"Unsupported image suffix; use one of {sorted(_PIL_FORMATS)}. Received: path={str(path)!r}"
+        )
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"write_image expects uint8 pixels. Received: dtype={rgb.dtype}")
+    image = Image.fromarray(rgb)
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_write(path, "wb") as f:
+        image.save(f, format=fmt, **options)
+    return path
