@@ -34,5 +34,32 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
+## make test-backends: model, bins and loss tests under the JAX and PyTorch
+## backends (CPU), in their own venv. Not run by CI. torch is pinned to the
+## CPU build kept on this machine (plain `torch` pulls a multi-GB CUDA build).
+BVENV  ?= .venv-backends
+BPY    := $(BVENV)/bin/python
+BSTAMP := $(BVENV)/.installed
+BACKEND_TESTS ?= tests/test_model.py tests/test_losses.py tests/test_bins.py
+
+.PHONY: test-backends
+
+$(BPY):
+	$(PYTHON) -m venv $(BVENV)
+	$(BPY) -m pip install --quiet --upgrade pip
+
+# Same versions as the main venv (requirements.txt as constraints), without
+# TensorFlow: each backend is selected with KERAS_BACKEND.
+$(BSTAMP): requirements.txt pyproject.toml | $(BPY)
+	grep -v -e '^-e' -e '^tensorflow' requirements.txt > $(BVENV)/constraints.txt
+	$(BPY) -m pip install --quiet -c $(BVENV)/constraints.txt -e . pytest scipy jax "torch==2.13.0"
+	touch $(BSTAMP)
+
+test-backends: $(BSTAMP)
+	for b in jax torch; do \
+	  echo "== KERAS_BACKEND=$$b"; \
+	  KERAS_BACKEND=$$b $(BPY) -m pytest $(BACKEND_TESTS) $(PYTEST_ARGS) || exit 1; \
+	done
+
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -83,6 +83,8 @@ def read_rgb(path, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PI
     except ImageReadError:
         raise
     except UnidentifiedImageError:
+        if _png_header_size(path) == "zero":
+            raise ImageReadError(path, "zero-sized image (0 pixels wide or high)") from None
         raise ImageReadError(path, "not an image (unrecognised format)") from None
     except Image.DecompressionBombError as e:
         raise ImageReadError(path, f"too large (possible decompression bomb): {e}") from None
@@ -109,6 +111,19 @@ def _check_file(path: Path) -> None:
         raise ImageReadError(path, f"cannot access: {e.strerror or e}") from None
     if size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
+
+
+def _png_header_size(path: Path):
+    """'zero' when the file is a PNG whose header declares a zero width or height.
+
+    PIL refuses such files as unidentified; this tells the user the real reason.
+    """
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return "zero" if width == 0 or height == 0 else (width, height)
 
 
 def _to_rgb_array(im: Image.Image) -> np.ndarray:
