@@ -154,6 +154,12 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
+def pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """uint8 RGB (H, W, 3) of an in-memory PIL image of any mode, EXIF-upright."""
+    image.load()
+    return _to_rgb_array(ImageOps.exif_transpose(image))
+
+
 def resize_to_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
     """Downscale so that the longer side is `max_side` (area interpolation)."""
     height, width = rgb.shape[:2]

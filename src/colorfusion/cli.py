@@ -1,0 +1,191 @@
+"""Command line: `colorfusion train | colorize | evaluate | fit-bins`.
+
+Exit codes: 0 success; 1 the work ran but something failed (a file, a
+diverged loss) or could not start (bad data folder, bad model file);
+2 bad usage (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _weights(value: str):
+    """'imagenet', 'none' (random init) or a path to a local weights file."""
+    if value.lower() == "none":
+        return None
+    if value == "imagenet" or Path(value).is_file():
+        return value
+    raise argparse.ArgumentTypeError(f"expected 'imagenet', 'none' or an existing weights file, got {value!r}")
+
+
+def _embedding(value: str):
+    if value not in ("cache", "exact", "none"):
+        raise argparse.ArgumentTypeError(f"expected cache, exact or none, got {value!r}")
+    return None if value == "none" else value
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from colorfusion import __version__
+
+    parser = argparse.ArgumentParser(prog="colorfusion", description="Automatic colorization of grayscale photos.")
+    parser.add_argument("--version", action="version", version=f"colorfusion {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a colorizer on a folder of colour photos",
+                                description="Train a colorizer on a folder of colour photos; writes a run folder "
+                                            "(config.json, best.keras, last.keras, history.csv, previews/, curves.png).")
+    train.add_argument("--data", required=True, help="folder of colour photos (searched recursively)")
+    train.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
+    train.add_argument("--head", choices=("regression", "classification"), default="regression",
+                       help="regression (tanh x 128 ab) or classification (softmax over ab bins); default regression")
+    train.add_argument("--image-size", type=_positive_int, default=256, help="training size in pixels (default 256)")
+    train.add_argument("--epochs", type=_positive_int, default=10, help="total epochs (default 10)")
+    train.add_argument("--batch-size", type=_positive_int, default=16, help="batch size (default 16)")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="initial Adam learning rate (default 1e-3)")
+    train.add_argument("--width", type=float, default=1.0, help="scale of every filter count (default 1.0)")
+    train.add_argument("--backbone", default="inception_resnet_v2",
+                       help="keras.applications backbone of the semantic branch (default inception_resnet_v2)")
+    train.add_argument("--weights", type=_weights, default="imagenet",
+                       help="backbone weights: imagenet (downloads), none (random) or a local .h5 file")
+    train.add_argument("--embedding", type=_embedding, default="cache",
+                       help="semantic input: cache (embed each photo once), exact (every batch), none")
+    train.add_argument("--val-fraction", type=float, default=0.1, help="validation share of the photos (default 0.1)")
+    train.add_argument("--split-file", help="path<TAB>split list (train/val) instead of a random split")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--preview-every", type=_positive_int, default=1, help="preview every N epochs (default 1)")
+    train.add_argument("--workers", type=_positive_int, default=1, help="data loading workers (default 1)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+
+    colorize = commands.add_parser("colorize", help="colorize photos or folders at full resolution",
+                                   description="Colorize photos at their full resolution. Folders are searched "
+                                               "recursively and their tree is mirrored in the output folder.")
+    colorize.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
+    colorize.add_argument("-o", "--output", required=True, help="output folder (created when missing)")
+    colorize.add_argument("--model", required=True, help="a .keras model file or a run folder (uses its best.keras)")
+    colorize.add_argument("--decode", choices=("annealed_mean", "expectation", "mode"), default="annealed_mean",
+                          help="how a classification model turns bin probabilities into colour (default annealed_mean)")
+    colorize.add_argument("--temperature", type=float, default=0.38,
+                          help="annealed-mean temperature: lower is more vivid, 1 = expectation (default 0.38)")
+    colorize.add_argument("--batch-size", type=_positive_int, default=8, help="photos per model call (default 8)")
+    colorize.add_argument("--weights", type=_weights, default=None,
+                          help="override the backbone weights recorded in the run folder (imagenet, none or a file)")
+    colorize.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip)")
+
+    evaluate = commands.add_parser("evaluate", help="measure a model against grayscale and ground truth",
+                                   description="Per-image AuC, rebalanced AuC, PSNR, SSIM and colorfulness of a model "
+                                               "and of two baselines (grayscale, ground truth) on a folder of colour "
+                                               "photos compared at --size x --size.")
+    evaluate.add_argument("--model", required=True, help="a .keras model file or a run folder")
+    evaluate.add_argument("--data", required=True, help="folder of colour photos")
+    evaluate.add_argument("--out", required=True, help="report folder: per_image.csv, summary.json, worst_best.png")
+    evaluate.add_argument("--size", type=_positive_int, default=256, help="comparison size (default 256)")
+    evaluate.add_argument("--decode", choices=("annealed_mean", "expectation", "mode"), default="annealed_mean")
+    evaluate.add_argument("--temperature", type=float, default=0.38)
+    evaluate.add_argument("--weights", type=_weights, default=None, help="override the backbone weights")
+    evaluate.add_argument("--limit", type=_positive_int, help="evaluate only the first N photos")
+
+    fit_bins = commands.add_parser("fit-bins", help="fit the quantized ab colour bins on a folder of photos")
+    fit_bins.add_argument("--data", required=True, help="folder of colour photos")
+    fit_bins.add_argument("--out", required=True, help="bins file to write (.json)")
+    fit_bins.add_argument("--num-bins", type=_positive_int, default=200, help="number of bins (default 200)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"train": cmd_train, "colorize": cmd_colorize, "evaluate": cmd_evaluate, "fit-bins": cmd_fit_bins}
+    try:
+        return handler[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_train(args) -> int:
+    from colorfusion.train import TrainingError, train
+
+    settings = dict(head=args.head, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
+                    learning_rate=args.learning_rate, width=args.width, backbone=args.backbone,
+                    weights=args.weights, embedding=args.embedding, val_fraction=args.val_fraction,
+                    seed=args.seed, preview_every=args.preview_every, workers=args.workers)
+    try:
+        result = train(args.data, args.out, split_file=args.split_file, resume=args.resume, show=False, **settings)
+    except (TrainingError, ValueError) as e:
+        return _error(str(e))
+    history = result.history
+    best = min(history.get("val_loss", [float("nan")]))
+    print(f"done: {result.epochs_done} epochs, best val_loss {best:.4f}, run folder {Path(args.out)}"
+          f" (best.keras, previews/, curves.png)")
+    return 1 if result.stopped_reason else 0
+
+
+def cmd_colorize(args) -> int:
+    from colorfusion.colorize import Colorizer, ModelLoadError, colorize_folder
+
+    try:
+        colorizer = Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature,
+                                        weights=args.weights)
+    except (ModelLoadError, ValueError) as e:
+        return _error(str(e))
+    report = colorize_folder(args.inputs, args.output, colorizer, batch_size=args.batch_size,
+                             overwrite=args.overwrite)
+    print(f"done: {len(report.written)} written, {len(report.skipped)} skipped (exist; --overwrite replaces), "
+          f"{len(report.failed)} failed -> {args.output}")
+    return 0 if report.ok else 1
+
+
+def cmd_evaluate(args) -> int:
+    from colorfusion.colorize import Colorizer, ModelLoadError
+    from colorfusion.datasets import find_images
+    from colorfusion.evaluate import evaluate, format_table
+
+    files = find_images(args.data) if Path(args.data).is_dir() else []
+    if not files:
+        return _error(f"{args.data}: no images found")
+    files = files[: args.limit] if args.limit else files
+    try:
+        colorizer = Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature,
+                                        weights=args.weights)
+    except (ModelLoadError, ValueError) as e:
+        return _error(str(e))
+    report = evaluate(colorizer, files, args.out, size=args.size)
+    print(format_table(report.summary))
+    print(f"{report.summary['n_images']} photos at {args.size}x{args.size}; "
+          f"{len(report.failed)} unreadable; report in {args.out}")
+    return 0 if report.ok else 1
+
+
+def cmd_fit_bins(args) -> int:
+    from colorfusion.bins import ABBins
+    from colorfusion.datasets import find_images
+
+    files = find_images(args.data) if Path(args.data).is_dir() else []
+    if not files:
+        return _error(f"{args.data}: no images found")
+    bins = ABBins.fit_files(files, num_bins=args.num_bins)
+    bins.save(args.out)
+    print(f"done: {len(bins.centers)} bins from {len(files)} photos -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

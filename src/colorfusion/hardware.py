@@ -1,0 +1,92 @@
+"""Choose how to train on this machine: precision, XLA, data parallelism.
+
+On a GPU: mixed precision (float16 compute, float32 variables; the model's
+last layers stay float32) and XLA where the backend supports it. With more
+than one GPU (Kaggle's T4 x2): data-parallel training, through
+`tf.distribute.MirroredStrategy` on TensorFlow or
+`keras.distribution.DataParallel` on JAX. On a CPU: float32, no distribution.
+Everything is chosen automatically and each choice can be overridden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import keras
+
+
+def count_gpus(backend: str | None = None) -> int:
+    """Number of GPUs the active Keras backend can use."""
+    backend = backend or keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return len(tf.config.list_physical_devices("GPU"))
+        if backend == "jax":
+            import jax
+
+            return sum(1 for d in jax.devices() if d.platform == "gpu")
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.device_count()
+    except Exception:  # a broken CUDA install must not stop CPU training
+        return 0
+    return 0
+
+
+@dataclass
+class HardwarePlan:
+    """What `train` does with the hardware; `describe()` is logged in the run."""
+
+    backend: str
+    gpus: int
+    mixed_precision: bool
+    jit_compile: bool | str
+    data_parallel: bool
+
+    def apply(self) -> None:
+        """Set the global dtype policy and (JAX) the distribution."""
+        keras.mixed_precision.set_global_policy("mixed_float16" if self.mixed_precision else "float32")
+        if self.data_parallel and self.backend == "jax":
+            keras.distribution.set_distribution(keras.distribution.DataParallel())
+
+    def scope(self):
+        """Context in which the model is built and compiled (TensorFlow multi-GPU)."""
+        if self.data_parallel and self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.distribute.MirroredStrategy().scope()
+        return contextlib.nullcontext()
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.backend, "gpus": self.gpus, "mixed_precision": self.mixed_precision,
+            "jit_compile": self.jit_compile, "data_parallel": self.data_parallel,
+        }
+
+
+def plan_hardware(mode: str = "auto", mixed_precision: bool | None = None, jit_compile: bool | str | None = None,
+                  data_parallel: bool | None = None) -> HardwarePlan:
+    """Decide precision, XLA and distribution.
+
+    Args:
+        mode: "auto" (use the GPUs the backend sees) or "cpu" (float32, no
+            distribution, whatever is installed).
+        mixed_precision, jit_compile, data_parallel: overrides; None keeps
+            the automatic choice.
+    """
+    if mode not in ("auto", "cpu"):
+        raise ValueError(f"hardware must be 'auto' or 'cpu'. Received: hardware={mode!r}")
+    backend = keras.backend.backend()
+    gpus = 0 if mode == "cpu" else count_gpus(backend)
+    return HardwarePlan(
+        backend=backend,
+        gpus=gpus,
+        mixed_precision=(gpus > 0) if mixed_precision is None else bool(mixed_precision),
+        # "auto" lets Keras use XLA where the model and backend allow it; torch has no XLA path.
+        jit_compile=("auto" if backend != "torch" else False) if jit_compile is None else jit_compile,
+        data_parallel=(gpus > 1) if data_parallel is None else bool(data_parallel),
+    )

@@ -1,0 +1,316 @@
+"""`train(...)`: from a folder of colour photos to a trained colorizer.
+
+One call builds the data generators, the model and its loss, compiles, fits,
+checkpoints every epoch, and resumes. A run folder holds everything:
+
+    config.json            the configuration (checked on resume)
+    state.json             the last finished epoch and the best val_loss
+    best.keras             the model with the best validation loss
+    last.keras             the model after the last finished epoch (optimizer included)
+    history.csv            one row per epoch: loss, val_loss, learning rate
+    bins.json              the ab bins (classification head)
+    previews/epoch_NNN.png original / grayscale / colorized rows of fixed validation photos
+    curves.png             training curves
+
+Checkpoints are written to a temporary file and renamed, so a run killed at
+any moment (even `kill -9`) leaves the previous checkpoint intact, and
+`train(..., resume=True)` continues from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from colorfusion import io
+from colorfusion.hardware import HardwarePlan, plan_hardware
+
+# Settings that define what the model is: a resumed run must match them.
+IDENTITY_KEYS = ("head", "image_size", "width", "embedding", "backbone", "weights", "num_bins", "embedding_output")
+
+
+class TrainingError(Exception):
+    """A run cannot start or go on; the message is one line for the user."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run; saved as `config.json`."""
+
+    head: str = "regression"
+    image_size: int = 256
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    lr_patience: int = 3
+    lr_factor: float = 0.5
+    width: float = 1.0
+    backbone: str = "inception_resnet_v2"
+    weights: str | None = "imagenet"
+    embedding_output: str = "predictions"
+    embedding: str | None = "cache"
+    val_fraction: float = 0.1
+    seed: int = 0
+    num_bins: int = 200
+    augment: bool = True
+    preview_every: int = 1
+    preview_samples: int = 4
+    workers: int = 1
+    use_multiprocessing: bool = False
+
+    def __post_init__(self):
+        checks = {
+            "head": self.head in ("regression", "classification"),
+            "image_size": isinstance(self.image_size, int) and self.image_size >= 16 and self.image_size % 8 == 0,
+            "epochs": isinstance(self.epochs, int) and self.epochs >= 1,
+            "batch_size": isinstance(self.batch_size, int) and self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "width": self.width > 0,
+            "embedding": self.embedding in ("cache", "exact", None),
+            "val_fraction": 0 < self.val_fraction < 1,
+            "preview_every": self.preview_every >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"Invalid training setting. Received: {name}={getattr(self, name)!r}")
+
+
+@dataclass
+class TrainResult:
+    model: object
+    history: dict
+    paths: dict
+    epochs_done: int
+    stopped_reason: str | None = None  # None, or "non-finite loss"
+    hardware: dict = field(default_factory=dict)
+
+
+def run_paths(out: Path) -> dict:
+    return {
+        "config": out / "config.json", "state": out / "state.json", "best": out / "best.keras",
+        "last": out / "last.keras", "history": out / "history.csv", "bins": out / "bins.json",
+        "previews": out / "previews", "curves": out / "curves.png",
+    }
+
+
+# === Entry point ===
+
+
+def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None, split_file=None,
+          resume: bool = False, bins=None, cache_dir=None, hardware: str | HardwarePlan = "auto",
+          show="auto", verbose=1, **settings) -> TrainResult:
+    """Train a colorizer on the colour photos of `data` and write a run folder at `out`.
+
+    Args:
+        data: folder of colour photos (searched recursively). Alternatively
+            give `train_files` and `val_files`.
+        out: the run folder.
+        split_file: optional `path<TAB>split` list (relative to `data`).
+        resume: continue the run in `out` from its last finished epoch.
+        bins: `ABBins` or a path to a bins file (classification head);
+            fitted on the training photos when omitted.
+        cache_dir: where the embedding cache lives (default
+            `~/.cache/colorfusion/embeddings`).
+        hardware: "auto", "cpu", or a `HardwarePlan` (mixed precision, XLA,
+            data-parallel over GPUs).
+        show: previews and curves inline in notebooks ("auto"), always, never.
+        **settings: any field of `TrainConfig` (head, image_size, epochs,
+            batch_size, learning_rate, width, backbone, weights, embedding,
+            val_fraction, seed, ...).
+
+    Returns:
+        `TrainResult` with the trained model, the history and the run's paths.
+
+    Example:
+        result = train("photos/", "runs/reg", head="regression", epochs=20, weights=None)
+        result.paths["best"]  # runs/reg/best.keras
+    """
+    out = Path(out)
+    paths = run_paths(out)
+    config = _resolve_config(settings, paths, resume)
+    train_files, val_files = _resolve_files(data, train_files, val_files, split_file, config)
+    plan = hardware if isinstance(hardware, HardwarePlan) else plan_hardware(hardware)
+    plan.apply()
+    keras.utils.set_random_seed(config.seed)
+
+    from colorfusion.run_setup import build_run  # keeps this module about the loop
+
+    setup = build_run(config, train_files, val_files, paths, bins=bins, cache_dir=cache_dir, plan=plan,
+                      resume=resume, verbose=verbose)
+    state = _read_state(paths) if resume else {"epoch": 0, "best_val_loss": None}
+    if state["epoch"] >= config.epochs:
+        _say(verbose, f"{out}: already trained for {state['epoch']} epochs (asked for {config.epochs}); nothing to do")
+    history = _read_history(paths) if resume else {}
+    callbacks = _callbacks(config, setup, paths, state, history, show)
+    with io.atomic_write(paths["config"], "w") as f:
+        json.dump(asdict(config), f, indent=2)
+    if state["epoch"] < config.epochs:
+        setup.train_gen.set_epoch(state["epoch"]) if hasattr(setup.train_gen, "set_epoch") else None
+        setup.model.fit(setup.train_gen, validation_data=setup.val_gen, epochs=config.epochs,
+                        initial_epoch=state["epoch"], callbacks=callbacks, verbose=verbose)
+    checkpoint = callbacks[0]
+    result = TrainResult(model=setup.model, history=checkpoint.history, paths=paths,
+                         epochs_done=checkpoint.epoch, stopped_reason=checkpoint.stopped_reason,
+                         hardware=plan.describe())
+    if result.stopped_reason:
+        _say(verbose, f"Training stopped at epoch {checkpoint.epoch + 1}: {result.stopped_reason}. "
+                      f"The last good checkpoint (epoch {checkpoint.epoch}) is kept in {paths['last']}.")
+    return result
+
+
+def _say(verbose, message):
+    if verbose:
+        print(message, file=sys.stderr)
+
+
+def _resolve_config(settings: dict, paths: dict, resume: bool) -> TrainConfig:
+    unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"Unknown training settings: {', '.join(unknown)}")
+    saved = None
+    if paths["config"].exists():
+        try:
+            saved = json.loads(paths["config"].read_text())
+        except ValueError:
+            raise TrainingError(f"{paths['config']}: damaged run configuration (not JSON)") from None
+    if resume:
+        if saved is None or not paths["last"].exists() or not paths["state"].exists():
+            raise TrainingError(f"{paths['config'].parent}: nothing to resume (no config.json, last.keras and state.json)")
+        merged = {**saved, **settings}
+        mismatched = [k for k in IDENTITY_KEYS if k in settings and settings[k] != saved.get(k)]
+        if mismatched:
+            detail = ", ".join(f"{k}={saved.get(k)!r} (asked {settings[k]!r})" for k in mismatched)
+            raise TrainingError(f"{paths['config'].parent}: run folder holds another configuration: {detail}")
+        return TrainConfig(**{k: v for k, v in merged.items() if k in TrainConfig.__dataclass_fields__})
+    config = TrainConfig(**settings)
+    if saved is not None and (paths["last"].exists() or paths["best"].exists()):
+        differing = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(config, k)]
+        if differing:
+            detail = ", ".join(f"{k}={saved.get(k)!r}" for k in differing)
+            raise TrainingError(f"{paths['config'].parent}: run folder holds another configuration ({detail}); "
+                                f"choose a new --out folder")
+        raise TrainingError(f"{paths['config'].parent}: run folder already holds a trained model; "
+                            f"pass resume=True (--resume) to continue it, or choose a new --out folder")
+    return config
+
+
+def _resolve_files(data, train_files, val_files, split_file, config: TrainConfig):
+    from colorfusion import datasets
+
+    if train_files is not None:
+        train_files, val_files = list(train_files), list(val_files or [])
+    else:
+        if data is None:
+            raise TrainingError("No data: pass a folder of colour photos (data=..., --data DIR)")
+        root = Path(data)
+        if not root.is_dir():
+            raise TrainingError(f"{root}: no such folder")
+        if split_file is not None:
+            train_files, val_files = datasets.read_split_file(split_file, root)
+        else:
+            files = datasets.find_images(root)
+            if not files:
+                raise TrainingError(f"{root}: no images found (looked for {', '.join(io.IMAGE_EXTENSIONS)})")
+            if len(files) < 2:
+                raise TrainingError(f"{root}: {len(files)} photo is too few: training needs at least 2 "
+                                    f"(one for validation)")
+            train_files, val_files = datasets.split_files(files, val_fraction=config.val_fraction, seed=config.seed)
+    if not train_files:
+        raise TrainingError("No training photos")
+    if not val_files:
+        raise TrainingError("No validation photos: a run needs at least one to pick its best checkpoint")
+    return train_files, val_files
+
+
+def _read_state(paths) -> dict:
+    try:
+        state = json.loads(paths["state"].read_text())
+        return {"epoch": int(state["epoch"]), "best_val_loss": state.get("best_val_loss")}
+    except (OSError, ValueError, KeyError) as e:
+        raise TrainingError(f"{paths['state']}: damaged run state ({e})") from None
+
+
+def _read_history(paths) -> dict:
+    if not paths["history"].exists():
+        return {}
+    with open(paths["history"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    history = {}
+    for row in rows:
+        for key, value in row.items():
+            if key != "epoch":
+                history.setdefault(key, []).append(float(value))
+    return history
+
+
+def _callbacks(config, setup, paths, state, history, show):
+    from colorfusion.callbacks import ColorizationPreview, TrainingCurves
+
+    checkpoint = RunCheckpoint(paths, state, history)
+    return [
+        checkpoint,
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
+                                          patience=config.lr_patience, min_lr=1e-6),
+        ColorizationPreview(setup.preview_samples, every_n_epochs=config.preview_every,
+                            out_dir=paths["previews"], show=show),
+        TrainingCurves(out_path=paths["curves"], show=show, history=history),
+    ]
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Atomic best / last checkpoints, state and history after every finished epoch.
+
+    A non-finite loss stops training before anything is saved, so the last
+    good checkpoint stays as it was.
+    """
+
+    def __init__(self, paths: dict, state: dict, history: dict):
+        super().__init__()
+        self.paths = paths
+        self.epoch = state["epoch"]
+        self.best = state.get("best_val_loss")
+        self.history = {k: list(v) for k, v in history.items()}
+        self.stopped_reason = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.stopped_reason = f"non-finite loss ({float(loss)}) at batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.stopped_reason or not all(math.isfinite(float(v)) for v in logs.values()):
+            self.stopped_reason = self.stopped_reason or f"non-finite value in {logs}"
+            self.model.stop_training = True
+            return
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        val_loss = logs.get("val_loss")
+        if val_loss is not None and (self.best is None or val_loss < self.best):
+            self.best = float(val_loss)
+            with io.atomic_path(self.paths["best"]) as tmp:
+                self.model.save(tmp)
+        with io.atomic_path(self.paths["last"]) as tmp:
+            self.model.save(tmp)
+        self.epoch = epoch + 1
+        self._write_history()
+        # state.json last: it names an epoch only once its checkpoint is complete.
+        with io.atomic_write(self.paths["state"], "w") as f:
+            json.dump({"epoch": self.epoch, "best_val_loss": self.best}, f)
+
+    def _write_history(self):
+        keys = sorted(self.history)
+        with io.atomic_write(self.paths["history"], "w") as f:
+            writer = csv.writer(f)
+            writer.writerow(["epoch", *keys])
+            for i in range(len(self.history[keys[0]]) if keys else 0):
+                writer.writerow([i + 1, *(self.history[k][i] if i < len(self.history[k]) else "" for k in keys)])
