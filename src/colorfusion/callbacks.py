@@ -1,0 +1,390 @@
+"""Training callbacks: sample colorizations every N epochs, training curves.
+
+- `ColorizationPreview` colorizes a fixed handful of samples every N epochs
+  and writes `out_dir/epoch_NNN.png`: one row per sample, original | the
+  grayscale input | the colorization (titled with its AuC and PSNR).
+- `PreviewMetrics` puts the samples' mean AuC and PSNR into the epoch logs,
+  so the progress bar, `History` and `TrainingCurves` see them.
+- `TrainingCurves` plots loss / val_loss and any colour metric per epoch.
+
+The samples are handed in (`samples_from_images` builds them), never read
+from globals. Figures use the `matplotlib.figure.Figure` object API, not
+pyplot: no display, no global figure registry to leak into, safe in threads.
+Files are written atomically, and shown inline when running in a Jupyter /
+Kaggle kernel (`show="auto"`).
+"""
+
+from __future__ import annotations
+
+import io as _bytes_io
+import math
+import sys
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from colorfusion import color, io, metrics
+
+SHOW_CHOICES = ("auto", True, False)
+
+
+# === Samples ===
+
+
+def samples_from_images(rgb_list, image_size: int, embedder=None) -> dict:
+    """Build the preview samples from RGB images.
+
+    Each image is centre-cropped to a square and resized to `image_size`
+    (area interpolation when shrinking), then split into the model input
+    L the same way training does.
+
+    Args:
+        rgb_list: uint8 RGB images (H, W, 3) of any size, or an array
+            (N, H, W, 3).
+        image_size: side of the model input, e.g. 256.
+        embedder: optional callable mapping the gray images the semantic
+            branch sees, float32 (N, S, S, 3) in [0, 255]
+            (`color.gray_rgb_from_l(L) * 255`), to embeddings (N, D).
+
+    Returns:
+        {"rgb": uint8 (N, S, S, 3), "x": {"L": float32 (N, S, S, 1)
+        [, "embedding": float32 (N, D)]}}.
+    """
+    if int(image_size) != image_size or image_size < 1:
+        raise ValueError(f"image_size must be a positive integer. Received: image_size={image_size!r}")
+    rgb = np.stack([_square(np.asarray(im), int(image_size)) for im in rgb_list])
+    l = color.rgb_to_l(rgb)
+    x = {"L": color.l_to_model(l)}
+    if embedder is not None:
+        gray = color.gray_rgb_from_l(l) * np.float32(255.0)
+        x["embedding"] = np.asarray(embedder(gray), np.float32)
+    return {"rgb": rgb, "x": x}
+
+
+def samples_from_files(paths, image_size: int, embedder=None) -> dict:
+    """`samples_from_images` of image files; an unreadable file is reported and skipped.
+
+    Each skipped file gets one line on stderr naming it and the reason.
+    Raises ValueError when no file could be read.
+    """
+    images = []
+    for path in paths:
+        try:
+            images.append(io.read_rgb(path, max_side=4 * int(image_size)))
+        except io.ImageReadError as e:
+            print(f"preview samples: skipped {e}", file=sys.stderr)
+    if not images:
+        raise ValueError(f"None of the preview files could be read. Received: paths={list(map(str, paths))!r}")
+    return samples_from_images(images, image_size, embedder)
+
+
+def _square(rgb: np.ndarray, size: int) -> np.ndarray:
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"Expected uint8 RGB images (H, W, 3). Received: shape={rgb.shape}, dtype={rgb.dtype}")
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    crop = rgb[top : top + side, left : left + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(crop, (size, size), interpolation=interpolation))
+
+
+def _check_samples(samples) -> int:
+    if not isinstance(samples, dict) or "rgb" not in samples or "x" not in samples or "L" not in samples["x"]:
+        raise ValueError('samples must be {"rgb": uint8 (N, S, S, 3), "x": {"L": (N, S, S, 1), ...}}.')
+    rgb, l = np.asarray(samples["rgb"]), np.asarray(samples["x"]["L"])
+    if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8 or len(rgb) == 0:
+        raise ValueError(f'samples["rgb"] must be uint8 (N, S, S, 3). Received: shape={rgb.shape}, dtype={rgb.dtype}')
+    if l.shape != rgb.shape[:-1] + (1,):
+        raise ValueError(f'samples["x"]["L"] must have shape {rgb.shape[:-1] + (1,)}. Received: shape={l.shape}')
+    return len(rgb)
+
+
+def colorize_samples(model, samples, decode="annealed_mean", temperature=0.38) -> np.ndarray:
+    """Colorize the samples with `model` (either head); uint8 RGB (N, S, S, 3).
+
+    The model's output goes through `colorfusion.model.inference_model`, so a
+    regression or a classification model (or an inference model) all give
+    ab / 128; it is joined with the samples' own L.
+    """
+    from colorfusion.model import inference_model  # lazy: model imports keras layers
+
+    infer = inference_model(model, decode=decode, temperature=temperature)
+    x = samples["x"]
+    names = [tensor.name for tensor in infer.inputs]
+    inputs = x[names[0]] if len(names) == 1 else {name: x[name] for name in names}
+    ab = color.ab_from_model(keras.ops.convert_to_numpy(infer(inputs, training=False)))
+    l = color.l_from_model(x["L"])
+    if ab.shape[1:3] != l.shape[1:3]:  # a model predicting ab smaller than its input
+        ab = np.stack([cv2.resize(a, l.shape[2:0:-1], interpolation=cv2.INTER_LINEAR) for a in ab])
+    return color.lab_to_rgb(color.join_lab(l, ab), np.uint8)
+
+
+# === Showing and saving figures ===
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter / Kaggle kernel (an IPython shell with a kernel)."""
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return False
+    shell = sys.modules["IPython"].get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _show_png(png: bytes) -> None:
+    # The PNG already rendered, not the Figure: needs no inline backend.
+    from IPython.display import Image, display
+
+    display(Image(data=png, format="png"))
+
+
+def _resolve_show(show) -> bool:
+    if show == "auto":
+        return in_notebook()
+    return bool(show)
+
+
+def _check_show(show) -> None:
+    if not any(show is choice or (isinstance(show, str) and show == choice) for choice in SHOW_CHOICES):
+        raise ValueError(f'show must be "auto", True or False. Received: show={show!r}')
+
+
+def _check_every(every_n_epochs) -> int:
+    if isinstance(every_n_epochs, bool) or int(every_n_epochs) != every_n_epochs or every_n_epochs < 1:
+        raise ValueError(f"every_n_epochs must be a positive integer. Received: every_n_epochs={every_n_epochs!r}")
+    return int(every_n_epochs)
+
+
+def save_figure(fig, path, show=False, dpi=100) -> Path:
+    """Render `fig` to PNG, write it atomically to `path`, show it if asked."""
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    png = buffer.getvalue()
+    path = Path(path)
+    with io.atomic_write(path, "wb") as f:
+        f.write(png)
+    if show:
+        _show_png(png)
+    return path
+
+
+# === Callbacks ===
+
+
+class ColorizationPreview(keras.callbacks.Callback):
+    """Write sample colorizations every N epochs (and after the last one).
+
+    Each preview is `out_dir/epoch_NNN.png` (1-based epoch, 3 digits): one
+    row per sample with the original, the grayscale input the network saw
+    (`color.gray_rgb_from_l` of L) and the colorization, whose title gives
+    its AuC and PSNR (`metrics.image_metrics`); the epoch is in the
+    suptitle.
+
+    Args:
+        samples: {"rgb": uint8 (N, S, S, 3), "x": model inputs {"L": ...,
+            "embedding": ...}}, e.g. from `samples_from_images`.
+        every_n_epochs: preview epochs N, 2N, ...; the last epoch of `fit`
+            (or the one `EarlyStopping` stopped at) is always previewed.
+        out_dir: folder for the PNG files (created).
+        show: "auto" shows inline in a notebook kernel; True / False force.
+        decode, temperature: for a classification head, see
+            `colorfusion.model.inference_model`.
+        dpi: resolution of the saved figure.
+
+    Example:
+        samples = samples_from_images(val_images[:4], image_size=256)
+        model.fit(data, epochs=20, callbacks=[
+            ColorizationPreview(samples, every_n_epochs=5, out_dir="previews")])
+    """
+
+    def __init__(self, samples, every_n_epochs=1, out_dir="previews", show="auto",
+                 decode="annealed_mean", temperature=0.38, dpi=100):
+        super().__init__()
+        _check_samples(samples)
+        _check_show(show)
+        self.samples = samples
+        self.every_n_epochs = _check_every(every_n_epochs)
+        self.out_dir = Path(out_dir)
+        self.show = show
+        self.decode = decode
+        self.temperature = temperature
+        self.dpi = dpi
+        self.written = []  # paths, in order
+        self.last_scores = None  # per-sample image_metrics of the last preview
+        self._last_epoch = None
+        self._last_previewed = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch + 1
+        last = self.params.get("epochs") if self.params else None
+        if self._last_epoch % self.every_n_epochs == 0 or self._last_epoch == last:
+            self.preview(self._last_epoch)
+
+    def on_train_end(self, logs=None):
+        if self._last_epoch is not None and self._last_previewed != self._last_epoch:
+            self.preview(self._last_epoch)
+
+    def preview(self, epoch: int) -> Path:
+        """Colorize the samples, write `epoch_NNN.png`, show it; return its path."""
+        fig = self.render(epoch)
+        path = save_figure(fig, self.out_dir / f"epoch_{epoch:03d}.png", _resolve_show(self.show), self.dpi)
+        fig.clear()  # drop the image arrays now rather than at garbage collection
+        self.written.append(path)
+        self._last_previewed = epoch
+        return path
+
+    def render(self, epoch: int):
+        """The preview figure for `epoch` (a `matplotlib.figure.Figure`)."""
+        rgb = self.samples["rgb"]
+        pred = colorize_samples(self.model, self.samples, self.decode, self.temperature)
+        gray = color.gray_rgb_from_l(color.l_from_model(self.samples["x"]["L"]))
+        self.last_scores = [metrics.image_metrics(t, p) for t, p in zip(rgb, pred)]
+        return _preview_figure(rgb, gray, pred, self.last_scores, f"epoch {epoch}")
+
+
+def _preview_figure(rgb, gray, pred, scores, title, cell=2.6):
+    from matplotlib.figure import Figure
+
+    rows = len(rgb)
+    fig = Figure(figsize=(3 * cell, rows * cell + 0.4), layout="constrained")
+    axes = fig.subplots(rows, 3, squeeze=False)
+    for row, (original, gray_input, colorized, score) in enumerate(zip(rgb, gray, pred, scores)):
+        titles = ("original", "grayscale input", f"AuC {score['auc']:.3f}  PSNR {score['psnr']:.1f} dB")
+        for ax, image, text in zip(axes[row], (original, gray_input, colorized), titles):
+            ax.imshow(image, interpolation="nearest")
+            ax.set_title(text, fontsize=9)
+            ax.set_axis_off()
+    fig.suptitle(title)
+    return fig
+
+
+class PreviewMetrics(keras.callbacks.Callback):
+    """Add the samples' mean AuC and PSNR to the logs at the end of each epoch.
+
+    Keys are `prefix + "auc"` and `prefix + "psnr"` ("preview_auc",
+    "preview_psnr" by default). Put it before `TrainingCurves` (and any
+    checkpoint monitoring them) in the callbacks list: Keras calls callbacks
+    in order with the same logs, and `History` comes last.
+
+    Args:
+        samples, decode, temperature: as for `ColorizationPreview`.
+        prefix: prefix of the log keys.
+    """
+
+    def __init__(self, samples, decode="annealed_mean", temperature=0.38, prefix="preview_"):
+        super().__init__()
+        _check_samples(samples)
+        self.samples = samples
+        self.decode = decode
+        self.temperature = temperature
+        self.prefix = prefix
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        pred = colorize_samples(self.model, self.samples, self.decode, self.temperature)
+        ab_true = color.rgb_to_lab(self.samples["rgb"])[..., 1:]
+        ab_pred = color.rgb_to_lab(pred)[..., 1:]
+        logs[self.prefix + "auc"] = float(np.mean(metrics.auc(ab_true, ab_pred)))
+        logs[self.prefix + "psnr"] = float(np.mean(metrics.psnr(self.samples["rgb"], pred)))
+
+
+class TrainingCurves(keras.callbacks.Callback):
+    """Plot the per-epoch logs: loss / val_loss, then one panel per metric.
+
+    Keys are grouped by name without the "val_" / "preview_" prefix, so
+    "auc", "val_auc" and "preview_auc" share a panel. A panel's y axis is
+    logarithmic when its values are all positive and span a factor of 10 or
+    more (typical of a loss). The figure is written atomically to `out_path`.
+
+    Args:
+        out_path: PNG file to write, e.g. "curves.png".
+        show: "auto" shows inline in a notebook kernel; True / False force.
+        every_n_epochs: redraw every N epochs (and at the end of training).
+        history: optional {key: list of per-epoch values} from an earlier run
+            (e.g. `History.history`) so a resumed run continues the curves;
+            shorter lists are padded with NaN at the end. Epochs logged later
+            are numbered after it, even if `fit` restarts at epoch 0.
+        dpi: resolution of the saved figure.
+    """
+
+    def __init__(self, out_path="curves.png", show="auto", every_n_epochs=1, history=None, dpi=100):
+        super().__init__()
+        _check_show(show)
+        self.out_path = Path(out_path)
+        self.show = show
+        self.every_n_epochs = _check_every(every_n_epochs)
+        self.dpi = dpi
+        history = dict(history or {})
+        length = max((len(v) for v in history.values()), default=0)
+        self.epochs = list(range(1, length + 1))
+        self.history = {k: [float(x) for x in v] + [math.nan] * (length - len(v)) for k, v in history.items()}
+        self._drawn = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        number = max(epoch + 1, self.epochs[-1] + 1 if self.epochs else 1)
+        self.epochs.append(number)
+        for key, value in (logs or {}).items():
+            if np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.number):
+                continue  # only scalar numbers can be plotted
+            self.history.setdefault(key, [math.nan] * (len(self.epochs) - 1))
+        for key, values in self.history.items():
+            value = (logs or {}).get(key, math.nan)
+            values.append(float(value) if np.ndim(value) == 0 else math.nan)
+        if len(self.epochs) % self.every_n_epochs == 0:
+            self.draw()
+
+    def on_train_end(self, logs=None):
+        if self.epochs and self._drawn != len(self.epochs):
+            self.draw()
+
+    def draw(self) -> Path:
+        """Write (and maybe show) the curves now; return the path."""
+        fig = self.render()
+        save_figure(fig, self.out_path, _resolve_show(self.show), self.dpi)
+        fig.clear()
+        self._drawn = len(self.epochs)
+        return self.out_path
+
+    def panels(self) -> dict:
+        """{panel name: [keys]}, "loss" first, in order of first appearance."""
+        groups = {}
+        for key in sorted(self.history, key=lambda k: (not _base(k).endswith("loss"), _base(k) != "loss")):
+            groups.setdefault(_base(key), []).append(key)
+        return groups
+
+    def render(self):
+        """The curves figure (a `matplotlib.figure.Figure`)."""
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+
+        groups = self.panels() or {"loss": []}
+        cols = min(len(groups), 3)
+        rows = math.ceil(len(groups) / cols)
+        fig = Figure(figsize=(4.5 * cols, 3.2 * rows), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, (name, keys) in zip(axes, groups.items()):
+            for key in keys:
+                ax.plot(self.epochs, self.history[key], marker="o", markersize=3, label=key)
+            values = np.array([v for k in keys for v in self.history[k]], np.float64)
+            values = values[np.isfinite(values)]
+            if values.size and values.min() > 0 and values.max() >= 10 * values.min():
+                ax.set_yscale("log")
+            ax.set_title(name)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True, alpha=0.3)
+            if keys:
+                ax.legend(fontsize=8)
+        for ax in axes[len(groups):]:
+            ax.set_axis_off()
+        return fig
+
+
+def _base(key: str) -> str:
+    for prefix in ("val_", "preview_"):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
