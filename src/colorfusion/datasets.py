@@ -1,0 +1,371 @@
+"""Find image files, split them, locate or download the Kaggle dataset.
+
+Everything here returns plain lists of `pathlib.Path`, sorted, so that a
+split or a file list is the same on every machine and every run.
+
+The Kaggle dataset `aayush9753/image-colorization-dataset` has this layout
+(the `*_black` folders hold gray versions of the colour photos, same file
+names, used as paired inputs for evaluation):
+
+```
+data/train_color/  data/train_black/  data/test_color/  data/test_black/
+```
+
+On Kaggle it is mounted under `/kaggle/input/<name>/`; `find_kaggle_dataset`
+finds it there (or under any folder) without being told the exact path.
+
+Example:
+
+```python
+files = find_images("photos/")
+train, val = split_files(files, val_fraction=0.1, seed=0)
+layout = find_kaggle_dataset()          # None when not on Kaggle
+if layout:
+    train, val = layout["train"], layout["test"]
+```
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from colorfusion import io
+
+KAGGLE_SLUG = "aayush9753/image-colorization-dataset"
+KAGGLE_INPUT = "/kaggle/input"
+
+_VAL_NAMES = ("val", "valid", "validation", "test")
+_SEARCH_DEPTH = 4  # /kaggle/input/<dataset>/data/train_color is depth 3
+
+
+def find_images(root) -> list[Path]:
+    """All image files under `root`, recursively, sorted.
+
+    Extensions are matched case-insensitively (`io.IMAGE_EXTENSIONS`); hidden
+    files and folders (such as `.ipynb_checkpoints`) are skipped.
+
+    Args:
+        root: a folder (or a single image file, returned as a one-item list).
+
+    Raises:
+        FileNotFoundError: `root` does not exist.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root] if io.is_image_file(root) else []
+    if not root.is_dir():
+        raise FileNotFoundError(f"No such folder: {str(root)!r}")
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(folder) / n for n in names if not n.startswith(".") and io.is_image_file(n))
+    return sorted(found)
+
+
+def split_files(files, val_fraction: float = 0.1, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """Split files into (train, val), reproducibly.
+
+    The files are sorted first, so the split depends only on the set of
+    files, `val_fraction` and `seed`, not on the order they were listed in.
+
+    Args:
+        files: paths.
+        val_fraction: share of files for validation, in [0, 1); at least one
+            validation file when the fraction is positive and there are two
+            files or more.
+        seed: seed of the permutation.
+
+    Returns:
+        `(train, val)`, each sorted.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1). Received: val_fraction={val_fraction!r}")
+    files = sorted(Path(f) for f in files)
+    n_val = int(round(len(files) * val_fraction))
+    if val_fraction > 0 and len(files) >= 2:
+        n_val = min(max(n_val, 1), len(files) - 1)
+    order = np.random.default_rng(seed).permutation(len(files))
+    val_idx = set(order[:n_val].tolist())
+    train = [f for i, f in enumerate(files) if i not in val_idx]
+    val = [f for i, f in enumerate(files) if i in val_idx]
+    return train, val
+
+
+def read_split_file(path, root=None) -> tuple[list[Path], list[Path]]:
+    """Read a split file of `path<TAB>split` lines into (train, val).
+
+    A header line `path<TAB>split`, blank lines and `#` comments are skipped.
+    Splits named val, valid, validation or test count as validation.
+    Relative paths are resolved against `root` (by default the folder of the
+    split file). Files listed but missing are kept and reported in one
+    warning; the generator replaces unreadable files at run time.
+
+    Raises:
+        ValueError: a line without a tab or with an unknown split name.
+    """
+    path = Path(path)
+    root = Path(root) if root is not None else path.parent
+    train, val, missing = [], [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.rstrip("\r\n").split("\t")
+        if len(parts) < 2:
+            raise ValueError(f"{path}:{number}: expected 'path<TAB>split'. Received: line={line!r}")
+        name, split = parts[0].strip(), parts[1].strip().lower()
+        if number == 1 and (name.lower(), split) == ("path", "split"):
+            continue
+        file = Path(name) if Path(name).is_absolute() else root / name
+        if split == "train":
+            train.append(file)
+        elif split in _VAL_NAMES:
+            val.append(file)
+        else:
+            raise ValueError(f"{path}:{number}: split must be train or val. Received: split={parts[1]!r}")
+        if not file.exists():
+            missing.append(file)
+    if missing:
+        warnings.warn(
+            f"{path}: {len(missing)} listed file(s) do not exist (first: {missing[0]})", stacklevel=2
+        )
+    return train, val
+
+
+def load_image(path, min_side: int | None = None) -> np.ndarray:
+    """Read a photo as uint8 RGB, decoding no more pixels than needed.
+
+    With `min_side`, a photo much larger than needed (long side over twice
+    what a short side of `min_side` requires) is decoded at a reduced scale
+    (JPEG draft mode, see `io.read_rgb`); its short side stays >= `min_side`
+    up to rounding. Smaller photos are read as they are (upscaling is the
+    caller's job).
+
+    Raises:
+        io.ImageReadError: the file cannot be read (the message says why).
+    """
+    if min_side is None:
+        return io.read_rgb(path)
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception:  # noqa: BLE001 - read_rgb below gives the proper error
+        return io.read_rgb(path)
+    if min(width, height) <= 0:
+        return io.read_rgb(path)
+    needed = math.ceil(min_side * max(width, height) / min(width, height))
+    if max(width, height) > 2 * needed:
+        return io.read_rgb(path, max_side=needed)
+    return io.read_rgb(path)
+
+
+# === The Kaggle dataset ===
+
+
+def find_kaggle_dataset(root=KAGGLE_INPUT) -> dict | None:
+    """Find the `image-colorization-dataset` layout under `root`.
+
+    Looks (a few levels deep, folders only) for a folder holding both
+    `train_color` and `test_color`.
+
+    Returns:
+        None when not found, else a dict: `root` (the folder holding them),
+        `train` and `test` (sorted colour files), `train_pairs` and
+        `test_pairs` (lists of `(gray_path, color_path)` for the files of
+        `train_black` / `test_black` that have a colour file of the same
+        name; empty when those folders are absent).
+    """
+    data = _find_layout_folder(Path(root), _SEARCH_DEPTH)
+    if data is None:
+        return None
+    layout = {"root": data}
+    for split in ("train", "test"):
+        color_files = find_images(data / f"{split}_color")
+        layout[split] = color_files
+        gray_dir = data / f"{split}_black"
+        pairs = []
+        if gray_dir.is_dir():
+            by_name = {f.relative_to(data / f"{split}_color"): f for f in color_files}
+            for gray in find_images(gray_dir):
+                match = by_name.get(gray.relative_to(gray_dir))
+                if match is not None:
+                    pairs.append((gray, match))
+        layout[f"{split}_pairs"] = pairs
+    return layout
+
+
+def _find_layout_folder(folder: Path, depth: int) -> Path | None:
+    try:
+        subdirs = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return None
+    if "train_color" in subdirs and "test_color" in subdirs:
+        return folder
+    if depth == 0:
+        return None
+    for name in subdirs:
+        if name.endswith(("_color", "_black")):
+            continue  # thousands of files, never the layout root
+        found = _find_layout_folder(folder / name, depth - 1)
+        if found is not None:
+            return found
+    return None
+
+
+class DatasetDownloadError(RuntimeError):
+    """The dataset could not be downloaded; the message says how to get it."""
+
+
+def _how_to_get(slug: str, reason: str) -> str:
+    return (
+        f"Could not download the Kaggle dataset {slug!r}: {reason}.\n"
+        f"To get the data, either:\n"
+        f"  - run on Kaggle with the dataset attached (https://www.kaggle.com/datasets/{slug}); "
+        f"it is then found under {KAGGLE_INPUT};\n"
+        f"  - or `pip install kagglehub` (or `kaggle`), put your API token in ~/.kaggle/kaggle.json "
+        f"or set KAGGLE_USERNAME and KAGGLE_KEY, and retry with network access;\n"
+        f"  - or download it by hand from https://www.kaggle.com/datasets/{slug} and pass --data DIR "
+        f"(any folder of colour photos works)."
+    )
+
+
+def download_kaggle_dataset(slug: str = KAGGLE_SLUG, dest=None) -> Path:
+    """Download a Kaggle dataset with kagglehub, or else the kaggle client.
+
+    Neither package is required by colorfusion: they are imported here only.
+
+    Args:
+        slug: `owner/name` of the dataset.
+        dest: folder to put the files in. With kagglehub and no `dest`, the
+            files stay in kagglehub's cache.
+
+    Returns:
+        The folder holding the downloaded files (`find_kaggle_dataset` on it
+        finds the layout).
+
+    Raises:
+        DatasetDownloadError: no client installed, no credentials, or no
+            network; the message says how to get the data.
+    """
+    try:
+        import kagglehub
+    except ImportError:
+        kagglehub = None
+    if kagglehub is not None:
+        try:
+            return _download_with_kagglehub(kagglehub, slug, dest)
+        except Exception as e:  # noqa: BLE001 - any client failure becomes one clear error
+            raise DatasetDownloadError(_how_to_get(slug, f"kagglehub failed ({type(e).__name__}: {e})")) from e
+    try:
+        # `import kaggle` authenticates at import time and raises without credentials.
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    except ImportError:
+        raise DatasetDownloadError(_how_to_get(slug, "neither kagglehub nor kaggle is installed")) from None
+    except Exception as e:  # noqa: BLE001
+        raise DatasetDownloadError(_how_to_get(slug, f"kaggle client failed ({type(e).__name__}: {e})")) from e
+    dest = Path(dest) if dest is not None else Path.cwd() / slug.split("/")[-1]
+    try:
+        api = KaggleApi()
+        api.authenticate()
+        api.dataset_download_files(slug, path=str(dest), unzip=True, quiet=False)
+    except Exception as e:  # noqa: BLE001
+        raise DatasetDownloadError(_how_to_get(slug, f"kaggle client failed ({type(e).__name__}: {e})")) from e
+    return dest
+
+
+def _download_with_kagglehub(kagglehub, slug: str, dest) -> Path:
+    download = kagglehub.dataset_download
+    if dest is not None and "output_dir" in inspect.signature(download).parameters:
+        return Path(download(slug, output_dir=str(dest)))
+    path = Path(download(slug))
+    if dest is None:
+        return path
+    # Older kagglehub versions only download into their cache: copy out.
+    dest = Path(dest)
+    shutil.copytree(path, dest, dirs_exist_ok=True)
+    return dest
+
+
+# === Sample photos shipped with installed packages ===
+
+# skimage.data loaders of colour photos whose files ship with scikit-image
+# (others need a download through pooch and are skipped when offline).
+_SKIMAGE_PHOTOS = (
+    ("astronaut", "astronaut.png"),
+    ("chelsea", "chelsea.png"),
+    ("coffee", "coffee.png"),
+    ("rocket", "rocket.jpg"),
+    ("immunohistochemistry", "immunohistochemistry.png"),
+    ("retina", "retina.jpg"),
+    ("stereo_motorcycle", "motorcycle_left.png"),
+    ("hubble_deep_field", "hubble_deep_field.jpg"),
+)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "colorfusion"
+
+
+def sample_photos(dest=None) -> list[Path]:
+    """Write the colour photos that ship inside installed packages; return their paths.
+
+    scikit-image's astronaut, chelsea, coffee, rocket, immunohistochemistry,
+    retina, stereo_motorcycle (left image) and hubble_deep_field, plus
+    matplotlib's grace_hopper.jpg. Files are written once; later calls only
+    return the paths. A photo that is not available offline is skipped.
+
+    Args:
+        dest: folder; default `~/.cache/colorfusion/sample_photos`
+            (`$XDG_CACHE_HOME` is honoured).
+
+    Returns:
+        Sorted paths of the photos written (or already there).
+    """
+    dest = Path(dest) if dest is not None else _default_cache_dir() / "sample_photos"
+    paths = []
+    for loader, name in _SKIMAGE_PHOTOS:
+        target = dest / name
+        if not target.exists():
+            rgb = _load_skimage_photo(loader)
+            if rgb is None:
+                continue
+            io.write_image(target, rgb)
+        paths.append(target)
+    target = dest / "grace_hopper.jpg"
+    if not target.exists():
+        try:
+            from matplotlib import cbook
+
+            source = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+            with open(source, "rb") as src, io.atomic_write(target) as out:
+                shutil.copyfileobj(src, out)
+        except (ImportError, OSError, ValueError):
+            target = None
+    if target is not None:
+        paths.append(target)
+    return sorted(paths)
+
+
+def _load_skimage_photo(loader: str):
+    try:
+        from skimage import data
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rgb = getattr(data, loader)()
+    except Exception:  # noqa: BLE001 - missing loader, or a pooch download that fails offline
+        return None
+    if isinstance(rgb, tuple):  # stereo_motorcycle -> (left, right, disparity)
+        rgb = rgb[0]
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
+        return None
+    return rgb

@@ -1,0 +1,256 @@
+"""The Keras data generator: files in, (L, embedding) -> ab batches out.
+
+One batch: read each photo (decoding big JPEGs at a reduced scale), crop it
+to `S x S` (random resized crop and flip when augmenting, the centred square
+otherwise; small photos are upscaled), convert the whole batch to Lab in one
+call, and split it into the network input `L / 50 - 1` and the target
+`ab / 128`, at full resolution or area-averaged to `S / target_scale` for the
+classification head.
+
+The semantic input is, per `embedding`:
+
+- `"cache"`: the file's vector from an `EmbeddingCache` (computed once from
+  the un-augmented centred square; global semantics do not depend on a flip
+  or a crop), all looked up when the generator is made;
+- `"exact"`: the embedder applied to the augmented batch, every batch;
+- `None`: no `"embedding"` input.
+
+Reproducibility: the order of an epoch is a permutation drawn from
+`(seed, epoch)`, and each image's augmentation is seeded from
+`(seed, epoch, position)`, so two generators with the same arguments give the
+same batches whatever the number of workers.
+
+A file that cannot be read is replaced by the next readable file of the list
+and reported once (a warning naming it and the reason); an epoch never
+crashes on one bad file.
+
+Example:
+
+```python
+train = ColorizationGenerator(train_files, batch_size=16, augment=True, shuffle=True,
+                              embedding="cache", cache=EmbeddingCache("cache", embedder))
+x, y = train[0]      # x["L"] (16, 256, 256, 1), x["embedding"] (16, 1000), y (16, 256, 256, 2)
+model.fit(train, epochs=10)
+```
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from colorfusion import augment as augment_lib
+from colorfusion import color, datasets, io
+
+EMBEDDING_MODES = (None, "cache", "exact")
+
+# Per-pixel matrices on (L, a, b): [L / 50 - 1] and [a / 128, b / 128], i.e.
+# color.l_to_model and color.ab_to_model (tests check they agree).
+_L_TO_MODEL = np.array([[1.0 / color.L_MODEL_CENTER, 0.0, 0.0, -1.0]], np.float32)
+_AB_TO_MODEL = np.array([[0.0, 1.0 / color.AB_SCALE, 0.0, 0.0], [0.0, 0.0, 1.0 / color.AB_SCALE, 0.0]], np.float32)
+
+
+class ColorizationGenerator(keras.utils.PyDataset):
+    """Batches of `({"L", "embedding"}, ab / 128)` from a list of photo files.
+
+    Args:
+        files: image paths.
+        batch_size: images per batch; the last batch holds the remainder.
+        image_size: side S of the square crops.
+        augment: random resized crop + horizontal flip (geometry only).
+        shuffle: a new order every epoch, drawn from `(seed, epoch)`.
+        seed: seed of the order and of the augmentation.
+        target_scale: 1 for ab at S x S (regression head), or an integer
+            factor (4 for the classification head) dividing S: ab is
+            area-averaged to (S / factor) x (S / factor).
+        embedding: None, "cache" or "exact" (see the module docstring).
+        embedder: an `embeddings.Embedder`; needed for "exact" (defaults to
+            `cache.embedder`).
+        cache: an `embeddings.EmbeddingCache`; needed for "cache".
+        augment_options: keyword arguments of `augment.build_transform`
+            (`scale`, `ratio`, `hflip`, `rotate`).
+        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`, passed
+            to `keras.utils.PyDataset`.
+    """
+
+    def __init__(
+        self,
+        files,
+        batch_size: int = 16,
+        image_size: int = 256,
+        augment: bool = False,
+        shuffle: bool = False,
+        seed: int = 0,
+        target_scale: int = 1,
+        embedding: str | None = None,
+        embedder=None,
+        cache=None,
+        augment_options: dict | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.files = [Path(f) for f in files]
+        if not self.files:
+            raise ValueError("files must not be empty. Received: files=[]")
+        for name, value in (("batch_size", batch_size), ("image_size", image_size), ("target_scale", target_scale)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if image_size % target_scale:
+            raise ValueError(
+                f"target_scale must divide image_size ({image_size}). Received: target_scale={target_scale!r}"
+            )
+        if embedding not in EMBEDDING_MODES:
+            raise ValueError(f"embedding must be one of {EMBEDDING_MODES}. Received: embedding={embedding!r}")
+        if embedding == "cache" and cache is None:
+            raise ValueError("embedding='cache' needs an EmbeddingCache. Received: cache=None")
+        if embedding == "exact":
+            embedder = embedder if embedder is not None else getattr(cache, "embedder", None)
+            if embedder is None:
+                raise ValueError("embedding='exact' needs an Embedder. Received: embedder=None")
+            if self.use_multiprocessing:
+                raise ValueError(
+                    "embedding='exact' runs a Keras model in the workers: use threads. "
+                    "Received: use_multiprocessing=True"
+                )
+        self.batch_size = int(batch_size)
+        self.image_size = int(image_size)
+        self.augment = bool(augment)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.target_scale = int(target_scale)
+        self.embedding = embedding
+        self.embedder = embedder if embedding == "exact" else None
+        self.augment_options = dict(augment_options or {})
+        # Fail now on bad options rather than in a worker.
+        augment_lib.build_transform(self.image_size, train=self.augment, **self.augment_options)
+        self.errors: dict[str, str] = {}
+        self._bad: set[int] = set()
+        self._local = threading.local()
+        self._epoch = 0
+        self._order = self._make_order()
+        self._embeddings = None
+        if embedding == "cache":
+            self._embeddings = cache.get(self.files, self.image_size)
+            by_name = {str(f): i for i, f in enumerate(self.files)}
+            for path, reason in cache.errors.items():
+                if path in by_name:
+                    self._bad.add(by_name[path])
+                    self.errors.setdefault(path, reason)
+
+    # === Epochs and order ===
+
+    def __len__(self) -> int:
+        return -(-len(self.files) // self.batch_size)
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Jump to an epoch (e.g. when resuming training): its order and augmentation."""
+        self._epoch = int(epoch)
+        self._order = self._make_order()
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self._epoch + 1)
+
+    def _make_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.files))
+        return np.random.default_rng([self.seed, self._epoch]).permutation(len(self.files))
+
+    def _sample_seed(self, position: int) -> int:
+        return int(np.random.SeedSequence([self.seed, self._epoch, position]).generate_state(1)[0])
+
+    # === Batches ===
+
+    def __getitem__(self, index: int):
+        rgb, used = self.rgb_batch(index, dtype=np.float32)
+        lab = color.rgb_to_lab(rgb)
+        # Split and scale in one pass each (cv2.transform: a per-pixel matrix
+        # product), the same as color.l_to_model(L) and color.ab_to_model(ab)
+        # but without strided numpy copies, which cost more than the Lab
+        # conversion itself.
+        b, s = lab.shape[:2]
+        flat = lab.reshape(b * s, s, 3)
+        x = {"L": cv2.transform(flat, _L_TO_MODEL).reshape(b, s, s, 1)}
+        if self.embedding == "cache":
+            x["embedding"] = self._embeddings[used]
+        elif self.embedding == "exact":
+            x["embedding"] = self.embedder.embed_l(lab[..., :1])
+        return x, self._targets(cv2.transform(flat, _AB_TO_MODEL).reshape(b, s, s, 2))
+
+    def rgb_batch(self, index: int, dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
+        """The RGB crops (B, S, S, 3) of batch `index`, before Lab.
+
+        Args:
+            index: batch index.
+            dtype: `np.uint8` for [0, 255], or `np.float32` for [0, 1].
+
+        Returns:
+            `(rgb, used)`: the crops, and the index in `files` of the photo
+            each came from (a replacement where a file was unreadable).
+        """
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch index out of range [0, {len(self)}). Received: index={index!r}")
+        positions = range(index * self.batch_size, min((index + 1) * self.batch_size, len(self.files)))
+        transform = self._transform()
+        size = self.image_size
+        batch = np.empty((len(positions), size, size, 3), dtype=dtype)
+        used = np.empty(len(positions), dtype=np.int64)
+        for i, position in enumerate(positions):
+            used[i], rgb = self._read(int(self._order[position]))
+            batch[i] = augment_lib.augment_image(transform, rgb, self._sample_seed(position), size=size)
+        if batch.dtype != np.uint8:
+            batch *= np.float32(1.0 / 255.0)
+        return batch, used
+
+    def _targets(self, ab_scaled: np.ndarray) -> np.ndarray:
+        f = self.target_scale
+        if f == 1:
+            return ab_scaled
+        # Area average over f x f blocks (exact for a factor dividing S).
+        b, s = ab_scaled.shape[0], self.image_size // f
+        return ab_scaled.reshape(b, s, f, s, f, 2).mean(axis=(2, 4), dtype=np.float32)
+
+    def _transform(self):
+        # One albumentations pipeline per thread: a shared one would let two
+        # worker threads reseed each other's random state.
+        if not hasattr(self._local, "transform"):
+            self._local.transform = augment_lib.build_transform(self.image_size, train=self.augment, **self.augment_options)
+        return self._local.transform
+
+    def _read(self, file_index: int) -> tuple[int, np.ndarray]:
+        """Read file `file_index`, or the next readable one after it."""
+        n = len(self.files)
+        for step in range(n):
+            candidate = (file_index + step) % n
+            if candidate in self._bad:
+                continue
+            try:
+                return candidate, datasets.load_image(self.files[candidate], self.image_size)
+            except io.ImageReadError as e:
+                self._bad.add(candidate)
+                self._report(self.files[candidate], e.reason)
+        raise RuntimeError(f"None of the {n} files could be read; first error: {next(iter(self.errors.items()))}")
+
+    def _report(self, path: Path, reason: str) -> None:
+        if str(path) not in self.errors:
+            self.errors[str(path)] = reason
+            warnings.warn(f"{path}: {reason}; replaced by another photo", stacklevel=2)
+
+    # === Pickling (multiprocessing workers) ===
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_local"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
