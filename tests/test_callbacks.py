@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorfusion import callbacks, color
+from colorfusion import callbacks, color, figures, metrics
 
 SIZE = 16
 
@@ -48,17 +48,6 @@ def training_data(n=8, size=SIZE):
 
 
 @pytest.fixture
-def inference_model_stub(monkeypatch):
-    """Until colorfusion.model exists: inference_model returns a regression model as is."""
-    try:
-        import colorfusion.model  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("colorfusion.model")
-        stub.inference_model = lambda model, decode="annealed_mean", temperature=0.38: model
-        monkeypatch.setitem(sys.modules, "colorfusion.model", stub)
-
-
-@pytest.fixture
 def samples():
     return callbacks.samples_from_images(colourful_images(2, seed=3), image_size=SIZE)
 
@@ -66,7 +55,7 @@ def samples():
 @pytest.fixture
 def no_display(monkeypatch):
     shown = []
-    monkeypatch.setattr(callbacks, "_show_png", shown.append)
+    monkeypatch.setattr(figures, "show_png", shown.append)
     return shown
 
 
@@ -122,7 +111,7 @@ def test_preview_rejects_bad_arguments(samples):
 # === ColorizationPreview ===
 
 
-def test_preview_during_fit_honours_every_n_epochs_and_last_epoch(tmp_path, samples, inference_model_stub, no_display):
+def test_preview_during_fit_honours_every_n_epochs_and_last_epoch(tmp_path, samples, no_display):
     x, y = training_data()
     preview = callbacks.ColorizationPreview(samples, every_n_epochs=2, out_dir=tmp_path / "previews")
     tiny_regression_model().fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[preview])
@@ -132,7 +121,7 @@ def test_preview_during_fit_honours_every_n_epochs_and_last_epoch(tmp_path, samp
     assert no_display == []  # show="auto" outside a notebook shows nothing
 
 
-def test_preview_png_has_one_row_per_sample_and_three_columns(tmp_path, inference_model_stub, no_display):
+def test_preview_png_has_one_row_per_sample_and_three_columns(tmp_path, no_display):
     model = tiny_regression_model()
     for n in (1, 3):
         samples = callbacks.samples_from_images(colourful_images(n, seed=5), image_size=SIZE)
@@ -152,7 +141,7 @@ def test_preview_png_has_one_row_per_sample_and_three_columns(tmp_path, inferenc
         assert width / height == pytest.approx(3 * 2.6 / (n * 2.6 + 0.4), rel=0.02)
 
 
-def test_preview_shows_grayscale_input_and_colorization(tmp_path, samples, inference_model_stub, no_display):
+def test_preview_shows_grayscale_input_and_colorization(tmp_path, samples, no_display):
     preview = callbacks.ColorizationPreview(samples, out_dir=tmp_path)
     preview.set_model(tiny_regression_model())
     fig = preview.render(epoch=1)
@@ -168,7 +157,7 @@ def test_preview_shows_grayscale_input_and_colorization(tmp_path, samples, infer
     np.testing.assert_array_equal(colorized, np.round(gray * 255).astype(np.uint8))
 
 
-def test_preview_on_train_end_writes_the_epoch_training_stopped_at(tmp_path, samples, inference_model_stub, no_display):
+def test_preview_on_train_end_writes_the_epoch_training_stopped_at(tmp_path, samples, no_display):
     preview = callbacks.ColorizationPreview(samples, every_n_epochs=5, out_dir=tmp_path)
     preview.set_model(tiny_regression_model())
     preview.set_params({"epochs": 20})
@@ -179,7 +168,7 @@ def test_preview_on_train_end_writes_the_epoch_training_stopped_at(tmp_path, sam
     assert [p.name for p in preview.written] == ["epoch_005.png", "epoch_007.png"]
 
 
-def test_preview_feeds_embedding_to_models_that_take_it(tmp_path, inference_model_stub, no_display):
+def test_preview_feeds_embedding_to_models_that_take_it(tmp_path, no_display):
     samples = callbacks.samples_from_images(
         colourful_images(2), image_size=SIZE, embedder=lambda g: np.full((len(g), 4), 0.5))
     preview = callbacks.ColorizationPreview(samples, out_dir=tmp_path)
@@ -191,14 +180,14 @@ def test_preview_feeds_embedding_to_models_that_take_it(tmp_path, inference_mode
 
 
 def test_preview_show_true_displays_the_png_and_auto_follows_the_notebook(
-        tmp_path, samples, inference_model_stub, no_display, monkeypatch):
+        tmp_path, samples, no_display, monkeypatch):
     model = tiny_regression_model()
     forced = callbacks.ColorizationPreview(samples, out_dir=tmp_path, show=True)
     forced.set_model(model)
     forced.preview(epoch=1)
     assert len(no_display) == 1 and no_display[0].startswith(b"\x89PNG")
     assert no_display[0] == (tmp_path / "epoch_001.png").read_bytes()
-    monkeypatch.setattr(callbacks, "in_notebook", lambda: True)
+    monkeypatch.setattr(figures, "in_notebook", lambda: True)
     auto = callbacks.ColorizationPreview(samples, out_dir=tmp_path, show="auto")
     auto.set_model(model)
     auto.preview(epoch=2)
@@ -209,17 +198,17 @@ def test_preview_show_true_displays_the_png_and_auto_follows_the_notebook(
 
 
 def test_in_notebook_needs_an_ipython_kernel(monkeypatch):
-    assert callbacks.in_notebook() is False  # pytest is not a kernel
+    assert figures.in_notebook() is False  # pytest is not a kernel
     shell = types.SimpleNamespace(kernel=None)
     fake_ipython = types.SimpleNamespace(get_ipython=lambda: shell)
     monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
-    assert callbacks.in_notebook() is False  # a terminal IPython has no kernel
+    assert figures.in_notebook() is False  # a terminal IPython has no kernel
     shell.kernel = object()
-    assert callbacks.in_notebook() is True
+    assert figures.in_notebook() is True
 
 
-def test_preview_keeps_no_figure_alive(tmp_path, samples, inference_model_stub, no_display, monkeypatch):
+def test_preview_keeps_no_figure_alive(tmp_path, samples, no_display, monkeypatch):
     import matplotlib.pyplot as plt
 
     refs = []
@@ -240,7 +229,7 @@ def test_preview_keeps_no_figure_alive(tmp_path, samples, inference_model_stub, 
     assert plt.get_fignums() == []  # nothing registered with pyplot
 
 
-def test_failed_write_leaves_no_file_behind(tmp_path, samples, inference_model_stub, no_display, monkeypatch):
+def test_failed_write_leaves_no_file_behind(tmp_path, samples, no_display, monkeypatch):
     preview = callbacks.ColorizationPreview(samples, out_dir=tmp_path)
     preview.set_model(tiny_regression_model())
     preview.preview(epoch=1)
@@ -250,7 +239,7 @@ def test_failed_write_leaves_no_file_behind(tmp_path, samples, inference_model_s
         def __init__(self, *args, **kwargs):
             raise OSError("disk full")
 
-    monkeypatch.setattr(callbacks.io, "atomic_write", Boom)
+    monkeypatch.setattr(figures.io, "atomic_write", Boom)
     with pytest.raises(OSError):
         preview.preview(epoch=1)
     assert (tmp_path / "epoch_001.png").read_bytes() == before
@@ -260,7 +249,7 @@ def test_failed_write_leaves_no_file_behind(tmp_path, samples, inference_model_s
 # === PreviewMetrics and TrainingCurves ===
 
 
-def test_curves_during_fit_plot_loss_val_loss_and_preview_metrics(tmp_path, samples, inference_model_stub, no_display):
+def test_curves_during_fit_plot_loss_val_loss_and_preview_metrics(tmp_path, samples, no_display):
     x, y = training_data()
     curves = callbacks.TrainingCurves(out_path=tmp_path / "curves.png")
     history = tiny_regression_model().fit(
@@ -280,15 +269,13 @@ def test_curves_during_fit_plot_loss_val_loss_and_preview_metrics(tmp_path, samp
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["loss", "val_loss"]
 
 
-def test_preview_metrics_match_image_metrics(samples, inference_model_stub):
+def test_preview_metrics_match_image_metrics(samples):
     model = tiny_regression_model()
     metric = callbacks.PreviewMetrics(samples, prefix="s_")
     metric.set_model(model)
     logs = {"loss": 1.0}
     metric.on_epoch_end(0, logs)
     pred = callbacks.colorize_samples(model, samples)
-    from colorfusion import metrics
-
     scores = [metrics.image_metrics(t, p) for t, p in zip(samples["rgb"], pred)]
     assert logs["s_auc"] == pytest.approx(np.mean([s["auc"] for s in scores]))
     assert logs["s_psnr"] == pytest.approx(np.mean([s["psnr"] for s in scores]))
@@ -317,8 +304,8 @@ def test_curves_use_log_scale_only_for_wide_positive_ranges(tmp_path):
 
 def test_curves_redraw_every_n_epochs_and_at_train_end(tmp_path, monkeypatch):
     drawn = []
-    save = callbacks.save_figure
-    monkeypatch.setattr(callbacks, "save_figure", lambda fig, path, *a: drawn.append(path) or save(fig, path, *a))
+    save = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path, *a: drawn.append(path) or save(fig, path, *a))
     curves = callbacks.TrainingCurves(tmp_path / "c.png", every_n_epochs=2, show=False)
     for epoch in range(3):
         curves.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
@@ -326,3 +313,45 @@ def test_curves_redraw_every_n_epochs_and_at_train_end(tmp_path, monkeypatch):
     curves.on_train_end()
     curves.on_train_end()
     assert len(drawn) == 2  # epoch 3, once
+
+
+def test_curves_ignore_log_values_that_are_not_numbers(tmp_path):
+    curves = callbacks.TrainingCurves(tmp_path / "c.png", show=False)
+    curves.on_epoch_end(0, {"loss": 1.0, "note": "warmup", "vector": [1.0, 2.0]})
+    curves.on_epoch_end(1, {"loss": 0.5, "note": 3})
+    assert set(curves.history) == {"loss", "note"}
+    assert np.isnan(curves.history["note"][0]) and curves.history["note"][1] == 3.0
+
+
+# === The package's own models ===
+
+
+@pytest.mark.parametrize("decode", ["annealed_mean", "mode"])
+def test_preview_of_classification_colorizer_decodes_bins(tmp_path, no_display, decode):
+    from colorfusion.model import build_colorizer
+
+    model = build_colorizer(image_size=32, head="classification", width=0.125, embedding_dim=None)
+    samples = callbacks.samples_from_images(colourful_images(2, 32, seed=6), image_size=32)
+    preview = callbacks.ColorizationPreview(samples, out_dir=tmp_path, decode=decode)
+    preview.set_model(model)
+    path = preview.preview(epoch=1)
+    assert path.name == "epoch_001.png" and len(preview.last_scores) == 2
+    pred = callbacks.colorize_samples(model, samples, decode=decode)
+    assert pred.shape == (2, 32, 32, 3) and pred.dtype == np.uint8
+    # The colorization carries colour from the decoded bins (not gray).
+    assert metrics.colorfulness(pred).max() > 1.0
+
+
+def test_decode_choice_reaches_the_classification_head():
+    from colorfusion.model import build_colorizer
+
+    model = build_colorizer(image_size=32, head="classification", width=0.125, embedding_dim=None)
+    samples = callbacks.samples_from_images(colourful_images(1, 32, seed=7), image_size=32)
+    mode = callbacks.colorize_samples(model, samples, decode="mode")
+    mean = callbacks.colorize_samples(model, samples, decode="expectation")
+    assert not np.array_equal(mode, mean)
+
+
+def test_colorize_samples_names_a_missing_model_input(samples):
+    with pytest.raises(ValueError, match="embedding"):
+        callbacks.colorize_samples(tiny_regression_model(embedding_dim=4), samples)

@@ -296,3 +296,20 @@ def test_image_metrics_rejects_batches_and_mismatched_sizes():
         metrics.image_metrics(rgb[None], rgb[None])
     with pytest.raises(ValueError, match="same shape"):
         metrics.image_metrics(rgb, rgb[:8])
+
+
+def test_rebalanced_auc_with_real_abbins_weights_by_inverse_prior():
+    from colorfusion.bins import ABBins
+
+    rgb = smooth_rgb(32, seed=2)
+    bins = ABBins.fit([rgb], num_bins=20)
+    ab_true = color.rgb_to_lab(rgb)[..., 1:]
+    ab_pred = ab_true * 0.5  # desaturated: saturated (rare) colours miss most
+    assert metrics.rebalanced_auc(ab_true, ab_true, bins) == 1.0
+    prior = np.asarray(bins.prior, np.float64)
+    weights = 1.0 / np.maximum(prior, prior[prior > 0].min())[bins.nearest(ab_true)]
+    err = np.linalg.norm(ab_true - ab_pred, axis=-1)
+    brute = ((err[..., None] <= np.arange(N_THRESHOLDS)) * weights[..., None]).sum((0, 1)) / weights.sum()
+    value = metrics.rebalanced_auc(ab_true, ab_pred, bins)
+    assert value == pytest.approx(brute.mean())
+    assert value < metrics.auc(ab_true, ab_pred)

@@ -8,15 +8,13 @@
 - `TrainingCurves` plots loss / val_loss and any colour metric per epoch.
 
 The samples are handed in (`samples_from_images` builds them), never read
-from globals. Figures use the `matplotlib.figure.Figure` object API, not
-pyplot: no display, no global figure registry to leak into, safe in threads.
-Files are written atomically, and shown inline when running in a Jupyter /
-Kaggle kernel (`show="auto"`).
+from globals. Drawing, atomic saving and inline display in a Jupyter /
+Kaggle kernel (`show="auto"`) live in `colorfusion.figures`; nothing here
+needs a display.
 """
 
 from __future__ import annotations
 
-import io as _bytes_io
 import math
 import sys
 from pathlib import Path
@@ -25,10 +23,7 @@ import cv2
 import keras
 import numpy as np
 
-from colorfusion import color, io, metrics
-
-SHOW_CHOICES = ("auto", True, False)
-
+from colorfusion import color, figures, io, metrics
 
 # === Samples ===
 
@@ -109,12 +104,16 @@ def colorize_samples(model, samples, decode="annealed_mean", temperature=0.38) -
     regression or a classification model (or an inference model) all give
     ab / 128; it is joined with the samples' own L.
     """
-    from colorfusion.model import inference_model  # lazy: model imports keras layers
+    from colorfusion.model import inference_model  # lazy: keeps this module light to import
 
     infer = inference_model(model, decode=decode, temperature=temperature)
     x = samples["x"]
     names = [tensor.name for tensor in infer.inputs]
-    inputs = x[names[0]] if len(names) == 1 else {name: x[name] for name in names}
+    missing = [name for name in names if name not in x]
+    if missing:
+        raise ValueError(f'The model needs inputs {names}; samples["x"] lacks {missing}.')
+    # In the model's own input structure (tensor, list or dict): no Keras warning.
+    inputs = keras.tree.pack_sequence_as(infer.input, [x[name] for name in names])
     ab = color.ab_from_model(keras.ops.convert_to_numpy(infer(inputs, training=False)))
     l = color.l_from_model(x["L"])
     if ab.shape[1:3] != l.shape[1:3]:  # a model predicting ab smaller than its input
@@ -122,55 +121,13 @@ def colorize_samples(model, samples, decode="annealed_mean", temperature=0.38) -
     return color.lab_to_rgb(color.join_lab(l, ab), np.uint8)
 
 
-# === Showing and saving figures ===
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter / Kaggle kernel (an IPython shell with a kernel)."""
-    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
-        return False
-    shell = sys.modules["IPython"].get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def _show_png(png: bytes) -> None:
-    # The PNG already rendered, not the Figure: needs no inline backend.
-    from IPython.display import Image, display
-
-    display(Image(data=png, format="png"))
-
-
-def _resolve_show(show) -> bool:
-    if show == "auto":
-        return in_notebook()
-    return bool(show)
-
-
-def _check_show(show) -> None:
-    if not any(show is choice or (isinstance(show, str) and show == choice) for choice in SHOW_CHOICES):
-        raise ValueError(f'show must be "auto", True or False. Received: show={show!r}')
+# === Callbacks ===
 
 
 def _check_every(every_n_epochs) -> int:
     if isinstance(every_n_epochs, bool) or int(every_n_epochs) != every_n_epochs or every_n_epochs < 1:
         raise ValueError(f"every_n_epochs must be a positive integer. Received: every_n_epochs={every_n_epochs!r}")
     return int(every_n_epochs)
-
-
-def save_figure(fig, path, show=False, dpi=100) -> Path:
-    """Render `fig` to PNG, write it atomically to `path`, show it if asked."""
-    buffer = _bytes_io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    png = buffer.getvalue()
-    path = Path(path)
-    with io.atomic_write(path, "wb") as f:
-        f.write(png)
-    if show:
-        _show_png(png)
-    return path
-
-
-# === Callbacks ===
 
 
 class ColorizationPreview(keras.callbacks.Callback):
@@ -203,7 +160,7 @@ class ColorizationPreview(keras.callbacks.Callback):
                  decode="annealed_mean", temperature=0.38, dpi=100):
         super().__init__()
         _check_samples(samples)
-        _check_show(show)
+        figures.check_show(show)
         self.samples = samples
         self.every_n_epochs = _check_every(every_n_epochs)
         self.out_dir = Path(out_dir)
@@ -229,7 +186,8 @@ class ColorizationPreview(keras.callbacks.Callback):
     def preview(self, epoch: int) -> Path:
         """Colorize the samples, write `epoch_NNN.png`, show it; return its path."""
         fig = self.render(epoch)
-        path = save_figure(fig, self.out_dir / f"epoch_{epoch:03d}.png", _resolve_show(self.show), self.dpi)
+        path = self.out_dir / f"epoch_{epoch:03d}.png"
+        figures.save_figure(fig, path, figures.resolve_show(self.show), self.dpi)
         fig.clear()  # drop the image arrays now rather than at garbage collection
         self.written.append(path)
         self._last_previewed = epoch
@@ -241,23 +199,7 @@ class ColorizationPreview(keras.callbacks.Callback):
         pred = colorize_samples(self.model, self.samples, self.decode, self.temperature)
         gray = color.gray_rgb_from_l(color.l_from_model(self.samples["x"]["L"]))
         self.last_scores = [metrics.image_metrics(t, p) for t, p in zip(rgb, pred)]
-        return _preview_figure(rgb, gray, pred, self.last_scores, f"epoch {epoch}")
-
-
-def _preview_figure(rgb, gray, pred, scores, title, cell=2.6):
-    from matplotlib.figure import Figure
-
-    rows = len(rgb)
-    fig = Figure(figsize=(3 * cell, rows * cell + 0.4), layout="constrained")
-    axes = fig.subplots(rows, 3, squeeze=False)
-    for row, (original, gray_input, colorized, score) in enumerate(zip(rgb, gray, pred, scores)):
-        titles = ("original", "grayscale input", f"AuC {score['auc']:.3f}  PSNR {score['psnr']:.1f} dB")
-        for ax, image, text in zip(axes[row], (original, gray_input, colorized), titles):
-            ax.imshow(image, interpolation="nearest")
-            ax.set_title(text, fontsize=9)
-            ax.set_axis_off()
-    fig.suptitle(title)
-    return fig
+        return figures.preview_figure(rgb, gray, pred, self.last_scores, f"epoch {epoch}")
 
 
 class PreviewMetrics(keras.callbacks.Callback):
@@ -312,7 +254,7 @@ class TrainingCurves(keras.callbacks.Callback):
 
     def __init__(self, out_path="curves.png", show="auto", every_n_epochs=1, history=None, dpi=100):
         super().__init__()
-        _check_show(show)
+        figures.check_show(show)
         self.out_path = Path(out_path)
         self.show = show
         self.every_n_epochs = _check_every(every_n_epochs)
@@ -326,14 +268,14 @@ class TrainingCurves(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         number = max(epoch + 1, self.epochs[-1] + 1 if self.epochs else 1)
         self.epochs.append(number)
-        for key, value in (logs or {}).items():
-            if np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.number):
-                continue  # only scalar numbers can be plotted
-            self.history.setdefault(key, [math.nan] * (len(self.epochs) - 1))
+        logs = {k: _number(v) for k, v in (logs or {}).items()}
+        for key, value in logs.items():
+            if value is not None:  # only scalar numbers can be plotted
+                self.history.setdefault(key, [math.nan] * (len(self.epochs) - 1))
         for key, values in self.history.items():
-            value = (logs or {}).get(key, math.nan)
-            values.append(float(value) if np.ndim(value) == 0 else math.nan)
-        if len(self.epochs) % self.every_n_epochs == 0:
+            value = logs.get(key)
+            values.append(math.nan if value is None else value)
+        if number % self.every_n_epochs == 0:
             self.draw()
 
     def on_train_end(self, logs=None):
@@ -343,48 +285,23 @@ class TrainingCurves(keras.callbacks.Callback):
     def draw(self) -> Path:
         """Write (and maybe show) the curves now; return the path."""
         fig = self.render()
-        save_figure(fig, self.out_path, _resolve_show(self.show), self.dpi)
+        figures.save_figure(fig, self.out_path, figures.resolve_show(self.show), self.dpi)
         fig.clear()
         self._drawn = len(self.epochs)
         return self.out_path
 
     def panels(self) -> dict:
-        """{panel name: [keys]}, "loss" first, in order of first appearance."""
-        groups = {}
-        for key in sorted(self.history, key=lambda k: (not _base(k).endswith("loss"), _base(k) != "loss")):
-            groups.setdefault(_base(key), []).append(key)
-        return groups
+        """{panel name: [keys]}, "loss" first (see `figures.curve_panels`)."""
+        return figures.curve_panels(self.history)
 
     def render(self):
         """The curves figure (a `matplotlib.figure.Figure`)."""
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-
-        groups = self.panels() or {"loss": []}
-        cols = min(len(groups), 3)
-        rows = math.ceil(len(groups) / cols)
-        fig = Figure(figsize=(4.5 * cols, 3.2 * rows), layout="constrained")
-        axes = fig.subplots(rows, cols, squeeze=False).ravel()
-        for ax, (name, keys) in zip(axes, groups.items()):
-            for key in keys:
-                ax.plot(self.epochs, self.history[key], marker="o", markersize=3, label=key)
-            values = np.array([v for k in keys for v in self.history[k]], np.float64)
-            values = values[np.isfinite(values)]
-            if values.size and values.min() > 0 and values.max() >= 10 * values.min():
-                ax.set_yscale("log")
-            ax.set_title(name)
-            ax.set_xlabel("epoch")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.grid(True, alpha=0.3)
-            if keys:
-                ax.legend(fontsize=8)
-        for ax in axes[len(groups):]:
-            ax.set_axis_off()
-        return fig
+        return figures.curves_figure(self.epochs, self.history)
 
 
-def _base(key: str) -> str:
-    for prefix in ("val_", "preview_"):
-        if key.startswith(prefix):
-            key = key[len(prefix):]
-    return key
+def _number(value):
+    """A log value as a float, or None when it is not a scalar number."""
+    value = np.asarray(value)
+    if value.ndim != 0 or not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+        return None
+    return float(value)
