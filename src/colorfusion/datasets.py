@@ -305,8 +305,8 @@ _SKIMAGE_PHOTOS = (
     ("immunohistochemistry", "immunohistochemistry.png"),
     ("retina", "retina.jpg"),
     ("stereo_motorcycle", "motorcycle_left.png"),
-    ("hubble_deep_field", "hubble_deep_field.jpg"),
 )
+# hubble_deep_field is left out: mostly black sky, a mean chroma under 3.
 
 
 def _default_cache_dir() -> Path:
@@ -318,7 +318,7 @@ def sample_photos(dest=None) -> list[Path]:
     """Write the colour photos that ship inside installed packages; return their paths.
 
     scikit-image's astronaut, chelsea, coffee, rocket, immunohistochemistry,
-    retina, stereo_motorcycle (left image) and hubble_deep_field, plus
+    retina and stereo_motorcycle (left image), plus
     matplotlib's grace_hopper.jpg. Files are written once; later calls only
     return the paths. A photo that is not available offline is skipped.
 

@@ -250,7 +250,12 @@ class Embedder:
         chunks = []
         for start in range(0, len(l_batch), self.batch_size):
             x = self.preprocess(l_batch[start : start + self.batch_size])
-            chunks.append(np.asarray(self.model.predict_on_batch(x), dtype=np.float32))
+            n = len(x)
+            if start > 0 and n < self.batch_size:
+                # Pad a short last chunk: a new input shape would retrace the
+                # predict function, which costs seconds for a big backbone.
+                x = np.concatenate([x, np.repeat(x[-1:], self.batch_size - n, axis=0)])
+            chunks.append(np.asarray(self.model.predict_on_batch(x), dtype=np.float32)[:n])
         return np.concatenate(chunks).reshape(len(l_batch), -1)
 
     def __repr__(self) -> str:

@@ -1,0 +1,213 @@
+import os
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from colorfusion import color, datasets, io
+
+
+def _image(path, shape=(8, 12, 3), value=0):
+    rgb = np.full(shape, value, np.uint8)
+    return io.write_image(path, rgb)
+
+
+# === find_images ===
+
+
+def test_find_images_is_recursive_sorted_and_case_insensitive(tmp_path):
+    _image(tmp_path / "b" / "z.JPG")
+    _image(tmp_path / "a.png")
+    _image(tmp_path / "b" / "c" / "y.Jpeg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    _image(tmp_path / ".hidden" / "x.png")
+    _image(tmp_path / ".dot.png")
+
+    found = datasets.find_images(tmp_path)
+
+    assert found == [tmp_path / "a.png", tmp_path / "b" / "c" / "y.Jpeg", tmp_path / "b" / "z.JPG"]
+
+
+def test_find_images_of_a_missing_folder_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        datasets.find_images(tmp_path / "missing")
+
+
+# === splits ===
+
+
+def test_split_files_is_reproducible_disjoint_and_complete():
+    files = [Path(f"img{i:03d}.jpg") for i in range(50)]
+
+    train, val = datasets.split_files(files, val_fraction=0.2, seed=3)
+    again = datasets.split_files(list(reversed(files)), val_fraction=0.2, seed=3)
+    other = datasets.split_files(files, val_fraction=0.2, seed=4)
+
+    assert (train, val) == again
+    assert len(val) == 10 and len(train) == 40
+    assert set(train).isdisjoint(val) and set(train) | set(val) == set(files)
+    assert train == sorted(train) and val == sorted(val)
+    assert other[1] != val
+
+
+def test_split_files_keeps_one_validation_file_for_tiny_sets():
+    train, val = datasets.split_files(["a.png", "b.png", "c.png"], val_fraction=0.1, seed=0)
+    assert len(val) == 1 and len(train) == 2
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
+def test_split_files_rejects_bad_fraction(fraction):
+    with pytest.raises(ValueError, match="val_fraction"):
+        datasets.split_files(["a.png"], val_fraction=fraction)
+
+
+def test_read_split_file_resolves_paths_and_split_names(tmp_path):
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        _image(tmp_path / "photos" / name)
+    split = tmp_path / "photos" / "SPLIT.tsv"
+    split.write_text("path\tsplit\n# comment\na.jpg\ttrain\nb.jpg\tval\n\nc.jpg\tTest\nd.jpg\ttrain\n")
+
+    train, val = datasets.read_split_file(split)
+
+    assert train == [tmp_path / "photos" / "a.jpg", tmp_path / "photos" / "d.jpg"]
+    assert val == [tmp_path / "photos" / "b.jpg", tmp_path / "photos" / "c.jpg"]
+
+
+def test_read_split_file_with_root_and_missing_files_warns(tmp_path):
+    split = tmp_path / "split.tsv"
+    split.write_text("x/a.jpg\ttrain\nx/b.jpg\tval\n")
+    with pytest.warns(UserWarning, match="2 listed file"):
+        train, val = datasets.read_split_file(split, root=tmp_path / "elsewhere")
+    assert train == [tmp_path / "elsewhere" / "x" / "a.jpg"]
+    assert val == [tmp_path / "elsewhere" / "x" / "b.jpg"]
+
+
+@pytest.mark.parametrize("line", ["a.jpg\tholdout\n", "a.jpg train\n"])
+def test_read_split_file_rejects_bad_lines(tmp_path, line):
+    split = tmp_path / "split.tsv"
+    split.write_text(line)
+    with pytest.raises(ValueError, match=r"split\.tsv:1"):
+        datasets.read_split_file(split)
+
+
+# === Kaggle layout ===
+
+
+def _fake_kaggle_tree(root):
+    data = root / "image-colorization-dataset" / "data"
+    for split in ("train", "test"):
+        for i in range(3):
+            _image(data / f"{split}_color" / f"image{i}.jpg", value=10 * i)
+        for i in range(2):  # gray folder with one file fewer: pairs by name
+            _image(data / f"{split}_black" / f"image{i}.jpg", value=10 * i)
+    _image(data / "test_black" / "orphan.jpg")
+    (root / "other-dataset" / "deep" / "er").mkdir(parents=True)
+    return data
+
+
+def test_find_kaggle_dataset_detects_the_layout(tmp_path):
+    data = _fake_kaggle_tree(tmp_path / "input")
+
+    layout = datasets.find_kaggle_dataset(tmp_path / "input")
+
+    assert layout["root"] == data
+    assert layout["train"] == [data / "train_color" / f"image{i}.jpg" for i in range(3)]
+    assert layout["test"] == [data / "test_color" / f"image{i}.jpg" for i in range(3)]
+    assert layout["test_pairs"] == [
+        (data / "test_black" / f"image{i}.jpg", data / "test_color" / f"image{i}.jpg") for i in range(2)
+    ]
+    assert len(layout["train_pairs"]) == 2
+
+
+def test_find_kaggle_dataset_returns_none_without_the_layout(tmp_path):
+    (tmp_path / "a" / "train_color").mkdir(parents=True)  # no test_color beside it
+    assert datasets.find_kaggle_dataset(tmp_path) is None
+    assert datasets.find_kaggle_dataset(tmp_path / "does-not-exist") is None
+
+
+# === download ===
+
+
+def _block_clients(monkeypatch):
+    for name in ("kagglehub", "kaggle", "kaggle.api", "kaggle.api.kaggle_api_extended"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+
+
+def test_download_without_any_client_says_how_to_get_the_data(monkeypatch, tmp_path):
+    _block_clients(monkeypatch)
+    with pytest.raises(RuntimeError) as info:
+        datasets.download_kaggle_dataset(dest=tmp_path)
+    message = str(info.value)
+    assert isinstance(info.value, datasets.DatasetDownloadError)
+    for needle in (
+        "https://www.kaggle.com/datasets/aayush9753/image-colorization-dataset",
+        "pip install kagglehub",
+        "~/.kaggle/kaggle.json",
+        "KAGGLE_USERNAME",
+        "--data DIR",
+    ):
+        assert needle in message
+
+
+def test_download_network_failure_becomes_one_clear_error(monkeypatch, tmp_path):
+    _block_clients(monkeypatch)
+
+    def dataset_download(handle):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setitem(sys.modules, "kagglehub", types.SimpleNamespace(dataset_download=dataset_download))
+    with pytest.raises(datasets.DatasetDownloadError, match="no route to host") as info:
+        datasets.download_kaggle_dataset("owner/name", dest=tmp_path)
+    assert "https://www.kaggle.com/datasets/owner/name" in str(info.value)
+
+
+def test_download_with_kagglehub_copies_into_dest(monkeypatch, tmp_path):
+    _block_clients(monkeypatch)
+    cached = _fake_kaggle_tree(tmp_path / "kagglehub-cache").parent.parent
+
+    def dataset_download(handle):
+        assert handle == datasets.KAGGLE_SLUG
+        return str(cached)
+
+    monkeypatch.setitem(sys.modules, "kagglehub", types.SimpleNamespace(dataset_download=dataset_download))
+    dest = datasets.download_kaggle_dataset(dest=tmp_path / "dest")
+    layout = datasets.find_kaggle_dataset(dest)
+    assert dest == tmp_path / "dest" and layout is not None and len(layout["train"]) == 3
+
+
+# === photos ===
+
+
+def test_sample_photos_writes_readable_colour_photos_once(tmp_path):
+    paths = datasets.sample_photos(tmp_path)
+
+    names = {p.name for p in paths}
+    assert {"astronaut.png", "chelsea.png", "coffee.png", "grace_hopper.jpg"} <= names
+    assert len(paths) >= 8
+    for path in paths:
+        lab = color.rgb_to_lab(io.read_rgb(path))
+        assert np.hypot(lab[..., 1], lab[..., 2]).mean() > 5, path  # colour, not gray
+    mtimes = [p.stat().st_mtime_ns for p in paths]
+    assert datasets.sample_photos(tmp_path) == paths
+    assert [p.stat().st_mtime_ns for p in paths] == mtimes
+
+
+def test_load_image_decodes_big_jpegs_smaller_but_not_below_min_side(tmp_path):
+    rng = np.random.default_rng(0)
+    path = io.write_image(tmp_path / "big.jpg", rng.integers(0, 255, (600, 900, 3), dtype=np.uint8))
+
+    small = datasets.load_image(path, min_side=64)
+    full = datasets.load_image(path)
+
+    assert full.shape == (600, 900, 3)
+    assert 64 <= min(small.shape[:2]) < 600
+    assert abs(small.shape[1] / small.shape[0] - 1.5) < 0.05
+
+
+def test_load_image_reports_unreadable_files(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(io.ImageReadError, match="bad.jpg"):
+        datasets.load_image(bad, min_side=32)
