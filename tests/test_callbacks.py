@@ -73,18 +73,22 @@ def test_samples_from_images_crops_resizes_and_splits_l():
     assert samples["x"]["L"].dtype == np.float32 and "embedding" not in samples["x"]
 
 
-def test_samples_from_images_embeds_the_gray_image_in_0_255():
+def test_samples_from_images_embeds_l_with_an_embedder_or_a_callable():
     seen = []
 
-    def embedder(gray):
-        seen.append(gray)
-        return np.ones((len(gray), 5))
+    class FakeEmbedder:  # the interface of embeddings.Embedder
+        def embed_l(self, l):
+            seen.append(l)
+            return np.ones((len(l), 5))
 
-    samples = callbacks.samples_from_images(colourful_images(3, seed=4), image_size=SIZE, embedder=embedder)
-    gray = seen[0]
-    assert gray.shape == (3, SIZE, SIZE, 3) and gray.max() > 1.5 and gray.max() <= 255
-    np.testing.assert_allclose(gray[..., 0], gray[..., 2], atol=1e-3)
+    images = colourful_images(3, seed=4)
+    samples = callbacks.samples_from_images(images, image_size=SIZE, embedder=FakeEmbedder())
+    l = seen[0]
+    assert l.shape == (3, SIZE, SIZE, 1)
+    np.testing.assert_array_equal(l, color.rgb_to_l(samples["rgb"]))  # L in [0, 100], not model-scaled
     assert samples["x"]["embedding"].shape == (3, 5) and samples["x"]["embedding"].dtype == np.float32
+    by_callable = callbacks.samples_from_images(images, image_size=SIZE, embedder=lambda l: l.mean((1, 2)))
+    np.testing.assert_allclose(by_callable["x"]["embedding"], l.mean((1, 2)), rtol=1e-6)
 
 
 def test_samples_from_files_skips_unreadable_files(tmp_path, capsys):
@@ -355,3 +359,11 @@ def test_decode_choice_reaches_the_classification_head():
 def test_colorize_samples_names_a_missing_model_input(samples):
     with pytest.raises(ValueError, match="embedding"):
         callbacks.colorize_samples(tiny_regression_model(embedding_dim=4), samples)
+
+
+def test_show_png_hands_the_png_to_ipython_display(monkeypatch):
+    display = pytest.importorskip("IPython.display")
+    shown = []
+    monkeypatch.setattr(display, "display", shown.append)
+    figures.show_png(b"\x89PNG fake")
+    assert len(shown) == 1 and isinstance(shown[0], display.Image) and shown[0].data == b"\x89PNG fake"

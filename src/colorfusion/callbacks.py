@@ -39,9 +39,9 @@ def samples_from_images(rgb_list, image_size: int, embedder=None) -> dict:
         rgb_list: uint8 RGB images (H, W, 3) of any size, or an array
             (N, H, W, 3).
         image_size: side of the model input, e.g. 256.
-        embedder: optional callable mapping the gray images the semantic
-            branch sees, float32 (N, S, S, 3) in [0, 255]
-            (`color.gray_rgb_from_l(L) * 255`), to embeddings (N, D).
+        embedder: optional `embeddings.Embedder` (anything with
+            `embed_l(L) -> (N, D)`, L of shape (N, S, S, 1) in [0, 100]), or
+            a callable with that signature; adds x["embedding"].
 
     Returns:
         {"rgb": uint8 (N, S, S, 3), "x": {"L": float32 (N, S, S, 1)
@@ -53,8 +53,8 @@ def samples_from_images(rgb_list, image_size: int, embedder=None) -> dict:
     l = color.rgb_to_l(rgb)
     x = {"L": color.l_to_model(l)}
     if embedder is not None:
-        gray = color.gray_rgb_from_l(l) * np.float32(255.0)
-        x["embedding"] = np.asarray(embedder(gray), np.float32)
+        embed = getattr(embedder, "embed_l", embedder)
+        x["embedding"] = np.asarray(embed(l), np.float32)
     return {"rgb": rgb, "x": x}
 
 
