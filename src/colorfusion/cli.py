@@ -45,29 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"colorfusion {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # Options left out stay out of the namespace, so --resume only checks what the user asked for.
     train = commands.add_parser("train", help="train a colorizer on a folder of colour photos",
+                                argument_default=argparse.SUPPRESS,
                                 description="Train a colorizer on a folder of colour photos; writes a run folder "
                                             "(config.json, best.keras, last.keras, history.csv, previews/, curves.png).")
     train.add_argument("--data", required=True, help="folder of colour photos (searched recursively)")
     train.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    train.add_argument("--head", choices=("regression", "classification"), default="regression",
+    # Defaults shown in --help are those of train.TrainConfig.
+    train.add_argument("--head", choices=("regression", "classification"),
                        help="regression (tanh x 128 ab) or classification (softmax over ab bins); default regression")
-    train.add_argument("--image-size", type=_positive_int, default=256, help="training size in pixels (default 256)")
-    train.add_argument("--epochs", type=_positive_int, default=10, help="total epochs (default 10)")
-    train.add_argument("--batch-size", type=_positive_int, default=16, help="batch size (default 16)")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="initial Adam learning rate (default 1e-3)")
-    train.add_argument("--width", type=float, default=1.0, help="scale of every filter count (default 1.0)")
-    train.add_argument("--backbone", default="inception_resnet_v2",
+    train.add_argument("--image-size", type=_positive_int, help="training size in pixels (default 256)")
+    train.add_argument("--epochs", type=_positive_int, help="total epochs (default 10)")
+    train.add_argument("--batch-size", type=_positive_int, help="batch size (default 16)")
+    train.add_argument("--learning-rate", type=float, help="initial Adam learning rate (default 1e-3)")
+    train.add_argument("--width", type=float, help="scale of every filter count (default 1.0)")
+    train.add_argument("--backbone",
                        help="keras.applications backbone of the semantic branch (default inception_resnet_v2)")
-    train.add_argument("--weights", type=_weights, default="imagenet",
+    train.add_argument("--weights", type=_weights,
                        help="backbone weights: imagenet (downloads), none (random) or a local .h5 file")
-    train.add_argument("--embedding", type=_embedding, default="cache",
+    train.add_argument("--embedding", type=_embedding,
                        help="semantic input: cache (embed each photo once), exact (every batch), none")
-    train.add_argument("--val-fraction", type=float, default=0.1, help="validation share of the photos (default 0.1)")
+    train.add_argument("--val-fraction", type=float, help="validation share of the photos (default 0.1)")
     train.add_argument("--split-file", help="path<TAB>split list (train/val) instead of a random split")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    train.add_argument("--preview-every", type=_positive_int, default=1, help="preview every N epochs (default 1)")
-    train.add_argument("--workers", type=_positive_int, default=1, help="data loading workers (default 1)")
+    train.add_argument("--seed", type=int, help="random seed (default 0)")
+    train.add_argument("--preview-every", type=_positive_int, help="preview every N epochs (default 1)")
+    train.add_argument("--workers", type=_positive_int, help="data loading workers (default 1)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
 
     colorize = commands.add_parser("colorize", help="colorize photos or folders at full resolution",
@@ -123,12 +126,12 @@ def _error(message: str) -> int:
 def cmd_train(args) -> int:
     from colorfusion.train import TrainingError, train
 
-    settings = dict(head=args.head, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
-                    learning_rate=args.learning_rate, width=args.width, backbone=args.backbone,
-                    weights=args.weights, embedding=args.embedding, val_fraction=args.val_fraction,
-                    seed=args.seed, preview_every=args.preview_every, workers=args.workers)
+    options = ("head", "image_size", "epochs", "batch_size", "learning_rate", "width", "backbone", "weights",
+               "embedding", "val_fraction", "seed", "preview_every", "workers")
+    settings = {name: getattr(args, name) for name in options if hasattr(args, name)}
     try:
-        result = train(args.data, args.out, split_file=args.split_file, resume=args.resume, show=False, **settings)
+        result = train(args.data, args.out, split_file=getattr(args, "split_file", None),
+                       resume=getattr(args, "resume", False), show=False, **settings)
     except (TrainingError, ValueError) as e:
         return _error(str(e))
     history = result.history

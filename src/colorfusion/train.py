@@ -152,10 +152,10 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
     with io.atomic_write(paths["config"], "w") as f:
         json.dump(asdict(config), f, indent=2)
     if state["epoch"] < config.epochs:
-        setup.train_gen.set_epoch(state["epoch"]) if hasattr(setup.train_gen, "set_epoch") else None
+        setup.train_gen.set_epoch(state["epoch"])  # the same shuffles as an uninterrupted run
         setup.model.fit(setup.train_gen, validation_data=setup.val_gen, epochs=config.epochs,
                         initial_epoch=state["epoch"], callbacks=callbacks, verbose=verbose)
-    checkpoint = callbacks[0]
+    checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
     result = TrainResult(model=setup.model, history=checkpoint.history, paths=paths,
                          epochs_done=checkpoint.epoch, stopped_reason=checkpoint.stopped_reason,
                          hardware=plan.describe())
@@ -246,16 +246,17 @@ def _read_history(paths) -> dict:
     for row in rows:
         for key, value in row.items():
             if key != "epoch":
-                history.setdefault(key, []).append(float(value))
+                history.setdefault(key, []).append(float(value) if value not in ("", None) else math.nan)
     return history
 
 
 def _callbacks(config, setup, paths, state, history, show):
-    from colorfusion.callbacks import ColorizationPreview, TrainingCurves
+    from colorfusion.callbacks import ColorizationPreview, PreviewMetrics, TrainingCurves
 
-    checkpoint = RunCheckpoint(paths, state, history)
+    # PreviewMetrics adds the samples' AuC / PSNR to the logs the later callbacks record.
     return [
-        checkpoint,
+        PreviewMetrics(setup.preview_samples),
+        RunCheckpoint(paths, state, history),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
                                           patience=config.lr_patience, min_lr=1e-6),
         ColorizationPreview(setup.preview_samples, every_n_epochs=config.preview_every,
