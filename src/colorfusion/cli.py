@@ -25,6 +25,12 @@ def _weights(value: str):
     raise argparse.ArgumentTypeError(f"expected 'imagenet', 'none' or an existing weights file, got {value!r}")
 
 
+def _weights_override(value: str) -> str:
+    """Like `_weights`, but keeps 'none' as a string: None means 'as the run recorded'."""
+    chosen = _weights(value)
+    return "none" if chosen is None else chosen
+
+
 def _embedding(value: str):
     if value not in ("cache", "exact", "none"):
         raise argparse.ArgumentTypeError(f"expected cache, exact or none, got {value!r}")
@@ -84,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("--temperature", type=float, default=0.38,
                           help="annealed-mean temperature: lower is more vivid, 1 = expectation (default 0.38)")
     colorize.add_argument("--batch-size", type=_positive_int, default=8, help="photos per model call (default 8)")
-    colorize.add_argument("--weights", type=_weights, default=None,
+    colorize.add_argument("--weights", type=_weights_override, default=None,
                           help="override the backbone weights recorded in the run folder (imagenet, none or a file)")
     colorize.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip)")
 
@@ -98,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--size", type=_positive_int, default=256, help="comparison size (default 256)")
     evaluate.add_argument("--decode", choices=("annealed_mean", "expectation", "mode"), default="annealed_mean")
     evaluate.add_argument("--temperature", type=float, default=0.38)
-    evaluate.add_argument("--weights", type=_weights, default=None, help="override the backbone weights")
+    evaluate.add_argument("--weights", type=_weights_override, default=None,
+                          help="override the backbone weights recorded in the run folder (imagenet, none or a file)")
     evaluate.add_argument("--limit", type=_positive_int, help="evaluate only the first N photos")
 
     fit_bins = commands.add_parser("fit-bins", help="fit the quantized ab colour bins on a folder of photos")

@@ -171,14 +171,20 @@ class Colorizer:
 
 
 def embedder_for_run(config: dict, weights=None):
-    """The Embedder a run was trained with (backbone, output), with optional weights override."""
+    """The Embedder a run was trained with (backbone, output, seed).
+
+    Args:
+        config: the run's `config.json` ({} for a bare model file: then the
+            default InceptionResNetV2 with ImageNet weights).
+        weights: None to use the run's weights; otherwise "imagenet", "none"
+            (random, reproducible from the run's seed) or a weights file.
+    """
     from colorfusion.embeddings import Embedder
 
-    backbone = config.get("backbone", "inception_resnet_v2")
-    output = config.get("embedding_output", "predictions")
-    chosen = weights if weights is not None else config.get("weights", "imagenet")
-    chosen = None if chosen in (None, "none", "None") else chosen
-    return Embedder(backbone=backbone, weights=chosen, output=output)
+    chosen = config.get("weights", "imagenet") if weights is None else weights
+    return Embedder(backbone=config.get("backbone", "inception_resnet_v2"),
+                    weights=None if chosen in (None, "none") else chosen,
+                    output=config.get("embedding_output", "predictions"), seed=int(config.get("seed", 0)))
 
 
 def colorize(model, image, decode="annealed_mean", temperature=0.38, embedder=None, return_lab=False):

@@ -105,7 +105,7 @@ def run_paths(out: Path) -> dict:
 
 def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None, split_file=None,
           resume: bool = False, bins=None, cache_dir=None, hardware: str | HardwarePlan = "auto",
-          show="auto", verbose=1, **settings) -> TrainResult:
+          callbacks=(), show="auto", verbose=1, **settings) -> TrainResult:
     """Train a colorizer on the colour photos of `data` and write a run folder at `out`.
 
     Args:
@@ -120,6 +120,7 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
             `~/.cache/colorfusion/embeddings`).
         hardware: "auto", "cpu", or a `HardwarePlan` (mixed precision, XLA,
             data-parallel over GPUs).
+        callbacks: extra Keras callbacks, run after the run's own.
         show: previews and curves inline in notebooks ("auto"), always, never.
         **settings: any field of `TrainConfig` (head, image_size, epochs,
             batch_size, learning_rate, width, backbone, weights, embedding,
@@ -148,7 +149,7 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
     if state["epoch"] >= config.epochs:
         _say(verbose, f"{out}: already trained for {state['epoch']} epochs (asked for {config.epochs}); nothing to do")
     history = _read_history(paths) if resume else {}
-    callbacks = _callbacks(config, setup, paths, state, history, show)
+    callbacks = _callbacks(config, setup, paths, state, history, show) + list(callbacks)
     with io.atomic_write(paths["config"], "w") as f:
         json.dump(asdict(config), f, indent=2)
     if state["epoch"] < config.epochs:

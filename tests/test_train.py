@@ -1,0 +1,195 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorfusion import model as model_lib
+from colorfusion.train import TrainingError, train
+from photos import write_photos
+
+TINY = dict(image_size=32, epochs=2, batch_size=4, width=0.125, weights=None, learning_rate=2e-3)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder, count=16)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def embedding_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORFUSION_CACHE", str(tmp_path / "cache"))
+
+
+def history_rows(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_regression_run_writes_every_file_and_best_model_predicts(photos, tmp_path):
+    run = tmp_path / "run"
+    result = train(photos, run, head="regression", embedding=None, hardware="cpu", verbose=0, **TINY)
+    for name in ("config.json", "state.json", "best.keras", "last.keras", "history.csv", "curves.png"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "previews").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert result.epochs_done == 2 and result.stopped_reason is None
+    rows = history_rows(run)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(np.isfinite(float(r["val_loss"])) for r in rows)
+    assert json.loads((run / "config.json").read_text())["head"] == "regression"
+    best = keras.saving.load_model(run / "best.keras")
+    ab = model_lib.inference_model(best).predict({"L": np.zeros((2, 32, 32, 1), np.float32)}, verbose=0)
+    assert ab.shape == (2, 32, 32, 2) and np.abs(ab).max() <= 1.0
+    assert not [p for p in run.rglob("*") if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_classification_run_with_cached_embeddings_saves_bins_with_the_model(photos, tmp_path):
+    run = tmp_path / "run"
+    train(photos, run, head="classification", embedding="cache", backbone="mobilenet", num_bins=40,
+          hardware="cpu", verbose=0, **TINY)
+    assert (run / "bins.json").is_file()
+    best = keras.saving.load_model(run / "best.keras")
+    info = model_lib.model_info(best)
+    assert info["head"] == "classification" and info["num_bins"] == 40 and info["embedding_dim"] == 1000
+    inputs = {"L": np.zeros((1, 32, 32, 1), np.float32), "embedding": np.zeros((1, 1000), np.float32)}
+    assert model_lib.inference_model(best).predict(inputs, verbose=0).shape == (1, 32, 32, 2)
+    # The preview grid: one row per preview sample (2 validation photos), three columns.
+    with Image.open(run / "previews" / "epoch_002.png") as preview:
+        width, height = preview.size
+    assert width > height  # 2 rows x 3 columns
+
+
+class FailMidEpoch(keras.callbacks.Callback):
+    """Raise in the middle of epoch `epoch` (0-based), as a crash would."""
+
+    def __init__(self, epoch, batch=1):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_a_crash_mid_epoch_continues_from_the_last_finished_epoch(photos, tmp_path):
+    run = tmp_path / "run"
+    settings = dict(TINY, epochs=3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(photos, run, embedding=None, hardware="cpu", verbose=0, callbacks=[FailMidEpoch(epoch=1)], **settings)
+    assert json.loads((run / "state.json").read_text())["epoch"] == 1
+    epochs_seen = []
+    recorder = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_seen.append(epoch))
+    result = train(photos, run, resume=True, hardware="cpu", verbose=0, callbacks=[recorder], epochs=3)
+    assert epochs_seen == [1, 2]
+    assert result.epochs_done == 3
+    assert [r["epoch"] for r in history_rows(run)] == ["1", "2", "3"]
+    assert sorted(p.name for p in (run / "previews").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Set every weight to NaN at the start of epoch `epoch`: the loss becomes NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            for variable in self.model.trainable_variables:
+                variable.assign(np.full(variable.shape, np.nan, np.float32))
+
+
+def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(photos, tmp_path):
+    run = tmp_path / "run"
+    result = train(photos, run, embedding=None, hardware="cpu", verbose=0, callbacks=[PoisonWeights(epoch=1)],
+                   **dict(TINY, epochs=4))
+    assert result.stopped_reason is not None and "non-finite" in result.stopped_reason
+    assert result.epochs_done == 1
+    assert json.loads((run / "state.json").read_text())["epoch"] == 1
+    last = keras.saving.load_model(run / "last.keras")
+    assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in last.weights)
+    assert len(history_rows(run)) == 1
+
+
+def test_a_new_run_refuses_a_folder_holding_another_configuration(photos, tmp_path):
+    run = tmp_path / "run"
+    train(photos, run, embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
+    with pytest.raises(TrainingError, match="another configuration"):
+        train(photos, run, head="classification", embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
+    with pytest.raises(TrainingError, match="another configuration"):
+        train(photos, run, resume=True, image_size=64, hardware="cpu", verbose=0)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(photos, run, embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
+
+
+def test_bad_data_folders_raise_one_line_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TrainingError, match="no images found"):
+        train(empty, tmp_path / "run", embedding=None, verbose=0, **TINY)
+    single = tmp_path / "single"
+    write_photos(single, count=1)
+    with pytest.raises(TrainingError, match="too few"):
+        train(single, tmp_path / "run", embedding=None, verbose=0, **TINY)
+    with pytest.raises(TrainingError, match="no such folder"):
+        train(tmp_path / "missing", tmp_path / "run", embedding=None, verbose=0, **TINY)
+    with pytest.raises(TypeError, match="Unknown training settings: colour"):
+        train(single, tmp_path / "run", colour="blue")
+    with pytest.raises(ValueError, match="head"):
+        train(single, tmp_path / "run", head="segmentation")
+
+
+_KILL_SCRIPT = """
+import sys, time, keras
+sys.path.insert(0, {tests!r})
+from colorfusion.train import train
+
+class Slow(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.3)
+
+train({photos!r}, {run!r}, embedding=None, hardware="cpu", verbose=0, callbacks=[Slow()],
+      image_size=32, epochs=50, batch_size=4, width=0.125, weights=None)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_mid_epoch(photos, tmp_path):
+    run = tmp_path / "run"
+    script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), photos=str(photos), run=str(run))
+    process = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            state = run / "state.json"
+            if state.exists() and json.loads(state.read_text())["epoch"] >= 2:
+                break
+            assert process.poll() is None, "training process died on its own"
+            time.sleep(0.2)
+        else:
+            pytest.fail("training never finished two epochs")
+        time.sleep(0.5)  # now inside the next epoch (each batch sleeps 0.3 s)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    done = json.loads((run / "state.json").read_text())["epoch"]
+    assert done >= 2
+    result = train(photos, run, resume=True, epochs=done + 1, hardware="cpu", verbose=0)
+    assert result.epochs_done == done + 1
+    assert len(history_rows(run)) == done + 1
