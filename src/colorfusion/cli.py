@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--split-file", help="path<TAB>split list (train/val) instead of a random split")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--preview-every", type=_positive_int, help="preview every N epochs (default 1)")
-    train.add_argument("--workers", type=_positive_int, help="data loading workers (default 1)")
+    train.add_argument("--workers", type=_positive_int, help="data loading threads (default 2: one prepares the next batch while the model steps)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
 
     colorize = commands.add_parser("colorize", help="colorize photos or folders at full resolution",

@@ -62,7 +62,7 @@ class TrainConfig:
     augment: bool = True
     preview_every: int = 1
     preview_samples: int = 4
-    workers: int = 1
+    workers: int = 2  # a background thread prepares the next batch during the step
     use_multiprocessing: bool = False
 
     def __post_init__(self):
