@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from colorfusion import cli
+from photos import write_photos
+
+TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.125",
+        "--weights", "none", "--embedding", "none"]
+
+
+@pytest.fixture(autouse=True)
+def embedding_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORFUSION_CACHE", str(tmp_path / "cache"))
+
+
+def run_cli(argv, capsys):
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_writes_a_run_folder_and_prints_a_one_line_summary(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    write_photos(photos, count=10)
+    code, out, _ = run_cli(["train", "--data", str(photos), "--out", str(tmp_path / "run"), *TINY], capsys)
+    assert code == 0
+    summary = [line for line in out.splitlines() if line.startswith("done:")]
+    assert len(summary) == 1 and "1 epochs" in summary[0] and str(tmp_path / "run") in summary[0]
+    assert (tmp_path / "run" / "best.keras").is_file()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["weights"] is None and config["embedding"] is None and config["image_size"] == 32
+
+    # --resume with only --epochs continues the same configuration.
+    code, out, _ = run_cli(["train", "--data", str(photos), "--out", str(tmp_path / "run"), "--epochs", "2",
+                            "--resume"], capsys)
+    assert code == 0 and "2 epochs" in out
+    # The same folder with another head is refused in one line.
+    code, _, err = run_cli(["train", "--data", str(photos), "--out", str(tmp_path / "run"), "--resume",
+                            "--head", "classification"], capsys)
+    assert code == 1
+    assert err.strip().startswith("error:") and "another configuration" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_on_an_empty_folder_fails_with_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), *TINY], capsys)
+    assert code == 1
+    assert err.strip() == f"error: {tmp_path / 'empty'}: no images found (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp, .gif)"
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_with_too_few_photos_for_validation_fails(tmp_path, capsys):
+    write_photos(tmp_path / "one", count=1)
+    code, _, err = run_cli(["train", "--data", str(tmp_path / "one"), "--out", str(tmp_path / "run"), *TINY], capsys)
+    assert code == 1 and "too few" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_without_a_run_says_there_is_nothing_to_resume(tmp_path, capsys):
+    write_photos(tmp_path / "photos", count=4)
+    code, _, err = run_cli(["train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run"), "--resume"],
+                           capsys)
+    assert code == 1 and "nothing to resume" in err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--data", "x", "--out", "y", "--colour", "blue"], "unrecognized arguments: --colour"),
+    (["train", "--data", "x", "--out", "y", "--head", "segmentation"], "invalid choice: 'segmentation'"),
+    (["train", "--data", "x", "--out", "y", "--epochs", "0"], "expected a positive integer"),
+    (["train", "--data", "x", "--out", "y", "--weights", "missing.h5"], "expected 'imagenet', 'none' or an existing"),
+    (["train", "--out", "y"], "the following arguments are required: --data"),
+    (["paint"], "invalid choice: 'paint'"),
+])
+def test_bad_usage_exits_2_with_the_reason(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_train_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--data", "--out", "--head", "--image-size", "--epochs", "--batch-size", "--weights",
+                   "--embedding", "--resume", "--learning-rate", "--seed"):
+        assert option in text
