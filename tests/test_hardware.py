@@ -1,0 +1,53 @@
+import keras
+import numpy as np
+import pytest
+
+from colorfusion import hardware
+from colorfusion import model as model_lib
+
+
+@pytest.fixture(autouse=True)
+def restore_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def plan_with(monkeypatch, gpus, **overrides):
+    monkeypatch.setattr(hardware, "count_gpus", lambda backend=None: gpus)
+    return hardware.plan_hardware("auto", **overrides)
+
+
+def test_cpu_trains_in_float32_without_distribution(monkeypatch):
+    plan = plan_with(monkeypatch, 0)
+    assert (plan.mixed_precision, plan.data_parallel, plan.gpus) == (False, False, 0)
+    plan.apply()
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_one_gpu_uses_mixed_precision_and_no_distribution(monkeypatch):
+    plan = plan_with(monkeypatch, 1)
+    assert plan.mixed_precision and not plan.data_parallel
+    assert plan.jit_compile == "auto"
+
+
+def test_two_gpus_train_data_parallel(monkeypatch):
+    plan = plan_with(monkeypatch, 2)
+    assert plan.mixed_precision and plan.data_parallel
+    assert plan.describe()["gpus"] == 2
+
+
+def test_every_choice_can_be_overridden(monkeypatch):
+    plan = plan_with(monkeypatch, 2, mixed_precision=False, jit_compile=False, data_parallel=False)
+    assert (plan.mixed_precision, plan.jit_compile, plan.data_parallel) == (False, False, False)
+    assert hardware.plan_hardware("cpu").gpus == 0
+    with pytest.raises(ValueError, match="hardware"):
+        hardware.plan_hardware("tpu-pod")
+
+
+def test_mixed_precision_model_computes_in_float16_and_outputs_float32(monkeypatch):
+    plan = plan_with(monkeypatch, 1)
+    plan.apply()
+    model = model_lib.build_colorizer(32, "regression", embedding_dim=None, width=0.125)
+    assert model.get_layer("encoder_block1_conv1").compute_dtype == "float16"
+    out = model.predict({"L": np.zeros((1, 32, 32, 1), np.float32)}, verbose=0)
+    assert out.dtype == np.float32
