@@ -66,6 +66,11 @@ class TrainConfig:
     use_multiprocessing: bool = False
 
     def __post_init__(self):
+        if isinstance(self.weights, str) and "no_top" in Path(self.weights).name:
+            # A no-top weights file has no classifier: its pooled features are the embedding.
+            self.embedding_output = "pooled"
+        if isinstance(self.weights, Path):
+            self.weights = str(self.weights)
         checks = {
             "head": self.head in ("regression", "classification"),
             "image_size": isinstance(self.image_size, int) and self.image_size >= 16 and self.image_size % 8 == 0,
@@ -74,6 +79,7 @@ class TrainConfig:
             "learning_rate": self.learning_rate > 0,
             "width": self.width > 0,
             "embedding": self.embedding in ("cache", "exact", None),
+            "embedding_output": self.embedding_output in ("predictions", "pooled"),
             "val_fraction": 0 < self.val_fraction < 1,
             "preview_every": self.preview_every >= 1,
         }
