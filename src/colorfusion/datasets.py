@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from colorfusion import io
+from colorfusion.samples import sample_photos  # noqa: F401 - part of this module's API
 
 KAGGLE_SLUG = "aayush9753/image-colorization-dataset"
 KAGGLE_INPUT = "/kaggle/input"
@@ -291,81 +292,3 @@ def _download_with_kagglehub(kagglehub, slug: str, dest) -> Path:
     dest = Path(dest)
     shutil.copytree(path, dest, dirs_exist_ok=True)
     return dest
-
-
-# === Sample photos shipped with installed packages ===
-
-# skimage.data loaders of colour photos whose files ship with scikit-image
-# (others need a download through pooch and are skipped when offline).
-_SKIMAGE_PHOTOS = (
-    ("astronaut", "astronaut.png"),
-    ("chelsea", "chelsea.png"),
-    ("coffee", "coffee.png"),
-    ("rocket", "rocket.jpg"),
-    ("immunohistochemistry", "immunohistochemistry.png"),
-    ("retina", "retina.jpg"),
-    ("stereo_motorcycle", "motorcycle_left.png"),
-)
-# hubble_deep_field is left out: mostly black sky, a mean chroma under 3.
-
-
-def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "colorfusion"
-
-
-def sample_photos(dest=None) -> list[Path]:
-    """Write the colour photos that ship inside installed packages; return their paths.
-
-    scikit-image's astronaut, chelsea, coffee, rocket, immunohistochemistry,
-    retina and stereo_motorcycle (left image), plus
-    matplotlib's grace_hopper.jpg. Files are written once; later calls only
-    return the paths. A photo that is not available offline is skipped.
-
-    Args:
-        dest: folder; default `~/.cache/colorfusion/sample_photos`
-            (`$XDG_CACHE_HOME` is honoured).
-
-    Returns:
-        Sorted paths of the photos written (or already there).
-    """
-    dest = Path(dest) if dest is not None else _default_cache_dir() / "sample_photos"
-    paths = []
-    for loader, name in _SKIMAGE_PHOTOS:
-        target = dest / name
-        if not target.exists():
-            rgb = _load_skimage_photo(loader)
-            if rgb is None:
-                continue
-            io.write_image(target, rgb)
-        paths.append(target)
-    target = dest / "grace_hopper.jpg"
-    if not target.exists():
-        try:
-            from matplotlib import cbook
-
-            source = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-            with open(source, "rb") as src, io.atomic_write(target) as out:
-                shutil.copyfileobj(src, out)
-        except (ImportError, OSError, ValueError):
-            target = None
-    if target is not None:
-        paths.append(target)
-    return sorted(paths)
-
-
-def _load_skimage_photo(loader: str):
-    try:
-        from skimage import data
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rgb = getattr(data, loader)()
-    except Exception:  # noqa: BLE001 - missing loader, or a pooch download that fails offline
-        return None
-    if isinstance(rgb, tuple):  # stereo_motorcycle -> (left, right, disparity)
-        rgb = rgb[0]
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
-        return None
-    return rgb

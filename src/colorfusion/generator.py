@@ -49,10 +49,24 @@ from colorfusion import color, datasets, io
 
 EMBEDDING_MODES = (None, "cache", "exact")
 
-# Per-pixel matrices on (L, a, b): [L / 50 - 1] and [a / 128, b / 128], i.e.
-# color.l_to_model and color.ab_to_model (tests check they agree).
-_L_TO_MODEL = np.array([[1.0 / color.L_MODEL_CENTER, 0.0, 0.0, -1.0]], np.float32)
-_AB_TO_MODEL = np.array([[0.0, 1.0 / color.AB_SCALE, 0.0, 0.0], [0.0, 0.0, 1.0 / color.AB_SCALE, 0.0]], np.float32)
+
+
+def _split_scaled(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(color.l_to_model(L), color.ab_to_model(ab))` of a Lab batch, contiguous.
+
+    OpenCV's channel copies and in-place scaling: numpy's strided slicing and
+    temporaries cost more than the Lab conversion itself (tests check the
+    result equals the color module's scalings).
+    """
+    b, s = lab.shape[:2]
+    flat = lab.reshape(b * s, s, 3)
+    l_scaled = cv2.extractChannel(flat, 0)
+    l_scaled *= np.float32(1.0 / color.L_MODEL_CENTER)
+    l_scaled -= np.float32(1.0)
+    ab_scaled = np.empty((b * s, s, 2), np.float32)
+    cv2.mixChannels([flat], [ab_scaled], [1, 0, 2, 1])
+    ab_scaled *= np.float32(1.0 / color.AB_SCALE)
+    return l_scaled.reshape(b, s, s, 1), ab_scaled.reshape(b, s, s, 2)
 
 
 class ColorizationGenerator(keras.utils.PyDataset):
@@ -160,30 +174,24 @@ class ColorizationGenerator(keras.utils.PyDataset):
         self.set_epoch(self._epoch + 1)
 
     def _make_order(self) -> np.ndarray:
+        # One augmentation seed per position of the epoch, drawn with the order.
+        self._seeds = np.random.SeedSequence([self.seed, self._epoch]).generate_state(len(self.files))
         if not self.shuffle:
             return np.arange(len(self.files))
         return np.random.default_rng([self.seed, self._epoch]).permutation(len(self.files))
-
-    def _sample_seed(self, position: int) -> int:
-        return int(np.random.SeedSequence([self.seed, self._epoch, position]).generate_state(1)[0])
 
     # === Batches ===
 
     def __getitem__(self, index: int):
         rgb, used = self.rgb_batch(index, dtype=np.float32)
         lab = color.rgb_to_lab(rgb)
-        # Split and scale in one pass each (cv2.transform: a per-pixel matrix
-        # product), the same as color.l_to_model(L) and color.ab_to_model(ab)
-        # but without strided numpy copies, which cost more than the Lab
-        # conversion itself.
-        b, s = lab.shape[:2]
-        flat = lab.reshape(b * s, s, 3)
-        x = {"L": cv2.transform(flat, _L_TO_MODEL).reshape(b, s, s, 1)}
+        l_scaled, ab_scaled = _split_scaled(lab)
+        x = {"L": l_scaled}
         if self.embedding == "cache":
             x["embedding"] = self._embeddings[used]
         elif self.embedding == "exact":
-            x["embedding"] = self.embedder.embed_l(lab[..., :1])
-        return x, self._targets(cv2.transform(flat, _AB_TO_MODEL).reshape(b, s, s, 2))
+            x["embedding"] = self.embedder.embed_l(color.l_from_model(l_scaled))
+        return x, self._targets(ab_scaled)
 
     def rgb_batch(self, index: int, dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
         """The RGB crops (B, S, S, 3) of batch `index`, before Lab.
@@ -205,7 +213,7 @@ class ColorizationGenerator(keras.utils.PyDataset):
         used = np.empty(len(positions), dtype=np.int64)
         for i, position in enumerate(positions):
             used[i], rgb = self._read(int(self._order[position]))
-            batch[i] = augment_lib.augment_image(transform, rgb, self._sample_seed(position), size=size)
+            batch[i] = augment_lib.augment_image(transform, rgb, int(self._seeds[position]), size=size)
         if batch.dtype != np.uint8:
             batch *= np.float32(1.0 / 255.0)
         return batch, used
