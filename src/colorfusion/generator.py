@@ -50,13 +50,12 @@ from colorfusion import color, datasets, io
 EMBEDDING_MODES = (None, "cache", "exact")
 
 
-
 def _split_scaled(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`(color.l_to_model(L), color.ab_to_model(ab))` of a Lab batch, contiguous.
 
-    OpenCV's channel copies and in-place scaling: numpy's strided slicing and
-    temporaries cost more than the Lab conversion itself (tests check the
-    result equals the color module's scalings).
+    Done with OpenCV channel copies and in-place scaling because numpy's
+    strided slices and temporaries cost more than the Lab conversion itself.
+    The tests check the result equals `color.l_to_model` / `color.ab_to_model`.
     """
     b, s = lab.shape[:2]
     flat = lab.reshape(b * s, s, 3)
