@@ -37,11 +37,33 @@ def _embedding(value: str):
     return None if value == "none" else value
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return number
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return number
+
+
+def _add_model_options(parser) -> None:
+    """--model and the inference options shared by colorize and evaluate."""
+    parser.add_argument("--model", required=True, metavar="PATH",
+                        help="a .keras model file (from training or inference_model) or a run folder (its best.keras)")
+    parser.add_argument("--decode", choices=("annealed_mean", "expectation", "mode"), default="annealed_mean",
+                        help="how a classification model turns bin probabilities into colour: annealed_mean "
+                             "(vivid yet consistent), expectation (smooth, desaturated), mode (vivid, patchy); "
+                             "ignored for regression models (default annealed_mean)")
+    parser.add_argument("--temperature", type=_positive_float, default=0.38, metavar="T",
+                        help="annealed-mean temperature: lower is more vivid, 1 = expectation (default 0.38)")
+    parser.add_argument("--weights", type=_weights_override, default=None,
+                        help="backbone weights of the semantic branch, overriding the run folder's: imagenet, "
+                             "none (random, from the run's seed) or a local .h5 file (default: as trained)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,34 +101,35 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=_positive_int, help="data loading threads (default 2: one prepares the next batch while the model steps)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
 
-    colorize = commands.add_parser("colorize", help="colorize photos or folders at full resolution",
-                                   description="Colorize photos at their full resolution. Folders are searched "
-                                               "recursively and their tree is mirrored in the output folder.")
+    colorize = commands.add_parser(
+        "colorize", help="colorize photos or folders at full resolution",
+        description="Colorize photos at their full resolution: the model predicts the colour (ab) at its input size, "
+                    "which is resized to the photo's size and joined with the photo's own lightness. Folders are "
+                    "searched recursively and their tree is mirrored in the output folder; a file that cannot be "
+                    "read gets one error line and the rest go on (exit code 1 if any failed).")
     colorize.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
-    colorize.add_argument("-o", "--output", required=True, help="output folder (created when missing)")
-    colorize.add_argument("--model", required=True, help="a .keras model file or a run folder (uses its best.keras)")
-    colorize.add_argument("--decode", choices=("annealed_mean", "expectation", "mode"), default="annealed_mean",
-                          help="how a classification model turns bin probabilities into colour (default annealed_mean)")
-    colorize.add_argument("--temperature", type=float, default=0.38,
-                          help="annealed-mean temperature: lower is more vivid, 1 = expectation (default 0.38)")
-    colorize.add_argument("--batch-size", type=_positive_int, default=8, help="photos per model call (default 8)")
-    colorize.add_argument("--weights", type=_weights_override, default=None,
-                          help="override the backbone weights recorded in the run folder (imagenet, none or a file)")
+    colorize.add_argument("-o", "--output", required=True, metavar="OUT",
+                          help="output folder (created when missing); must not be where an input would be replaced")
+    _add_model_options(colorize)
+    colorize.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
+                          help="photos per model call; memory grows with it (default 8)")
     colorize.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip)")
+    colorize.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    evaluate = commands.add_parser("evaluate", help="measure a model against grayscale and ground truth",
-                                   description="Per-image AuC, rebalanced AuC, PSNR, SSIM and colorfulness of a model "
-                                               "and of two baselines (grayscale, ground truth) on a folder of colour "
-                                               "photos compared at --size x --size.")
-    evaluate.add_argument("--model", required=True, help="a .keras model file or a run folder")
-    evaluate.add_argument("--data", required=True, help="folder of colour photos")
-    evaluate.add_argument("--out", required=True, help="report folder: per_image.csv, summary.json, worst_best.png")
-    evaluate.add_argument("--size", type=_positive_int, default=256, help="comparison size (default 256)")
-    evaluate.add_argument("--decode", choices=("annealed_mean", "expectation", "mode"), default="annealed_mean")
-    evaluate.add_argument("--temperature", type=float, default=0.38)
-    evaluate.add_argument("--weights", type=_weights_override, default=None,
-                          help="override the backbone weights recorded in the run folder (imagenet, none or a file)")
-    evaluate.add_argument("--limit", type=_positive_int, help="evaluate only the first N photos")
+    evaluate = commands.add_parser(
+        "evaluate", help="measure a model against grayscale and ground truth",
+        description="Per-image AuC, rebalanced AuC, PSNR, SSIM and colorfulness of a model and of two baselines "
+                    "(grayscale: ab = 0; ground truth: the photo itself) on a folder of colour photos compared at "
+                    "--size x --size. Writes per_image.csv, summary.json and worst_best.png, prints the means.")
+    evaluate.add_argument("--data", required=True, help="folder of colour photos (searched recursively)")
+    evaluate.add_argument("--out", required=True, metavar="REPORT_DIR",
+                          help="report folder: per_image.csv, summary.json, worst_best.png")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--size", type=_positive_int, default=256, metavar="SIZE",
+                          help="photos are compared as their centred square at SIZE x SIZE (default 256)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="photos per model call (default 8)")
+    evaluate.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate only the first N photos (sorted by path)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
     fit_bins = commands.add_parser("fit-bins", help="fit the quantized ab colour bins on a folder of photos")
     fit_bins.add_argument("--data", required=True, help="folder of colour photos")
@@ -148,39 +171,45 @@ def cmd_train(args) -> int:
     return 1 if result.stopped_reason else 0
 
 
+def _load_colorizer(args):
+    from colorfusion.colorize import Colorizer
+
+    return Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature, weights=args.weights)
+
+
 def cmd_colorize(args) -> int:
-    from colorfusion.colorize import Colorizer, ModelLoadError, colorize_folder
+    from colorfusion.colorize import ModelLoadError, colorize_folder
 
     try:
-        colorizer = Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature,
-                                        weights=args.weights)
+        colorizer = _load_colorizer(args)
     except (ModelLoadError, ValueError) as e:
         return _error(str(e))
     report = colorize_folder(args.inputs, args.output, colorizer, batch_size=args.batch_size,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, progress=not args.quiet)
     print(f"done: {len(report.written)} written, {len(report.skipped)} skipped (exist; --overwrite replaces), "
           f"{len(report.failed)} failed -> {args.output}")
     return 0 if report.ok else 1
 
 
 def cmd_evaluate(args) -> int:
-    from colorfusion.colorize import Colorizer, ModelLoadError
+    from colorfusion.colorize import ModelLoadError
     from colorfusion.datasets import find_images
     from colorfusion.evaluate import evaluate, format_table
 
-    files = find_images(args.data) if Path(args.data).is_dir() else []
+    if not Path(args.data).is_dir():
+        return _error(f"{args.data}: no such folder")
+    files = find_images(args.data)[: args.limit]
     if not files:
         return _error(f"{args.data}: no images found")
-    files = files[: args.limit] if args.limit else files
     try:
-        colorizer = Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature,
-                                        weights=args.weights)
+        colorizer = _load_colorizer(args)
+        report = evaluate(colorizer, files, args.out, size=args.size, batch_size=args.batch_size,
+                          progress=not args.quiet)
     except (ModelLoadError, ValueError) as e:
         return _error(str(e))
-    report = evaluate(colorizer, files, args.out, size=args.size)
     print(format_table(report.summary))
-    print(f"{report.summary['n_images']} photos at {args.size}x{args.size}; "
-          f"{len(report.failed)} unreadable; report in {args.out}")
+    print(f"{report.summary['n_images']} photos at {args.size}x{args.size}; {len(report.failed)} unreadable; "
+          f"report in {args.out}")
     return 0 if report.ok else 1
 
 

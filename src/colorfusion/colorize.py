@@ -1,22 +1,25 @@
 """Full-resolution colorization of one photo, an array, or whole folders.
 
-The model sees the photo's L resized to its input size (256 by default); the
-ab it predicts is resized back to the photo's own size and joined with the
-photo's full-resolution L. The output therefore has exactly the input's size
-and every detail of its lightness: only the colour comes from the network.
+The model sees the photo resized to its input size (256 by default), exactly
+as in training (RGB resized, then its L); the ab it predicts is resized back
+to the photo's own size and joined with the photo's full-resolution L. The
+output therefore has exactly the input's size and every detail of its
+lightness: only the colour comes from the network.
 
     colorizer = Colorizer.from_path("runs/exp1")          # a run folder or a .keras file
     rgb = colorizer("old_photo.jpg")                        # uint8 RGB, same size as the photo
     colorize_folder(["scans/"], "colorized/", colorizer)   # mirror a tree, skip bad files
 
-Works with models of either head: classification models are decoded by
-`model.inference_model` (annealed mean by default), so nothing here asks
-which head a model has.
+Models of either head work: `model.inference_model` decodes a
+classification model (annealed mean by default), so nothing here asks which
+head a model has.
+
+The full-resolution pixel work (L, Lab -> RGB) lives in `fullres.py`.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,229 +29,148 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from colorfusion import color, io
+from colorfusion.fullres import as_pixels, lab_to_rgb_uint8, lightness
+from colorfusion.model_files import ModelLoadError, load_embedder, load_model  # noqa: F401 - API
 
-_RUN_MODEL_FILES = ("best.keras", "last.keras", "model.keras")
-
-
-class ModelLoadError(Exception):
-    """A model file or run folder could not be loaded; the message says why."""
-
-
-# === Loading ===
-
-
-def resolve_model_path(path) -> Path:
-    """A `.keras` file, or the best checkpoint of a run folder."""
-    path = Path(path)
-    if path.is_dir():
-        for name in _RUN_MODEL_FILES:
-            if (path / name).is_file():
-                return path / name
-        raise ModelLoadError(f"{path}: no model in this folder (looked for {', '.join(_RUN_MODEL_FILES)})")
-    if not path.exists():
-        raise ModelLoadError(f"{path}: no such model file or run folder")
-    if path.suffix != ".keras":
-        raise ModelLoadError(f"{path}: not a .keras model file (got suffix {path.suffix!r})")
-    return path
-
-
-def load_model(path):
-    """Load a colorization model from a `.keras` file or a run folder.
-
-    Raises:
-        ModelLoadError: missing, not a `.keras` file, or not loadable.
-    """
-    import keras
-
-    from colorfusion import model as model_lib  # registers the custom layers
-
-    path = resolve_model_path(path)
-    try:
-        loaded = keras.saving.load_model(path, compile=False)
-    except Exception as e:  # Keras raises many types for a bad file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"{path}: not a loadable Keras model ({reason})") from None
-    try:
-        model_lib.model_info(loaded)
-    except Exception as e:
-        raise ModelLoadError(f"{path}: not a colorfusion model ({e})") from None
-    return loaded
-
-
-def run_config_for(path) -> dict:
-    """The `config.json` of the run folder holding `path`, or {} for a bare file."""
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    config_file = folder / "config.json"
-    if config_file.is_file():
-        try:
-            return json.loads(config_file.read_text())
-        except (OSError, ValueError):
-            return {}
-    return {}
+INTERPOLATIONS = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
 
 
 # === Colorizer ===
 
 
-@dataclass
 class Colorizer:
-    """A model ready for inference: decoding chosen, embedder attached.
+    """A colorization model ready for full-resolution inference.
 
     Args:
-        model: a trained colorization model (either head) or an inference model.
-        decode: "annealed_mean" (default), "expectation" or "mode";
-            classification head only.
-        temperature: annealed-mean temperature T (0.38 as in Zhang et al.).
-        embedder: an `embeddings.Embedder` for models with a semantic input;
-            required exactly when the model has an "embedding" input.
-        interpolation: "bicubic" (default) or "bilinear" for upsampling ab.
+        model: a trained colorizer of either head, or a model from
+            `model.inference_model`.
+        decode: "annealed_mean" (default), "expectation" or "mode"; how a
+            classification head turns bin probabilities into ab.
+        temperature: annealed-mean temperature (0.38 as in Zhang et al.).
+        embedder: an `embeddings.Embedder`; required exactly when the model
+            has an "embedding" input (`from_path` builds the run's own).
+        interpolation: "bicubic" (default) or "bilinear", to resize ab to the
+            photo's size.
+
+    Example:
+        colorizer = Colorizer(model)
+        rgb = colorizer(photo)                       # uint8 (H, W, 3)
+        rgb, lab = colorizer(photo, return_lab=True)  # lab[..., 0] is the photo's own L
     """
 
-    model: object
-    decode: str = "annealed_mean"
-    temperature: float = 0.38
-    embedder: object = None
-    interpolation: str = "bicubic"
-    _infer: object = field(init=False, repr=False, default=None)
-
-    def __post_init__(self):
+    def __init__(self, model, decode="annealed_mean", temperature=0.38, embedder=None,
+                 interpolation="bicubic"):
         from colorfusion import model as model_lib
 
-        if self.interpolation not in ("bicubic", "bilinear"):
-            raise ValueError(
-                f"interpolation must be 'bicubic' or 'bilinear'. Received: interpolation={self.interpolation!r}"
-            )
-        info = model_lib.model_info(self.model)
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {tuple(INTERPOLATIONS)}. "
+                             f"Received: interpolation={interpolation!r}")
+        info = model_lib.model_info(model)
+        self.model = model
         self.image_size = int(info["image_size"])
-        self.embedding_dim = info.get("embedding_dim")
-        if self.embedding_dim and self.embedder is None:
-            raise ValueError(
-                "This model has a semantic input: pass embedder=Embedder(...) with the backbone it was "
-                "trained with (a run folder's config.json names it)."
-            )
-        self._infer = model_lib.inference_model(self.model, decode=self.decode, temperature=self.temperature)
+        self.embedding_dim = info["embedding_dim"]
+        self.embedder = embedder
+        self.interpolation = interpolation
+        if self.embedding_dim and embedder is None:
+            raise ValueError("This model has a semantic input: pass embedder=Embedder(...) with the backbone "
+                             "it was trained with (Colorizer.from_path reads it from the run folder).")
+        self.inference = model_lib.inference_model(model, decode=decode, temperature=temperature)
 
     @classmethod
     def from_path(cls, path, decode="annealed_mean", temperature=0.38, embedder=None, weights=None, **kwargs):
-        """Load a model file or run folder, and the embedder its run used.
+        """Load a `.keras` file or run folder, with the embedder its run used.
 
         Args:
-            weights: override for the backbone weights ("imagenet", None or a
-                path) when the run folder's config cannot be used here.
+            weights: backbone weights of the semantic branch when the run's
+                cannot be used here: "imagenet", "none" or a file. None keeps
+                the run's.
+
+        Raises:
+            ModelLoadError: one line naming the file and the reason.
         """
-        model = load_model(path)
         from colorfusion import model as model_lib
 
-        if embedder is None and model_lib.model_info(model).get("embedding_dim"):
-            embedder = embedder_for_run(run_config_for(path), weights=weights)
+        model = load_model(path)
+        info = model_lib.model_info(model)
+        if embedder is None and info["embedding_dim"]:
+            embedder = load_embedder(path, info, weights=weights)
         return cls(model, decode=decode, temperature=temperature, embedder=embedder, **kwargs)
 
     def __call__(self, image, return_lab: bool = False):
         """Colorize one image (path, PIL image or array) at its full resolution."""
         return self.colorize_many([image], return_lab=return_lab)[0]
 
+    def colorize_many(self, images, return_lab: bool = False) -> list:
+        """Colorize several images (any sizes) with one model call."""
+        prepared = [self.prepare(image) for image in images]
+        ab_small = self.predict_ab(np.stack([l_small for _, l_small in prepared]))
+        return [self.finish(l_full, ab, return_lab) for (l_full, _), ab in zip(prepared, ab_small)]
+
+    # The three steps, public so that folder mode can batch and report per file.
+
+    def prepare(self, image) -> tuple[np.ndarray, np.ndarray]:
+        """(full-resolution L (H, W), L at model size (S, S, 1)), float32 in [0, 100]."""
+        pixels = as_pixels(image)
+        size = self.image_size
+        # Like training: RGB resized first, then its L.
+        small = cv2.resize(pixels, (size, size), interpolation=_interpolation(pixels.shape[:2], (size, size)))
+        return lightness(pixels), lightness(small)[..., None]
+
     def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
-        """ab (Lab units) at model size for a batch of L (N, S, S, 1) in [0, 100]."""
+        """ab in Lab units (N, S, S, 2) for a batch of L (N, S, S, 1) in [0, 100]."""
+        l_small = np.asarray(l_small, np.float32)
         inputs = {"L": color.l_to_model(l_small)}
         if self.embedding_dim:
             inputs["embedding"] = np.asarray(self.embedder.embed_l(l_small), np.float32)
-        ab_scaled = self._infer.predict(inputs, verbose=0, batch_size=len(l_small))
-        return color.ab_from_model(np.asarray(ab_scaled, np.float32))
+        # predict_on_batch: no per-call data pipeline, one compiled function.
+        return color.ab_from_model(np.asarray(self.inference.predict_on_batch(inputs)))
 
-    def colorize_many(self, images, return_lab: bool = False) -> list:
-        """Colorize a list of images with one batched model call."""
-        lightness = [full_resolution_l(image) for image in images]
-        size = self.image_size
-        l_small = np.stack([_resize(l, size, size, cv2.INTER_AREA) for l in lightness])[..., None]
-        ab_small = self.predict_ab(l_small)
-        results = []
-        for l, ab in zip(lightness, ab_small):
-            lab = join_full_resolution(l, ab, self.interpolation)
-            rgb = color.lab_to_rgb(lab, dtype=np.uint8)
-            results.append((rgb, lab) if return_lab else rgb)
-        return results
-
-
-def embedder_for_run(config: dict, weights=None):
-    """The Embedder a run was trained with (backbone, output, seed).
-
-    Args:
-        config: the run's `config.json` ({} for a bare model file: then the
-            default InceptionResNetV2 with ImageNet weights).
-        weights: None to use the run's weights; otherwise "imagenet", "none"
-            (random, reproducible from the run's seed) or a weights file.
-    """
-    from colorfusion.embeddings import Embedder
-
-    chosen = config.get("weights", "imagenet") if weights is None else weights
-    return Embedder(backbone=config.get("backbone", "inception_resnet_v2"),
-                    weights=None if chosen in (None, "none") else chosen,
-                    output=config.get("embedding_output", "predictions"), seed=int(config.get("seed", 0)))
-
+    def finish(self, l_full: np.ndarray, ab_small: np.ndarray, return_lab: bool = False):
+        """Resize ab (S, S, 2) to L's size (H, W) and join: uint8 RGB, and with `return_lab` the Lab."""
+        height, width = l_full.shape
+        flag = _interpolation(ab_small.shape[:2], (height, width))
+        if flag != cv2.INTER_AREA:
+            flag = INTERPOLATIONS[self.interpolation]
+        ab = cv2.resize(np.asarray(ab_small, np.float32), (width, height), interpolation=flag)
+        lab = np.empty((height, width, 3), np.float32) if return_lab else None
+        rgb = lab_to_rgb_uint8(l_full, ab.reshape(height, width, 2), lab_out=lab)
+        return (rgb, lab) if return_lab else rgb
 
 def colorize(model, image, decode="annealed_mean", temperature=0.38, embedder=None, return_lab=False):
     """Colorize one photo at its full resolution.
 
     Args:
-        model: a `Colorizer`, a Keras model, or a path to a `.keras` file or run folder.
+        model: a `Colorizer`, a Keras model (either head, or an inference
+            model), or a path to a `.keras` file or run folder.
         image: a path, a PIL image or a numpy array (H, W), (H, W, 1) or
-            (H, W, 3), uint8 or float in [0, 1], any size.
+            (H, W, 3); uint8, uint16, or float in [0, 1]; any size.
+        decode, temperature: decoding of a classification head.
+        embedder: for a model with a semantic input given as a Keras model.
+        return_lab: also return the float32 Lab (L exactly the input's).
 
     Returns:
-        uint8 RGB (H, W, 3) of the input's size; with `return_lab`, also its
-        float32 Lab.
+        uint8 RGB (H, W, 3) of the input's size, or (rgb, lab).
+
+    Example:
+        rgb = colorize("runs/exp1", "grandma_1932.jpg")
     """
     colorizer = as_colorizer(model, decode=decode, temperature=temperature, embedder=embedder)
     return colorizer(image, return_lab=return_lab)
 
 
 def as_colorizer(model, **kwargs) -> Colorizer:
+    """A `Colorizer` from a Colorizer (returned as is), a Keras model or a path."""
     if isinstance(model, Colorizer):
         return model
-    if isinstance(model, (str, Path)):
+    if isinstance(model, (str, os.PathLike)):
         return Colorizer.from_path(model, **kwargs)
     return Colorizer(model, **kwargs)
 
 
-# === Image plumbing ===
-
-
-def full_resolution_l(image) -> np.ndarray:
-    """L in [0, 100], float32 (H, W), of a path, PIL image or array (gray or colour)."""
-    if isinstance(image, (str, Path)):
-        return color.rgb_to_l(io.read_rgb(image))[..., 0]
-    if hasattr(image, "mode") and hasattr(image, "size"):  # PIL image
-        return color.rgb_to_l(io.pil_to_rgb(image))[..., 0]
-    array = np.asarray(image)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise ValueError(f"Expected an image of shape (H, W), (H, W, 1) or (H, W, 3). Received: shape={array.shape}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"Expected a non-empty image. Received: shape={array.shape}")
-    if array.dtype != np.uint8:
-        array = np.clip(np.asarray(array, np.float32), 0.0, 1.0)
-    return color.rgb_to_l(array)[..., 0]
-
-
-def join_full_resolution(l_full: np.ndarray, ab_small: np.ndarray, interpolation="bicubic") -> np.ndarray:
-    """Upsample ab (S, S, 2) to L's size and join: Lab (H, W, 3) float32."""
-    height, width = l_full.shape[:2]
-    flag = cv2.INTER_CUBIC if interpolation == "bicubic" else cv2.INTER_LINEAR
-    ab = _resize(ab_small, height, width, flag)
-    lab = np.empty((height, width, 3), np.float32)
-    lab[..., 0] = l_full
-    lab[..., 1:] = ab.reshape(height, width, 2)
-    return lab
-
-
-def _resize(array: np.ndarray, height: int, width: int, flag) -> np.ndarray:
-    if array.shape[:2] == (height, width):
-        return np.asarray(array, np.float32)
-    return cv2.resize(np.asarray(array, np.float32), (width, height), interpolation=flag)
+def _interpolation(source_hw, target_hw) -> int:
+    # Area averaging when shrinking (no aliasing), bilinear when enlarging.
+    shrinking = target_hw[0] * target_hw[1] < source_hw[0] * source_hw[1]
+    return cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
 
 
 # === Folders ===
@@ -256,7 +178,7 @@ def _resize(array: np.ndarray, height: int, width: int, flag) -> np.ndarray:
 
 @dataclass
 class FolderReport:
-    """What `colorize_folder` did: files written, skipped, and failed (with reasons)."""
+    """What `colorize_folder` did: files written, skipped (output exists), failed (with reasons)."""
 
     written: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
@@ -267,80 +189,119 @@ class FolderReport:
         return not self.failed
 
 
-def plan_outputs(inputs, dst) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs, dst) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
     """Pair every input image with its output path, mirroring folders.
 
-    A file given directly lands in `dst` by name; a folder's images keep their
-    path relative to that folder. GIF outputs become PNG (a palette would
-    throw the colours away).
+    A file given directly lands in `dst` under its name; a folder's images
+    keep their path relative to that folder. GIF outputs become PNG (a
+    palette would throw the colours away). Images already inside `dst` are
+    not inputs (so `-o photos/colorized` can be run twice).
+
+    Returns:
+        (pairs, refused): `refused` lists (input, reason) for inputs that are
+        missing or whose output would replace an input or another output.
     """
     from colorfusion.datasets import find_images
 
     dst = Path(dst)
-    pairs = []
-    for item in inputs:
-        item = Path(item)
+    resolved_dst = dst.resolve()
+    pairs, refused = [], []
+    for item in map(Path, inputs):
         if item.is_dir():
-            pairs += [(f, dst / f.relative_to(item)) for f in find_images(item)]
-        else:
+            found = [f for f in find_images(item) if not f.resolve().is_relative_to(resolved_dst)]
+            pairs += [(f, dst / f.relative_to(item)) for f in found]
+        elif item.exists():
             pairs.append((item, dst / item.name))
-    return [(src, out.with_suffix(".png") if out.suffix.lower() == ".gif" else out) for src, out in pairs]
+        else:
+            refused.append((item, "no such file or folder"))
+    pairs = [(src, out.with_suffix(".png") if out.suffix.lower() == ".gif" else out) for src, out in pairs]
+    inputs_resolved = {src.resolve() for src, _ in pairs}
+    planned, claimed = [], {}
+    for src, out in pairs:
+        target = out.resolve()
+        if target in inputs_resolved:
+            refused.append((src, f"output {out} would replace an input; choose another output folder"))
+        elif target in claimed:
+            refused.append((src, f"output {out} is already the output of {claimed[target]}"))
+        else:
+            claimed[target] = src
+            planned.append((src, out))
+    return planned, refused
 
 
 def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = False,
                     progress: bool = True, log=None, **colorizer_kwargs) -> FolderReport:
-    """Colorize files and folders into `dst`, mirroring the tree.
+    """Colorize files and folders (recursively) into `dst`, mirroring the tree.
 
-    Unreadable files are reported (one line each) and skipped; existing
-    outputs are kept unless `overwrite`; an output that would replace its own
-    input is refused. Outputs are written atomically.
+    A file that cannot be read or written gets one line in `log` and the
+    rest go on; existing outputs are skipped unless `overwrite`; an output
+    that would replace an input is refused. Outputs are written atomically.
+
+    Args:
+        inputs: a path or a list of image files and folders.
+        dst: output folder (created when needed).
+        model: a `Colorizer`, a Keras model, or a `.keras` file / run folder.
+        batch_size: photos per model call. Memory grows with it: each photo
+            waiting for its batch holds its full-resolution L (4 bytes a pixel).
+        log: called with each one-line error (default: stderr, above the bar).
+        **colorizer_kwargs: `decode`, `temperature`, ... for a model not yet
+            a `Colorizer`.
 
     Returns:
         A `FolderReport`; `report.ok` is False when any file failed.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     colorizer = as_colorizer(model, **colorizer_kwargs)
     report = FolderReport()
+    planned, refused = plan_outputs(inputs, dst)
+    for src, reason in refused:
+        _fail(report, log, src, reason)
     todo = []
-    for item in inputs:
-        if not Path(item).exists():
-            report.failed.append((Path(item), "no such file or folder"))
-            log(f"error: {item}: no such file or folder")
-    for src, out in plan_outputs([i for i in inputs if Path(i).exists()], dst):
-        if out.resolve() == src.resolve():
-            report.failed.append((src, "output path equals the input; choose another output folder"))
-            log(f"error: {src}: output path equals the input; choose another output folder")
-        elif out.exists() and not overwrite:
+    for src, out in planned:
+        if out.exists() and not overwrite:
             report.skipped.append(out)
         else:
             todo.append((src, out))
-    bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        _colorize_batch(todo[start:start + batch_size], colorizer, report, log)
-        bar.update(len(todo[start:start + batch_size]))
-    bar.close()
+    with tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            _colorize_batch(batch, colorizer, report, log)
+            bar.update(len(batch))
     return report
 
 
+def _fail(report: FolderReport, log, src, reason: str) -> None:
+    report.failed.append((Path(src), reason))
+    log(f"error: {src}: {reason}")
+
+
+def _reason(error: Exception) -> str:
+    return error.reason if isinstance(error, io.ImageReadError) else f"{type(error).__name__}: {error}"
+
+
 def _colorize_batch(pairs, colorizer: Colorizer, report: FolderReport, log) -> None:
-    readable = []
+    # Any error is about one file (or, for the model call, this batch): report it and go on.
+    ready = []
     for src, out in pairs:
         try:
-            readable.append((src, out, io.read_rgb(src)))
-        except io.ImageReadError as e:
-            report.failed.append((src, e.reason))
-            log(f"error: {e}")
-    if not readable:
+            ready.append((src, out, *colorizer.prepare(io.read_rgb(src))))
+        except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
+            _fail(report, log, src, _reason(e))
+    if not ready:
         return
-    results = colorizer.colorize_many([rgb for _, _, rgb in readable])
-    for (src, out, _), rgb in zip(readable, results):
+    try:
+        ab_small = colorizer.predict_ab(np.stack([l_small for *_, l_small in ready]))
+    except Exception as e:  # noqa: BLE001
+        for src, *_ in ready:
+            _fail(report, log, src, f"model failed: {_reason(e)}")
+        return
+    for (src, out, l_full, _), ab in zip(ready, ab_small):
         try:
-            io.write_image(out, rgb)
+            io.write_image(out, colorizer.finish(l_full, ab))
             report.written.append(out)
-        except (OSError, ValueError) as e:
-            report.failed.append((src, f"cannot write {out}: {e}"))
-            log(f"error: {src}: cannot write {out}: {e}")
+        except Exception as e:  # noqa: BLE001
+            _fail(report, log, src, f"cannot write {out}: {_reason(e)}")

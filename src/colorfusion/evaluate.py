@@ -1,43 +1,51 @@
-"""Evaluate a colorization model on a folder of colour photos.
+"""Evaluate a colorization model on colour photos, against two baselines.
 
 Every photo is compared at `size` x `size` (256 by default, the field's
-convention: short side resized to `size`, centre crop), for three methods on
-the same photos:
+convention: the centred square, resized as in training), for three methods
+on the same photos:
 
-- `model`: the colorization of the photo's L by the model;
+- `model`: the model's colorization of the photo's L;
 - `grayscale`: ab = 0 everywhere (the floor a model must beat);
-- `ground_truth`: the photo itself (the ceiling of each scale).
+- `ground_truth`: the photo itself (the ceiling of each metric).
 
 Outputs in `out_dir`: `per_image.csv` (one row per photo and method),
 `summary.json` (means per method), `worst_best.png` (the photos with the
 lowest and highest model AuC: original | grayscale | colorized).
+
+Photos are read, colorized and scored a batch at a time, so memory does not
+grow with the number of photos.
+
+Example:
+    report = evaluate("runs/exp1", "photos/test", "reports/exp1")
+    print(format_table(report.summary))
 """
 
 from __future__ import annotations
 
 import csv
-import io as pyio
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from colorfusion import color, io, metrics
+from colorfusion import augment, color, datasets, io, metrics
 
 METHODS = ("model", "grayscale", "ground_truth")
 METRIC_COLUMNS = ("auc", "rebalanced_auc", "psnr", "ssim", "colorfulness")
+OUTPUT_FILES = {"csv": "per_image.csv", "json": "summary.json", "grid": "worst_best.png"}
 
 
 @dataclass
 class EvaluationReport:
-    rows: list = field(default_factory=list)  # dicts: file, method, metrics
-    summary: dict = field(default_factory=dict)  # method -> metric -> mean
+    """Per-image rows, their means, unreadable files and the files written."""
+
+    rows: list = field(default_factory=list)  # dicts: file, method, *METRIC_COLUMNS
+    summary: dict = field(default_factory=dict)  # size, n_images, bins, methods: {method: {metric: mean}}
     failed: list = field(default_factory=list)  # (path, reason)
-    paths: dict = field(default_factory=dict)
+    paths: dict = field(default_factory=dict)  # "csv" / "json" / "grid" -> Path
 
     @property
     def ok(self) -> bool:
@@ -45,14 +53,13 @@ class EvaluationReport:
 
 
 def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize the short side to `size` and take the centre `size` x `size` crop."""
-    height, width = rgb.shape[:2]
-    scale = size / min(height, width)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    flag = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    resized = cv2.resize(rgb, (new_w, new_h), interpolation=flag)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return np.ascontiguousarray(resized[top:top + size, left:left + size])
+    """The centred square of a photo resized to `size` x `size`, as training sees it."""
+    return augment.fit_square(rgb, size)
+
+
+def load_square(path, size: int) -> np.ndarray:
+    """A photo file as `center_square` of it, decoding no more pixels than needed."""
+    return center_square(datasets.load_image(path, min_side=size), size)
 
 
 def grayscale_baseline(rgb: np.ndarray) -> np.ndarray:
@@ -60,62 +67,107 @@ def grayscale_baseline(rgb: np.ndarray) -> np.ndarray:
     return (color.gray_rgb_from_l(color.rgb_to_l(rgb)) * 255.0 + 0.5).astype(np.uint8)
 
 
-def evaluate(colorizer, files, out_dir, size: int = 256, bins=None, batch_size: int = 8,
-             grid_rows: int = 3, progress: bool = True, log=None) -> EvaluationReport:
-    """Evaluate `colorizer` (a `colorize.Colorizer`) on colour photo `files`.
+def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int = 8, grid_rows: int = 3,
+             progress: bool = True, log=None, **colorizer_kwargs) -> EvaluationReport:
+    """Score `model` and the two baselines on colour photos; write the report files.
 
     Args:
-        bins: `ABBins` for the rebalanced AuC; by default the model's own bins
-            (classification head) or bins fitted on the evaluated photos.
+        model: a `colorize.Colorizer`, a Keras model, or a `.keras` file / run folder.
+        data: a folder of colour photos (searched recursively) or a list of files.
+        out_dir: report folder (created when needed).
+        size: the side photos are compared at.
+        bins: `ABBins` for the rebalanced AuC; by default the model's own
+            (classification head), else bins fitted on the evaluated photos.
+        grid_rows: photos shown from each end (worst, best) in the grid.
+        log: called with each one-line error (default: stderr).
+        **colorizer_kwargs: `decode`, `temperature`, ... when `model` is not a Colorizer.
 
     Returns:
-        An `EvaluationReport`; unreadable files are listed in `failed`.
+        An `EvaluationReport`; unreadable photos are in `failed` (and skipped).
+
+    Raises:
+        ValueError: no photo could be read.
     """
-    if size < 8:
-        raise ValueError(f"size must be at least 8 pixels. Received: size={size!r}")
+    from colorfusion.colorize import as_colorizer
+
+    if not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an integer of at least 8. Received: size={size!r}")
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
-    out_dir = Path(out_dir)
+    colorizer = as_colorizer(model, **colorizer_kwargs)
+    files, root = _files(data)
+    bins, bins_source = _bins(colorizer, files, size, bins)
     report = EvaluationReport()
-    truths, names = [], []
-    for path in tqdm(files, desc="read", unit="img", disable=not progress):
-        try:
-            truths.append(center_square(io.read_rgb(path, max_side=8 * size), size))
-            names.append(str(path))
-        except io.ImageReadError as e:
-            report.failed.append((Path(path), e.reason))
-            log(f"error: {e}")
-    if not truths:
-        raise ValueError("No readable photos to evaluate.")
-    bins = bins if bins is not None else _default_bins(colorizer, truths)
-    predictions = []
-    for start in tqdm(range(0, len(truths), batch_size), desc="colorize", unit="batch", disable=not progress):
-        predictions += colorizer.colorize_many(truths[start:start + batch_size])
+    for start in tqdm(range(0, len(files), batch_size), desc="evaluate", unit="batch", disable=not progress):
+        names, truths = [], []
+        for path in files[start:start + batch_size]:
+            try:
+                truths.append(load_square(path, size))
+                names.append(_name(path, root))
+            except io.ImageReadError as e:
+                report.failed.append((Path(path), e.reason))
+                log(f"error: {e}")
+        if truths:
+            report.rows += score_batch(names, truths, colorizer.colorize_many(truths), bins)
+    if not report.rows:
+        raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
+    report.summary = summarize(report.rows, size, bins_source, report.failed)
+    report.paths = write_report(report, out_dir, colorizer, files, root, size, grid_rows)
+    return report
+
+
+def _files(data):
+    if isinstance(data, (str, Path)) and Path(data).is_dir():
+        return datasets.find_images(data), Path(data)
+    return [Path(f) for f in ([data] if isinstance(data, (str, Path)) else data)], None
+
+
+def _name(path, root) -> str:
+    return Path(path).relative_to(root).as_posix() if root is not None else str(path)
+
+
+def _bins(colorizer, files, size, bins):
+    from colorfusion import bins as bins_lib
+    from colorfusion import model as model_lib
+
+    if bins is not None:
+        return bins, "given"
+    own = model_lib.model_bins(colorizer.model)
+    if own is not None:
+        return own, "the model's own"
+
+    def squares():  # unreadable files are reported by the main pass
+        for path in files:
+            try:
+                yield load_square(path, size)
+            except io.ImageReadError:
+                continue
+
+    try:
+        return bins_lib.ABBins.fit(squares()), "fitted on the evaluated photos"
+    except ValueError:  # no pixels: nothing readable; the main pass says so
+        return None, "none"
+
+
+def score_batch(names, truths, predictions, bins) -> list[dict]:
+    """One row per photo and method: the metrics of `METRIC_COLUMNS` against the truth."""
+    rows = []
     for name, truth, prediction in zip(names, truths, predictions):
         candidates = {"model": prediction, "grayscale": grayscale_baseline(truth), "ground_truth": truth}
         for method, rgb in candidates.items():
             values = metrics.image_metrics(truth, rgb, bins=bins)
-            report.rows.append({"file": name, "method": method, **{k: values[k] for k in METRIC_COLUMNS}})
-    report.summary = summarize(report.rows, size)
-    report.paths = write_outputs(report, truths, predictions, out_dir, grid_rows)
-    return report
+            rows.append({"file": name, "method": method,
+                         **{key: float(values.get(key, np.nan)) for key in METRIC_COLUMNS}})
+    return rows
 
 
-def _default_bins(colorizer, truths):
-    from colorfusion import bins as bins_lib
-    from colorfusion import model as model_lib
-
-    own = model_lib.model_bins(colorizer.model)
-    return own if own is not None else bins_lib.ABBins.fit(truths)
-
-
-def summarize(rows, size) -> dict:
-    summary = {"size": size, "n_images": len({row["file"] for row in rows}), "methods": {}}
+def summarize(rows, size, bins_source="", failed=()) -> dict:
+    """Means of every metric per method, with what they were computed on."""
+    methods = {}
     for method in METHODS:
         selected = [row for row in rows if row["method"] == method]
-        summary["methods"][method] = {
-            key: float(np.mean([row[key] for row in selected])) for key in METRIC_COLUMNS
-        }
-    return summary
+        methods[method] = {key: float(np.mean([row[key] for row in selected])) for key in METRIC_COLUMNS}
+    return {"size": size, "n_images": len({row["file"] for row in rows}), "n_failed": len(failed),
+            "rebalancing_bins": bins_source, "methods": methods}
 
 
 def format_table(summary: dict) -> str:
@@ -127,38 +179,28 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(report, truths, predictions, out_dir: Path, grid_rows: int) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out_dir / "per_image.csv", "json": out_dir / "summary.json", "grid": out_dir / "worst_best.png"}
+def write_report(report, out_dir, colorizer, files, root, size, grid_rows) -> dict:
+    """Write per_image.csv, summary.json and worst_best.png (each atomically)."""
+    from colorfusion import figures
+
+    out_dir = Path(out_dir)
+    paths = {key: out_dir / name for key, name in OUTPUT_FILES.items()}
     with io.atomic_write(paths["csv"], "w") as f:
         writer = csv.DictWriter(f, fieldnames=["file", "method", *METRIC_COLUMNS])
         writer.writeheader()
         writer.writerows(report.rows)
     with io.atomic_write(paths["json"], "w") as f:
         json.dump(report.summary, f, indent=2)
-    model_auc = [row["auc"] for row in report.rows if row["method"] == "model"]
-    order = np.argsort(model_auc, kind="stable")
-    count = min(grid_rows, len(order))
-    picks = [("worst", i) for i in order[:count]] + [("best", i) for i in order[::-1][:count]]
-    save_grid(paths["grid"], [(label, truths[i], predictions[i], model_auc[i]) for label, i in picks])
+    # Only the grid's photos are read again: nothing else was kept.
+    model_rows = [row for row in report.rows if row["method"] == "model"]
+    order = np.argsort([row["auc"] for row in model_rows], kind="stable")
+    count = max(1, min(grid_rows, len(order) // 2))  # worst and best never overlap when n >= 2
+    picks = [model_rows[i] for i in [*order[:count], *order[::-1][:count]]]
+    by_name = {_name(path, root): path for path in files}
+    truths = np.stack([load_square(by_name[row["file"]], size) for row in picks])
+    predictions = np.stack(colorizer.colorize_many(list(truths)))
+    gray = np.stack([grayscale_baseline(t) for t in truths])
+    title = f"lowest model AuC (top {count} rows) and highest (bottom {count})"
+    figure = figures.preview_figure(truths, gray, predictions, picks, title)
+    figures.save_figure(figure, paths["grid"], dpi=80)
     return paths
-
-
-def save_grid(path: Path, entries) -> None:
-    """Rows of original | grayscale | colorized, titled with the row's AuC."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7.5, 2.6 * len(entries)))
-    axes = figure.subplots(len(entries), 3, squeeze=False)
-    for row, (label, truth, prediction, auc) in zip(axes, entries):
-        images = (truth, grayscale_baseline(truth), prediction)
-        titles = ("original", "grayscale input", f"colorized ({label}, AuC {auc:.3f})")
-        for ax, image, title in zip(row, images, titles):
-            ax.imshow(image)
-            ax.set_title(title, fontsize=9)
-            ax.axis("off")
-    figure.tight_layout()
-    buffer = pyio.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    with io.atomic_write(path, "wb") as f:
-        f.write(buffer.getvalue())
