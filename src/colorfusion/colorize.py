@@ -189,44 +189,46 @@ class FolderReport:
         return not self.failed
 
 
-def plan_outputs(inputs, dst) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+def plan_outputs(inputs, dst) -> list[tuple[Path, Path]]:
     """Pair every input image with its output path, mirroring folders.
 
     A file given directly lands in `dst` under its name; a folder's images
     keep their path relative to that folder. GIF outputs become PNG (a
-    palette would throw the colours away). Images already inside `dst` are
-    not inputs (so `-o photos/colorized` can be run twice).
-
-    Returns:
-        (pairs, refused): `refused` lists (input, reason) for inputs that are
-        missing or whose output would replace an input or another output.
+    palette would throw the colours away). When `dst` lies inside an input
+    folder, the images under `dst` are not inputs (so `-o photos/colorized`
+    can be run twice). Missing inputs are left out (`colorize_folder`
+    reports them); see `refused_outputs` for pairs that must not be written.
     """
     from colorfusion.datasets import find_images
 
     dst = Path(dst)
     resolved_dst = dst.resolve()
-    pairs, refused = [], []
+    pairs = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = [f for f in find_images(item) if not f.resolve().is_relative_to(resolved_dst)]
+            found = find_images(item)
+            root = item.resolve()
+            if resolved_dst != root and resolved_dst.is_relative_to(root):  # dst inside this input folder
+                found = [f for f in found if not f.resolve().is_relative_to(resolved_dst)]
             pairs += [(f, dst / f.relative_to(item)) for f in found]
         elif item.exists():
             pairs.append((item, dst / item.name))
-        else:
-            refused.append((item, "no such file or folder"))
-    pairs = [(src, out.with_suffix(".png") if out.suffix.lower() == ".gif" else out) for src, out in pairs]
-    inputs_resolved = {src.resolve() for src, _ in pairs}
-    planned, claimed = [], {}
+    return [(src, out.with_suffix(".png") if out.suffix.lower() == ".gif" else out) for src, out in pairs]
+
+
+def refused_outputs(pairs) -> dict[Path, str]:
+    """{input: reason} for pairs whose output would replace an input or another pair's output."""
+    inputs = {src.resolve() for src, _ in pairs}
+    claimed, refused = {}, {}
     for src, out in pairs:
         target = out.resolve()
-        if target in inputs_resolved:
-            refused.append((src, f"output {out} would replace an input; choose another output folder"))
+        if target in inputs:
+            refused[src] = f"output {out} would replace an input; choose another output folder"
         elif target in claimed:
-            refused.append((src, f"output {out} is already the output of {claimed[target]}"))
+            refused[src] = f"output {out} is already the output of {claimed[target]}"
         else:
             claimed[target] = src
-            planned.append((src, out))
-    return planned, refused
+    return refused
 
 
 def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = False,
@@ -257,12 +259,16 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     colorizer = as_colorizer(model, **colorizer_kwargs)
     report = FolderReport()
-    planned, refused = plan_outputs(inputs, dst)
-    for src, reason in refused:
-        _fail(report, log, src, reason)
+    for item in map(Path, inputs):
+        if not item.exists():
+            _fail(report, log, item, "no such file or folder")
+    pairs = plan_outputs(inputs, dst)
+    refused = refused_outputs(pairs)
     todo = []
-    for src, out in planned:
-        if out.exists() and not overwrite:
+    for src, out in pairs:
+        if src in refused:
+            _fail(report, log, src, refused[src])
+        elif out.exists() and not overwrite:
             report.skipped.append(out)
         else:
             todo.append((src, out))
