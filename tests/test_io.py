@@ -300,3 +300,14 @@ def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
     assert target.read_bytes() == b"weights"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]
     assert not any(name.startswith(".") for name in os.listdir(tmp_path))
+
+
+def test_atomic_writes_get_the_usual_file_permissions(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    written = io.write_image(tmp_path / "out.png", gradient_rgb())
+    with io.atomic_path(tmp_path / "model.bin") as tmp:
+        tmp.write_bytes(b"weights")
+    for path in (written, tmp_path / "model.bin"):
+        assert path.stat().st_mode & 0o777 == expected

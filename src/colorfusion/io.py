@@ -178,6 +178,13 @@ def is_image_file(path) -> bool:
 # === Atomic writes ===
 
 
+def _default_file_mode() -> int:
+    """0o666 less the umask: what a plain open() would give (mkstemp gives 0o600)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb"):
     """Open a temporary file beside `path`; rename it over `path` on success.
@@ -196,6 +203,7 @@ def atomic_write(path, mode: str = "wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -226,6 +234,7 @@ class _AtomicPath:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None and self.tmp.exists() and self.tmp.stat().st_size > 0:
+            os.chmod(self.tmp, _default_file_mode())
             os.replace(self.tmp, self.path)
         else:
             with contextlib.suppress(FileNotFoundError):
