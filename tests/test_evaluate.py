@@ -1,0 +1,110 @@
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorfusion import color, io
+from colorfusion import model as model_lib
+from colorfusion.bins import ABBins
+from colorfusion.evaluate import (METHODS, METRIC_COLUMNS, center_square, evaluate, format_table,
+                                  grayscale_baseline)
+from photos import make_photo, write_photos
+
+
+@pytest.fixture(scope="module")
+def regression():
+    keras.utils.set_random_seed(0)
+    return model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=None)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder, count=7)
+    return folder
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_evaluate_writes_every_file_with_both_baselines(regression, photos, tmp_path):
+    report = evaluate(regression, photos, tmp_path / "report", size=24, batch_size=3, progress=False)
+    assert set(report.paths) == {"csv", "json", "grid"} and all(p.is_file() for p in report.paths.values())
+    rows = read_rows(tmp_path / "report" / "per_image.csv")
+    assert len(rows) == 7 * 3 and {r["method"] for r in rows} == set(METHODS)
+    assert list(rows[0]) == ["file", "method", *METRIC_COLUMNS]
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["size"] == 24 and summary["n_images"] == 7 and summary["n_failed"] == 0
+    assert summary["rebalancing_bins"] == "fitted on the evaluated photos"
+    # The means are those of the CSV rows.
+    model_auc = np.mean([float(r["auc"]) for r in rows if r["method"] == "model"])
+    assert summary["methods"]["model"]["auc"] == pytest.approx(model_auc)
+    assert not list((tmp_path / "report").glob(".*")), "temporary files left behind"
+
+
+def test_grayscale_baseline_differs_from_the_truth_and_the_truth_is_perfect(regression, photos, tmp_path):
+    summary = evaluate(regression, photos, tmp_path, size=24, progress=False).summary["methods"]
+    truth, gray = summary["ground_truth"], summary["grayscale"]
+    assert truth["auc"] == pytest.approx(1.0) and truth["ssim"] == pytest.approx(1.0) and truth["psnr"] == 100.0
+    assert gray["auc"] < 0.95 and gray["psnr"] < 40 and gray["colorfulness"] < 1.0 < truth["colorfulness"]
+
+
+def test_grayscale_baseline_keeps_l_and_drops_colour():
+    rgb = make_photo(np.random.default_rng(0), 20, 30)
+    gray = grayscale_baseline(rgb)
+    assert gray.dtype == np.uint8 and (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    assert np.abs(color.rgb_to_l(gray) - color.rgb_to_l(rgb)).max() <= 0.5
+
+
+def test_photos_are_compared_as_their_centred_square_at_size(regression, tmp_path):
+    rgb = np.zeros((40, 100, 3), np.uint8)
+    rgb[:, 30:70] = (200, 40, 40)  # the centred 40 x 40 square is all red
+    assert center_square(rgb, 16).shape == (16, 16, 3)
+    assert (np.abs(center_square(rgb, 16).astype(int) - (200, 40, 40)) <= 1).all()
+
+
+def test_unreadable_photos_are_listed_and_the_rest_scored(regression, photos, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    files = sorted(photos.iterdir())[:3] + [bad]
+    lines = []
+    report = evaluate(regression, files, tmp_path / "report", size=16, progress=False, log=lines.append)
+    assert not report.ok and [p for p, _ in report.failed] == [bad]
+    assert len(lines) == 1 and "bad.png" in lines[0] and "not an image" in lines[0]
+    assert report.summary["n_images"] == 3 and report.summary["n_failed"] == 1
+    with pytest.raises(ValueError, match="No readable photos"):
+        evaluate(regression, [bad], tmp_path / "none", size=16, progress=False, log=lines.append)
+
+
+def test_the_grid_shows_the_worst_and_best_photos_without_overlap(regression, photos, tmp_path):
+    report = evaluate(regression, photos, tmp_path, size=16, grid_rows=3, progress=False)
+    with Image.open(report.paths["grid"]) as grid:
+        width, height = grid.size
+    assert height > 1.5 * width  # 6 rows (3 worst, 3 best) of 3 columns
+    few = evaluate(regression, sorted(photos.iterdir())[:2], tmp_path / "few", size=16, grid_rows=3,
+                   progress=False)
+    with Image.open(few.paths["grid"]) as grid:
+        assert grid.size[1] < grid.size[0]  # 2 photos: one worst row, one best row
+
+
+def test_a_classification_model_is_rebalanced_with_its_own_bins(photos, tmp_path):
+    bins = ABBins.fit([io.read_rgb(p) for p in sorted(photos.iterdir())], num_bins=20)
+    model = model_lib.build_colorizer(image_size=32, head="classification", bins=bins, width=0.125,
+                                      embedding_dim=None)
+    report = evaluate(model, photos, tmp_path, size=16, progress=False, decode="mode")
+    assert report.summary["rebalancing_bins"] == "the model's own"
+    assert 0 <= report.summary["methods"]["model"]["rebalanced_auc"] <= 1
+
+
+def test_format_table_has_one_row_per_method_with_the_means():
+    summary = {"methods": {m: {k: i + 0.5 for k in METRIC_COLUMNS} for i, m in enumerate(METHODS)}}
+    lines = format_table(summary).splitlines()
+    assert len(lines) == 2 + len(METHODS)
+    assert all(key in lines[0] for key in METRIC_COLUMNS)
+    assert lines[2].split()[0] == "model" and lines[2].split()[1] == "0.5000"
+    assert lines[4].split()[0] == "ground_truth" and lines[4].split()[-1] == "2.5000"
