@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 RUN_MODEL_FILES = ("best.keras", "last.keras", "model.keras")  # in order of preference
@@ -71,6 +72,9 @@ def load_model(path):
     from colorfusion import model as model_lib  # registers the custom layers and losses
 
     path = resolve_model_path(path)
+    if not zipfile.is_zipfile(path):  # Keras would say "file not found" for a damaged or foreign file
+        raise ModelLoadError(f"{path}: not a loadable Keras model (not a zip archive, which a .keras file is; "
+                             f"damaged, truncated or another format renamed)")
     try:
         loaded = keras.saving.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad file
