@@ -1,4 +1,5 @@
-# Two commands: `make test` (set up + run the tests); `make demo` comes with the notebooks.
+# Two commands: `make demo` (train a small model, colorize photos it never saw) and
+# `make test` (set up + run the tests).
 # Both set themselves up: a .venv is created when missing and requirements are
 # installed only when requirements.txt or pyproject.toml changed since last time.
 
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: test test-fast bench venv clean
+.PHONY: demo test test-fast bench venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +22,13 @@ $(PY):
 $(STAMP): requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
+
+## make demo: train a small model on the photos shipped with scikit-image and
+## matplotlib (or on DATA=DIR), colorize photos it did not train on, write
+## $(DEMO_OUT)/before_after.png and the run folder. A few minutes on a CPU, no network.
+DEMO_OUT ?= demo_out
+demo: $(STAMP)
+	$(PY) -m colorfusion.demo --out "$(DEMO_OUT)" $(if $(DATA),--data "$(DATA)")
 
 ## make test: the whole suite (what CI runs)
 test: $(STAMP)

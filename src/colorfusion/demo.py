@@ -1,0 +1,147 @@
+"""`make demo`: train a small model, colorize photos it never trained on, show before / after.
+
+`run_demo()` (or `python -m colorfusion.demo`) takes the photos of
+`sources.data_source` (without downloading: the package-shipped photos
+unless a folder is given), holds a few out, trains a small classification
+model on the rest for a couple of minutes on a CPU, colorizes the held-out
+photos from their B&W versions at full resolution, and writes
+`before_after.png` beside the run folder.
+
+Example:
+
+```python
+run = run_demo(out="demo_out")      # or: python -m colorfusion.demo --out demo_out [--data DIR]
+run.grid                            # demo_out/before_after.png
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from colorfusion.sources import bw_inputs, choose_weights, colorized_rows, data_source, subset
+
+
+@dataclass
+class DemoResult:
+    run_dir: Path
+    grid: Path
+    colorized: list
+    train_files: list
+    heldout: list
+    weights: object
+    embedding: object
+    seconds: float
+
+
+def plan_epochs(n_train: int, batch_size: int, images: int = 1440, min_epochs: int = 3) -> tuple[int, int]:
+    """(repeat, epochs): repeat a few photos so an epoch is 3 batches or more; `images` seen in all."""
+    repeat = max(1, math.ceil(3 * batch_size / n_train))
+    return repeat, max(min_epochs, round(images / (n_train * repeat)))
+
+
+def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=16, epochs=None,
+             max_photos=240, weights="auto", backbone="mobilenet", seed=0, log=print) -> DemoResult:
+    """Train a small model, colorize held-out photos, write a before / after grid.
+
+    Args:
+        data: a folder of colour photos; None uses `data_source()` without
+            downloading (the package-shipped photos off Kaggle).
+        out: the demo folder: `run/` (the run folder), `bw/`, `colorized/`,
+            `before_after.png`; a previous demo run in `out/run` is replaced.
+        epochs: None plans about 1440 training images in all (`plan_epochs`).
+        max_photos: at most this many training photos (a big folder stays a
+            few minutes).
+        weights: "auto" (ImageNet when it can be downloaded, else None),
+            "imagenet", None or a local `.h5` file. Without real weights the
+            semantic branch is left out: a random backbone adds no semantics,
+            only time.
+    """
+    from colorfusion.colorize import Colorizer, colorize_folder
+    from colorfusion.train import train
+
+    start = time.time()
+    out = Path(out)
+    source = data_source(data, download=False, sample_dir=out / "photos", test_fraction=0.1, min_test=3,
+                         seed=seed, log=log)
+    train_files = subset(source.train, max_photos, seed)
+    heldout = bw_inputs(source, out / "bw", count=6)
+    chosen = choose_weights("imagenet" if weights == "auto" else weights, backbone, log=log)
+    embedding = "cache" if chosen is not None else None
+    if embedding is None:
+        log("No semantic branch: the model sees L only (a random backbone would add no semantics, only time)")
+    repeat, planned = plan_epochs(len(train_files), batch_size)
+    epochs = epochs or planned
+    run_dir = out / "run"
+    if (run_dir / "config.json").is_file():
+        log(f"Replacing the previous demo run in {run_dir}")
+        shutil.rmtree(run_dir)
+    log(f"Training a classification model ({image_size} px, width {width}) on {len(train_files)} photos "
+        f"for {epochs} epochs of {len(train_files) * repeat} random crops; validating on "
+        f"{len(source.test[:16])} held-out photos, never trained on")
+    train(train_files=train_files * repeat, val_files=source.test[:16], out=run_dir, head="classification",
+          image_size=image_size, width=width, batch_size=batch_size, epochs=epochs, learning_rate=2e-3,
+          lr_patience=8, preview_every=5, weights=chosen, backbone=backbone, embedding=embedding,
+          embedding_output="pooled" if chosen and "no_top" in str(chosen) else "predictions",
+          seed=seed, cache_dir=out / "cache", hardware="auto", show=False, verbose=2)
+    colorizer = Colorizer.from_path(run_dir)
+    report = colorize_folder([bw for bw, _ in heldout], out / "colorized", colorizer, overwrite=True,
+                             progress=False, log=log)
+    grid = _write_grid(out / "before_after.png", heldout, out / "colorized")
+    result = DemoResult(run_dir, grid, report.written, train_files, [rgb for _, rgb in heldout], chosen,
+                        embedding, time.time() - start)
+    _summary(result, log)
+    return result
+
+
+def _write_grid(path, heldout, colorized_dir) -> Path:
+    from colorfusion import figures, plots
+
+    rows, names = colorized_rows(heldout, colorized_dir)
+    return figures.save_figure(plots.before_after_figure(rows, names), path, show=False)
+
+
+def _summary(result: DemoResult, log) -> None:
+    minutes, seconds = divmod(round(result.seconds), 60)
+    log(f"\ncolorfusion demo done in {minutes} min {seconds:02d} s")
+    log(f"  before / after grid: {result.grid}")
+    log(f"  colorized photos:    {result.grid.parent / 'colorized'}  "
+        f"({len(result.colorized)} photos the model never trained on)")
+    log(f"  run folder:          {result.run_dir}  (best.keras, previews/, curves.png, history.csv)")
+    log(f"Colorize your own B&W photos:  colorfusion colorize PHOTOS/ -o OUT/ --model {result.run_dir}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m colorfusion.demo", description=run_demo.__doc__.splitlines()[0])
+    parser.add_argument("--data", help="folder of colour photos (default: the package-shipped photos)")
+    parser.add_argument("--out", default="demo_out", help="demo folder (default demo_out)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: planned for a few minutes on a CPU)")
+    parser.add_argument("--image-size", type=int, default=64, help="training size in pixels (default 64)")
+    parser.add_argument("--width", type=float, default=0.5, help="filter-count multiplier (default 0.5)")
+    parser.add_argument("--max-photos", type=int, default=240, help="at most this many training photos (default 240)")
+    parser.add_argument("--weights", default="auto", help="auto (default), imagenet, none or a local .h5 file")
+    parser.add_argument("--backbone", default="mobilenet", help="semantic-branch backbone (default mobilenet)")
+    args = parser.parse_args(argv)
+    from colorfusion.colorize import ModelLoadError
+    from colorfusion.train import TrainingError
+
+    try:
+        run_demo(args.data or None, args.out, image_size=args.image_size, width=args.width, epochs=args.epochs,
+                 max_photos=args.max_photos, weights=args.weights, backbone=args.backbone)
+    except (FileNotFoundError, ValueError, TrainingError, ModelLoadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())

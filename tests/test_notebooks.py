@@ -1,0 +1,198 @@
+"""The notebooks: conventions, Kaggle metadata, and every notebook executed with papermill.
+
+Each notebook runs with tiny parameters (32 px photos in the Kaggle layout,
+1 epoch, `WEIGHTS=None`) in a temporary folder; any cell error fails the
+test, and each test checks the figures its notebook promises (saved as
+files and shown inline). Notebooks 04 and 05 use the runs of 02 and 03.
+"""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from colorfusion import sources
+from photos import write_photos
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NAMES = ["01_explore_data", "02_train_regression", "03_train_classification", "04_colorize_photos", "05_evaluate"]
+TINY_TRAINING = dict(IMAGE_SIZE=32, EPOCHS=1, BATCH_SIZE=4, WIDTH=0.125, WEIGHTS=None)
+
+
+def load(name):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def generator():
+    spec = importlib.util.spec_from_file_location("make_notebooks", NOTEBOOKS / "make_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# === Conventions (fast) ===
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_has_a_title_cell_a_parameters_cell_and_setup_data_sections(name):
+    nb = load(name)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is nb.cells[1]
+    names = re.findall(r"^([A-Z_]+) = ", tagged[0].source, flags=re.M)
+    assert names and "PACKAGE_SOURCE" in names
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                if line.startswith("## ")]
+    assert headings[:2] == ["## Setup", "## Data"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_has_no_outputs_and_matches_its_generator(name):
+    nb = load(name)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    make = generator()
+    built = make.build(make.NOTEBOOKS[f"{name}.ipynb"])
+    assert [(c.cell_type, c.source, c.metadata.get("tags")) for c in nb.cells] == \
+           [(c.cell_type, c.source, c.metadata.get("tags")) for c in built.cells], \
+        "notebook differs from notebooks/make_notebooks.py: run `python notebooks/make_notebooks.py`"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_code_cells_stay_thin(name):
+    for cell in load(name).cells:
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+            statements = [line for line in cell.source.splitlines()
+                          if line.strip() and not line.lstrip().startswith(("#", "import ", "from "))]
+            assert len(statements) <= 10, cell.source
+            assert not re.search(r"^\s*(def|class) ", cell.source, flags=re.M), "logic belongs in src/colorfusion"
+
+
+@pytest.mark.parametrize("name", ["02_train_regression", "03_train_classification"])
+def test_kaggle_metadata_publishes_the_training_notebook_with_gpu_internet_and_dataset(name):
+    folder = NOTEBOOKS / "kaggle" / name
+    meta = json.loads((folder / "kernel-metadata.json").read_text())
+    # `kaggle kernels push -p folder` reads code_file relative to the folder.
+    assert (folder / meta["code_file"]).resolve() == (NOTEBOOKS / f"{name}.ipynb").resolve()
+    assert meta["kernel_type"] == "notebook" and meta["language"] == "python"
+    assert meta["enable_gpu"] is True and meta["enable_internet"] is True
+    assert "aayush9753/image-colorization-dataset" in meta["dataset_sources"]
+    # Kaggle derives the slug from the title: they must agree.
+    assert meta["id"].split("/")[1] == re.sub(r"[^a-z0-9]+", "-", meta["title"].lower()).strip("-")
+
+
+# === Execution (slow) ===
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A folder in the Kaggle dataset layout, tiny photos, and an environment kept in tmp."""
+    root = tmp_path_factory.mktemp("notebooks")
+    data = root / "dataset" / "data"
+    write_photos(data / "train_color", count=10, seed=1, sizes=(40, 64))
+    test_color = write_photos(data / "test_color", count=3, seed=2, sizes=(40, 64))
+    sources.write_bw_copies(test_color, data / "test_black")
+    with pytest.MonkeyPatch.context() as env:
+        for name, folder in (("COLORFUSION_CACHE", "cache"), ("XDG_CACHE_HOME", "xdg"), ("KERAS_HOME", "keras"),
+                             ("MPLCONFIGDIR", "mpl")):
+            env.setenv(name, str(root / folder))
+        env.setenv("MPLBACKEND", "Agg")
+        yield root
+
+
+def execute(name, workspace, **parameters):
+    import papermill
+
+    out = workspace / "executed" / f"{name}.ipynb"
+    out.parent.mkdir(exist_ok=True)
+    parameters = {"DATA_DIR": str(workspace / "dataset"), **parameters}
+    # "python3" resolves to the interpreter running the tests (jupyter_client
+    # replaces a bare `python` in the kernelspec by sys.executable).
+    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=parameters,
+                               kernel_name="python3", cwd=str(workspace), progress_bar=False)
+    return nbformat.read(out, as_version=4)
+
+
+def images_shown(nb) -> int:
+    return sum("image/png" in output.get("data", {}) for c in nb.cells for output in c.get("outputs", []))
+
+
+def text_output(nb) -> str:
+    return "".join(output.get("text", "") for c in nb.cells for output in c.get("outputs", []))
+
+
+def assert_pngs(folder, names):
+    for name in names:
+        path = Path(folder) / name
+        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
+@pytest.fixture(scope="module")
+def regression_run(workspace):
+    run = workspace / "runs" / "regression"
+    nb = execute("02_train_regression", workspace, RUN_DIR=str(run), EMBEDDING=None, **TINY_TRAINING)
+    return nb, run
+
+
+@pytest.fixture(scope="module")
+def classification_run(workspace):
+    run = workspace / "runs" / "classification"
+    nb = execute("03_train_classification", workspace, RUN_DIR=str(run), EMBEDDING="cache", BACKBONE="mobilenet",
+                 NUM_BINS=40, **TINY_TRAINING)
+    return nb, run
+
+
+@pytest.mark.slow
+def test_explore_notebook_draws_photos_lab_channels_augmentations_and_bins(workspace):
+    out = workspace / "explore"
+    nb = execute("01_explore_data", workspace, IMAGE_SIZE=32, NUM_BINS=40, MAX_PHOTOS=6, OUT_DIR=str(out))
+    assert_pngs(out / "figures", ["photos.png", "lab_channels.png", "augmentations.png", "ab_bins.png"])
+    assert images_shown(nb) >= 4
+    assert "Data: your folder" in text_output(nb)  # the data source is named
+
+
+@pytest.mark.slow
+def test_regression_notebook_trains_with_previews_inline_and_curves(regression_run):
+    nb, run = regression_run
+    for name in ("best.keras", "last.keras", "history.csv", "config.json"):
+        assert (run / name).is_file(), name
+    assert_pngs(run, ["previews/epoch_001.png", "curves.png", "figures/held_out.png"])
+    assert json.loads((run / "config.json").read_text())["head"] == "regression"
+    assert images_shown(nb) >= 3  # the epoch preview, the curves, the held-out photos
+
+
+@pytest.mark.slow
+def test_classification_notebook_trains_with_bins_previews_and_curves(classification_run):
+    nb, run = classification_run
+    assert (run / "bins.json").is_file() and (run / "best.keras").is_file()
+    assert_pngs(run, ["figures/ab_bins.png", "previews/epoch_001.png", "curves.png", "figures/held_out.png"])
+    config = json.loads((run / "config.json").read_text())
+    assert config["head"] == "classification" and config["num_bins"] == 40 and config["embedding"] == "cache"
+    assert images_shown(nb) >= 4
+
+
+@pytest.mark.slow
+def test_colorize_notebook_colorizes_bw_photos_and_sweeps_temperature(workspace, classification_run):
+    out = workspace / "colorized"
+    nb = execute("04_colorize_photos", workspace, MODEL=str(classification_run[1]), MAX_PHOTOS=3,
+                 TEMPERATURES=[1.0, 0.38], OUT_DIR=str(out))
+    # The dataset's own test_black photos are the inputs.
+    assert sorted(p.name for p in (out / "colorized").iterdir()) == [f"photo_{i:02d}.png" for i in range(3)]
+    assert_pngs(out / "figures", ["before_after.png", "temperature.png"])
+    assert images_shown(nb) >= 2
+
+
+@pytest.mark.slow
+def test_evaluate_notebook_compares_both_models_with_baselines(workspace, regression_run, classification_run):
+    out = workspace / "evaluation"
+    models = {"regression": str(regression_run[1]), "classification": str(classification_run[1])}
+    nb = execute("05_evaluate", workspace, MODELS=models, SIZE=32, OUT_DIR=str(out))
+    for name in models:
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["n_images"] == 3
+    assert_pngs(out / "figures", ["metrics.png", "comparison.png"])
+    table = text_output(nb)
+    assert all(method in table for method in ("regression", "classification", "grayscale", "ground_truth"))
+    assert images_shown(nb) >= 4  # metrics, comparison, two worst / best grids
