@@ -102,6 +102,8 @@ class Colorizer:
 
     def colorize_many(self, images, return_lab: bool = False) -> list:
         """Colorize several images (any sizes) with one model call."""
+        if not images:
+            return []
         prepared = [self.prepare(image) for image in images]
         ab_small = self.predict_ab(np.stack([l_small for _, l_small in prepared]))
         return [self.finish(l_full, ab, return_lab) for (l_full, _), ab in zip(prepared, ab_small)]
@@ -136,8 +138,12 @@ class Colorizer:
         rgb = lab_to_rgb_uint8(l_full, ab.reshape(height, width, 2), lab_out=lab)
         return (rgb, lab) if return_lab else rgb
 
+
 def colorize(model, image, decode="annealed_mean", temperature=0.38, embedder=None, return_lab=False):
     """Colorize one photo at its full resolution.
+
+    Given a path, this loads the model on every call: for many photos, make a
+    `Colorizer` once (or use `colorize_folder`).
 
     Args:
         model: a `Colorizer`, a Keras model (either head, or an inference
