@@ -15,16 +15,17 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 
 INSTALL = '''\
-# On Kaggle, colorfusion is not installed yet: install it from a wheel or a source tree attached
-# as a dataset, else from PACKAGE_SOURCE. Where colorfusion is importable this cell does nothing.
+# On Kaggle colorfusion is not installed yet: install it from a wheel or a source tree attached as a
+# dataset, else from PACKAGE_SOURCE. Where colorfusion is importable, this cell does nothing.
 import importlib.util, shutil, subprocess, sys
 from pathlib import Path
 
 if importlib.util.find_spec("colorfusion") is None:
-    wheels = sorted(Path("/kaggle/input").glob("*/colorfusion-*.whl"))
-    trees = [p.parent for p in Path("/kaggle/input").glob("*/pyproject.toml") if (p.parent / "src/colorfusion").is_dir()]
-    # pip builds a source tree in place and /kaggle/input is read-only: copy it first
-    source = wheels[-1] if wheels else shutil.copytree(trees[0], "/tmp/colorfusion-src") if trees else PACKAGE_SOURCE
+    wheels = sorted(Path("/kaggle/input").glob("**/colorfusion-*.whl"))
+    trees = [p.parents[2] for p in Path("/kaggle/input").glob("**/src/colorfusion/__init__.py")]
+    source = wheels[-1] if wheels else PACKAGE_SOURCE
+    if trees and not wheels:  # pip builds a source tree in place, and /kaggle/input is read-only
+        source = shutil.copytree(trees[0], "/tmp/colorfusion-src", dirs_exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", str(source)], check=True)
     importlib.invalidate_caches()'''
 

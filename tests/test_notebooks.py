@@ -83,6 +83,38 @@ def test_kaggle_metadata_publishes_the_training_notebook_with_gpu_internet_and_d
     assert meta["id"].split("/")[1] == re.sub(r"[^a-z0-9]+", "-", meta["title"].lower()).strip("-")
 
 
+def run_install_cell(kaggle_input, tmp_path, monkeypatch, installed=False):
+    """Execute the notebooks' install cell against a fake /kaggle/input; return the pip commands it ran."""
+    cell = next(c.source for c in load("02_train_regression").cells if "pip\", \"install" in c.source)
+    cell = cell.replace('"/kaggle/input"', repr(str(kaggle_input))).replace(
+        '"/tmp/colorfusion-src"', repr(str(tmp_path / "copy")))
+    commands = []
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if installed else None)
+    monkeypatch.setattr("subprocess.run", lambda command, check: commands.append(command))
+    exec(cell, {"PACKAGE_SOURCE": "git+https://example.invalid/colorfusion.git"})
+    return [command[-1] for command in commands]
+
+
+def test_install_cell_does_nothing_where_colorfusion_is_installed(tmp_path, monkeypatch):
+    assert run_install_cell(tmp_path, tmp_path, monkeypatch, installed=True) == []
+
+
+def test_install_cell_prefers_an_attached_wheel_then_a_source_tree_then_package_source(tmp_path, monkeypatch):
+    kaggle_input = tmp_path / "input"
+    (kaggle_input / "image-colorization-dataset" / "data").mkdir(parents=True)
+    assert run_install_cell(kaggle_input, tmp_path, monkeypatch) == ["git+https://example.invalid/colorfusion.git"]
+    package = kaggle_input / "colorfusion-src" / "src" / "colorfusion"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    # A source tree is copied out of the read-only input before pip builds it.
+    assert run_install_cell(kaggle_input, tmp_path, monkeypatch) == [str(tmp_path / "copy")]
+    assert (tmp_path / "copy" / "src" / "colorfusion" / "__init__.py").is_file()
+    wheel = kaggle_input / "colorfusion-wheel" / "colorfusion-0.1.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"")
+    assert run_install_cell(kaggle_input, tmp_path, monkeypatch) == [str(wheel)]
+
+
 # === Execution (slow) ===
 
 

@@ -41,6 +41,11 @@ class DemoResult:
     seconds: float
 
 
+def say(line: str) -> None:
+    """Print now: the demo's lines must come out in order with TensorFlow's unbuffered stderr."""
+    print(line, flush=True)
+
+
 def plan_epochs(n_train: int, batch_size: int, images: int = 1440, min_epochs: int = 3) -> tuple[int, int]:
     """(repeat, epochs): repeat a few photos so an epoch is 3 batches or more; `images` seen in all."""
     repeat = max(1, math.ceil(3 * batch_size / n_train))
@@ -48,7 +53,7 @@ def plan_epochs(n_train: int, batch_size: int, images: int = 1440, min_epochs: i
 
 
 def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=16, epochs=None,
-             max_photos=240, weights="auto", backbone="mobilenet", seed=0, log=print) -> DemoResult:
+             max_photos=240, weights="auto", backbone="mobilenet", seed=0, log=say) -> DemoResult:
     """Train a small model, colorize held-out photos, write a before / after grid.
 
     Args:
@@ -77,6 +82,8 @@ def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=
     embedding = "cache" if chosen is not None else None
     if embedding is None:
         log("No semantic branch: the model sees L only (a random backbone would add no semantics, only time)")
+    else:
+        log(f"Semantic branch: {backbone} with {chosen} weights")
     repeat, planned = plan_epochs(len(train_files), batch_size)
     epochs = epochs or planned
     run_dir = out / "run"
@@ -115,7 +122,16 @@ def _summary(result: DemoResult, log) -> None:
     log(f"  colorized photos:    {result.grid.parent / 'colorized'}  "
         f"({len(result.colorized)} photos the model never trained on)")
     log(f"  run folder:          {result.run_dir}  (best.keras, previews/, curves.png, history.csv)")
-    log(f"Colorize your own B&W photos:  colorfusion colorize PHOTOS/ -o OUT/ --model {result.run_dir}")
+    log(f"Colorize your own B&W photos:  {_console_script()} colorize PHOTOS/ -o OUT/ --model {result.run_dir}")
+
+
+def _console_script() -> str:
+    """How to call `colorfusion` here: the venv's script (relative when below the current folder), or the name."""
+    script = Path(sys.executable).parent / "colorfusion"
+    if not script.is_file():
+        return "colorfusion"
+    relative = os.path.relpath(script)
+    return str(script) if relative.startswith("..") else relative
 
 
 def main(argv=None) -> int:
