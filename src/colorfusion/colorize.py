@@ -121,11 +121,16 @@ class Colorizer:
     def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
         """ab in Lab units (N, S, S, 2) for a batch of L (N, S, S, 1) in [0, 100]."""
         l_small = np.asarray(l_small, np.float32)
+        count = len(l_small)
         inputs = {"L": color.l_to_model(l_small)}
         if self.embedding_dim:
             inputs["embedding"] = np.asarray(self.embedder.embed_l(l_small), np.float32)
+        # Pad to a power of two: a few batch shapes, so the compiled function is
+        # traced a few times, not once per odd-sized last batch.
+        padded = 1 << max(0, count - 1).bit_length()
+        inputs = {k: np.concatenate([v, np.zeros((padded - count, *v.shape[1:]), v.dtype)]) for k, v in inputs.items()}
         # predict_on_batch: no per-call data pipeline, one compiled function.
-        return color.ab_from_model(np.asarray(self.inference.predict_on_batch(inputs)))
+        return color.ab_from_model(np.asarray(self.inference.predict_on_batch(inputs))[:count])
 
     def finish(self, l_full: np.ndarray, ab_small: np.ndarray, return_lab: bool = False):
         """Resize ab (S, S, 2) to L's size (H, W) and join: uint8 RGB, and with `return_lab` the Lab."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from colorfusion import io
+from colorfusion import figures, io
 from colorfusion.hardware import HardwarePlan, plan_hardware
 
 # Settings that define what the model is: a resumed run must match them.
@@ -127,7 +127,8 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
         hardware: "auto", "cpu", or a `HardwarePlan` (mixed precision, XLA,
             data-parallel over GPUs).
         callbacks: extra Keras callbacks, run after the run's own.
-        show: previews and curves inline in notebooks ("auto"), always, never.
+        show: in a notebook ("auto"), always (True) or never (False): the
+            preview after each preview epoch, and the curves once at the end.
         **settings: any field of `TrainConfig` (head, image_size, epochs,
             batch_size, learning_rate, width, backbone, weights, embedding,
             val_fraction, seed, ...).
@@ -166,6 +167,8 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
     result = TrainResult(model=setup.model, history=checkpoint.history, paths=paths,
                          epochs_done=checkpoint.epoch, stopped_reason=checkpoint.stopped_reason,
                          hardware=plan.describe())
+    if figures.resolve_show(show) and paths["curves"].exists():
+        figures.show_png(paths["curves"].read_bytes())
     if result.stopped_reason:
         _say(verbose, f"Training stopped at epoch {checkpoint.epoch + 1}: {result.stopped_reason}. "
                       f"The last good checkpoint (epoch {checkpoint.epoch}) is kept in {paths['last']}.")
@@ -268,7 +271,8 @@ def _callbacks(config, setup, paths, state, history, show):
                                           patience=config.lr_patience, min_lr=1e-6),
         ColorizationPreview(setup.preview_samples, every_n_epochs=config.preview_every,
                             out_dir=paths["previews"], show=show),
-        TrainingCurves(out_path=paths["curves"], show=show, history=history),
+        # Saved every epoch; shown once, when training ends (see `train`).
+        TrainingCurves(out_path=paths["curves"], show=False, history=history),
     ]
 
 
