@@ -4,14 +4,17 @@ Modules, one job each, in the order data flows through them:
 
 - `color`: sRGB <-> CIE Lab and the model-facing scalings
 - `io`: read any image file as uint8 RGB; atomic writes
-- `datasets`: find photos, splits, the Kaggle dataset, sample photos
+- `datasets`, `samples`, `sources`: find photos, splits, the Kaggle dataset,
+  the photos shipped with scikit-image / matplotlib, where notebooks get data
 - `augment`: geometric augmentation (colour never changes)
-- `embeddings`: the frozen ImageNet backbone and its on-disk cache
+- `embeddings`, `embedding_cache`: the frozen ImageNet backbone and its on-disk cache
 - `generator`: the Keras data generator (L in, ab / 128 out)
 - `bins`, `layers`, `losses`, `model`: the network, its two heads and what it learns
 - `metrics`, `callbacks`, `figures`: measuring and watching training
 - `hardware`, `run_setup`, `train`: one call from photos to a run folder
-- `colorize`, `evaluate`: full-resolution inference and evaluation
+- `model_files`, `fullres`, `colorize`, `evaluate`: loading models, full-resolution
+  inference, evaluation
+- `plots`, `demo`: notebook figures; `make demo`
 - `cli`: the `colorfusion` command
 
 Example:
