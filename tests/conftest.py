@@ -11,3 +11,5 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("KERAS_HOME", os.path.join(_home, "keras"))
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(_home, "mpl"))
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Embeddings and sample photos go to the temporary folder, never ~/.cache.
+os.environ.setdefault("COLORFUSION_CACHE", os.path.join(_home, "colorfusion-cache"))

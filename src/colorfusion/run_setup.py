@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+
+from colorfusion.cache import cache_root
 
 
 @dataclass
@@ -26,9 +27,8 @@ class RunSetup:
 
 
 def default_cache_dir() -> Path:
-    """Embedding cache shared across runs: $COLORFUSION_CACHE or ~/.cache/colorfusion."""
-    root = os.environ.get("COLORFUSION_CACHE") or Path.home() / ".cache" / "colorfusion"
-    return Path(root) / "embeddings"
+    """Embedding cache shared across runs (see `cache.cache_root`)."""
+    return cache_root() / "embeddings"
 
 
 def make_embedder(config):

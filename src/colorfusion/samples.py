@@ -9,7 +9,6 @@ photos to show.
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from colorfusion import io
+from colorfusion.cache import cache_root
 
 # skimage.data loaders of colour photos whose files ship with scikit-image
 # (others need a download through pooch and are skipped when offline).
@@ -32,11 +32,6 @@ _SKIMAGE_PHOTOS = (
 # hubble_deep_field is left out: mostly black sky, a mean chroma under 3.
 
 
-def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "colorfusion"
-
-
 def sample_photos(dest=None) -> list[Path]:
     """Write the colour photos that ship inside installed packages; return their paths.
 
@@ -46,13 +41,13 @@ def sample_photos(dest=None) -> list[Path]:
     return the paths. A photo that is not available offline is skipped.
 
     Args:
-        dest: folder; default `~/.cache/colorfusion/sample_photos`
+        dest: folder; default `cache.cache_root() / "sample_photos"`
             (`$XDG_CACHE_HOME` is honoured).
 
     Returns:
         Sorted paths of the photos written (or already there).
     """
-    dest = Path(dest) if dest is not None else _default_cache_dir() / "sample_photos"
+    dest = Path(dest) if dest is not None else cache_root() / "sample_photos"
     paths = []
     for loader, name in _SKIMAGE_PHOTOS:
         target = dest / name
