@@ -23,7 +23,7 @@ import cv2
 import keras
 import numpy as np
 
-from colorfusion import color, figures, io, metrics
+from colorfusion import augment, color, figures, io, metrics
 
 # === Samples ===
 
@@ -32,8 +32,8 @@ def samples_from_images(rgb_list, image_size: int, embedder=None) -> dict:
     """Build the preview samples from RGB images.
 
     Each image is centre-cropped to a square and resized to `image_size`
-    (area interpolation when shrinking), then split into the model input
-    L the same way training does.
+    (`augment.fit_square`, as validation does), then split into the model
+    input L the same way training does.
 
     Args:
         rgb_list: uint8 RGB images (H, W, 3) of any size, or an array
@@ -78,12 +78,8 @@ def samples_from_files(paths, image_size: int, embedder=None) -> dict:
 def _square(rgb: np.ndarray, size: int) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"Expected uint8 RGB images (H, W, 3). Received: shape={rgb.shape}, dtype={rgb.dtype}")
-    height, width = rgb.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    crop = rgb[top : top + side, left : left + side]
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return np.ascontiguousarray(cv2.resize(crop, (size, size), interpolation=interpolation))
+    # The validation crop, so previews show what validation scores.
+    return augment.fit_square(rgb, size)
 
 
 def _check_samples(samples) -> int:
