@@ -331,3 +331,18 @@ def test_a_run_folder_with_a_semantic_branch_colorizes_with_the_embedder_it_was_
     rgb, lab = colorizer(photos[0], return_lab=True)
     assert rgb.shape == io.read_rgb(photos[0]).shape
     np.testing.assert_array_equal(lab[..., 0], color.rgb_to_l(io.read_rgb(photos[0]))[..., 0])
+
+
+def test_a_multi_line_model_error_is_logged_as_one_line_per_file(regression, tmp_path):
+    write_photos(tmp_path / "src", count=2)
+    colorizer = Colorizer(regression)
+
+    def broken(l_small):
+        raise RuntimeError("graph execution failed\n" + "stack frame\n" * 50)
+
+    colorizer.predict_ab = broken
+    lines = []
+    report = colorize_folder(tmp_path / "src", tmp_path / "out", colorizer, progress=False, log=lines.append)
+    assert len(report.failed) == 2 and not report.written
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert all("RuntimeError: graph execution failed" in line for line in lines)

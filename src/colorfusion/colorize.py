@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from colorfusion import color, io
 from colorfusion.fullres import as_pixels, lab_to_rgb_uint8, lightness
-from colorfusion.model_files import ModelLoadError, load_embedder, load_model  # noqa: F401 - API
+from colorfusion.model_files import ModelLoadError, first_line, load_embedder, load_model  # noqa: F401 - API
 
 INTERPOLATIONS = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
 
@@ -297,7 +297,8 @@ def _fail(report: FolderReport, log, src, reason: str) -> None:
 
 
 def _reason(error: Exception) -> str:
-    return error.reason if isinstance(error, io.ImageReadError) else f"{type(error).__name__}: {error}"
+    # Keras / TensorFlow errors can span pages: the log gets one line per file.
+    return error.reason if isinstance(error, io.ImageReadError) else first_line(error)
 
 
 def _colorize_batch(pairs, colorizer: Colorizer, report: FolderReport, log) -> None:

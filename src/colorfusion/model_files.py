@@ -29,7 +29,8 @@ class ModelLoadError(Exception):
     """A model file or run folder could not be used; the message says which and why."""
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """`"Type: first line of the message"`, at most about 200 characters: a reason fit for a one-line error."""
     text = str(error).strip()
     line = text.splitlines()[0] if text else ""
     line = line if len(line) <= _MAX_REASON else line[: _MAX_REASON - 3] + "..."
@@ -78,11 +79,11 @@ def load_model(path):
     try:
         loaded = keras.saving.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise ModelLoadError(f"{path}: not a loadable Keras model ({_first_line(e)})") from None
+        raise ModelLoadError(f"{path}: not a loadable Keras model ({first_line(e)})") from None
     try:
         info = model_lib.model_info(loaded)
     except Exception as e:  # noqa: BLE001 - a model of any shape may come in
-        raise ModelLoadError(f"{path}: not a colorfusion colorizer ({_first_line(e)})") from None
+        raise ModelLoadError(f"{path}: not a colorfusion colorizer ({first_line(e)})") from None
     if not isinstance(info["image_size"], int) or loaded.inputs[0].shape[2] != info["image_size"]:
         raise ModelLoadError(f"{path}: not a colorfusion colorizer (its 'L' input is not a fixed square: "
                              f"{tuple(loaded.inputs[0].shape)})")
@@ -98,7 +99,7 @@ def run_config_for(path) -> dict:
     try:
         config = json.loads(config_file.read_text())
     except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{config_file}: damaged run configuration ({_first_line(e)})") from None
+        raise ModelLoadError(f"{config_file}: damaged run configuration ({first_line(e)})") from None
     return config if isinstance(config, dict) else {}
 
 
@@ -137,7 +138,7 @@ def load_embedder(path, model_info: dict, weights=None):
     except ModelLoadError:
         raise
     except Exception as e:  # noqa: BLE001 - bad weights file, no network, unknown backbone, ...
-        raise ModelLoadError(f"{source}: cannot build the semantic branch's backbone ({_first_line(e)}); "
+        raise ModelLoadError(f"{source}: cannot build the semantic branch's backbone ({first_line(e)}); "
                              f"--weights chooses other backbone weights") from None
     if dim != model_info["embedding_dim"]:
         raise ModelLoadError(f"{source}: the model expects {model_info['embedding_dim']}-d embeddings but "
