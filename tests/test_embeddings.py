@@ -106,6 +106,18 @@ def test_random_weights_are_reproducible_from_the_seed(tiny):
     assert _differ(tiny.embed_l(l), _tiny(seed=1).embed_l(l))
 
 
+def test_threads_asking_for_the_model_at_once_share_one_model():
+    from concurrent.futures import ThreadPoolExecutor
+
+    embedder = _tiny()
+    builds = []
+    build = embedder._build
+    embedder._build = lambda: builds.append(1) or build()
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: embedder.model, range(4)))
+    assert len(builds) == 1 and all(m is models[0] for m in models)
+
+
 def test_local_weights_file_is_loaded(tiny, tmp_path):
     path = tmp_path / "tiny.weights.h5"
     tiny.model.save_weights(path)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 from pathlib import Path
 
 import cv2
@@ -138,6 +139,8 @@ class Embedder:
         self.input_size = int(input_size or native)
         self._class_name, self._module = class_name, module
         self._model = None
+        # Generator worker threads ("exact" embeddings) may all ask for the model first.
+        self._build_lock = threading.Lock()
 
     def _kwargs_from_file_name(self, name: str, native: int) -> int:
         pattern = {"mobilenet": _MOBILENET_FILE, "mobilenet_v2": _MOBILENET_V2_FILE}.get(self.backbone)
@@ -177,7 +180,9 @@ class Embedder:
     def model(self):
         """The keras.applications model (built on first access)."""
         if self._model is None:
-            self._model = self._build()
+            with self._build_lock:
+                if self._model is None:
+                    self._model = self._build()
         return self._model
 
     def _build(self):
