@@ -113,3 +113,27 @@ def test_gray_rgb_from_l_accepts_l_without_channel_axis():
     assert gray.shape == (11, 3)
     assert gray[0, 0] == pytest.approx(0, abs=1e-3) and gray[-1, 0] == pytest.approx(1, abs=1e-3)
     assert np.all(np.diff(gray[:, 0]) > 0)
+
+
+def test_conversions_write_into_out_and_equal_the_allocating_ones():
+    rgb = np.random.default_rng(4).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
+    lab_out = np.full(rgb.shape, np.nan, np.float32)
+    assert color.rgb_to_lab(rgb, out=lab_out) is lab_out
+    np.testing.assert_array_equal(lab_out, color.rgb_to_lab(rgb))
+    lab = lab_out + np.float32(30.0)  # some colours outside the gamut: clipped in out too
+    rgb_out = np.full(rgb.shape, np.nan, np.float32)
+    assert color.lab_to_rgb(lab, out=rgb_out) is rgb_out
+    np.testing.assert_array_equal(rgb_out, color.lab_to_rgb(lab))
+    assert rgb_out.min() >= 0 and rgb_out.max() <= 1
+
+
+@pytest.mark.parametrize("out", [np.zeros((4, 4, 3), np.float64), np.zeros((4, 5, 3), np.float32),
+                                 np.zeros((4, 8, 3), np.float32)[:, ::2]])
+def test_a_wrong_out_array_raises_value_error(out):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match="out must be"):
+        color.rgb_to_lab(rgb, out=out)
+    with pytest.raises(ValueError, match="out must be"):
+        color.lab_to_rgb(rgb.astype(np.float32), out=out)
+    with pytest.raises(ValueError, match="only supported with dtype=np.float32"):
+        color.lab_to_rgb(rgb.astype(np.float32), np.uint8, out=np.zeros((4, 4, 3), np.float32))

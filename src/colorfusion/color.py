@@ -49,51 +49,72 @@ def _as_float_rgb(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32)
 
 
-def _convert(image: np.ndarray, code: int) -> np.ndarray:
-    """Apply `cv2.cvtColor` to an array of any leading shape (..., 3)."""
+def _check_out(out: np.ndarray, shape: tuple) -> None:
+    if not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float32
+            and out.flags.c_contiguous and out.flags.writeable):
+        got = (getattr(out, "shape", None), getattr(out, "dtype", None))
+        raise ValueError(
+            f"out must be a writeable C-contiguous float32 array of shape {shape}. Received: out shape, dtype={got}"
+        )
+
+
+def _convert(image: np.ndarray, code: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Apply `cv2.cvtColor` to an array of any leading shape (..., 3), into `out` if given."""
     shape = image.shape
+    if out is not None:
+        _check_out(out, shape)
     if image.size == 0:
-        return np.zeros(shape, dtype=np.float32)
+        return np.zeros(shape, dtype=np.float32) if out is None else out
     # cvtColor wants a 2-D image: fold every leading axis into the rows.
     width = shape[-2] if image.ndim >= 2 else 1
     flat = np.ascontiguousarray(image.reshape(-1, width, 3))
-    out = cv2.cvtColor(flat, code)
-    return out.reshape(shape)
+    if out is None:
+        return cv2.cvtColor(flat, code).reshape(shape)
+    # A contiguous `out` reshapes to a view: OpenCV writes straight into it.
+    cv2.cvtColor(flat, code, dst=out.reshape(flat.shape))
+    return out
 
 
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+def rgb_to_lab(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """sRGB (uint8 or float in [0, 1]) to CIE Lab (D65), float32.
 
     Args:
         rgb: array of shape (..., 3).
+        out: optional C-contiguous float32 array of the same shape that
+            receives the result (no allocation for float32 input; used by
+            `fullres` to convert big photos strip by strip).
 
     Returns:
-        float32 array of the same shape: L in [0, 100], a and b in about
-        [-128, 127].
+        float32 array of the same shape (`out` when given): L in [0, 100],
+        a and b in about [-128, 127].
     """
-    return _convert(_as_float_rgb(rgb), cv2.COLOR_RGB2Lab)
+    return _convert(_as_float_rgb(rgb), cv2.COLOR_RGB2Lab, out)
 
 
-def lab_to_rgb(lab: np.ndarray, dtype=np.float32) -> np.ndarray:
+def lab_to_rgb(lab: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
     """CIE Lab (D65) to sRGB, clipped to the displayable range.
 
     Args:
         lab: float array of shape (..., 3), L in [0, 100].
         dtype: `np.float32` for RGB in [0, 1], or `np.uint8` for [0, 255]
             (rounded).
+        out: optional C-contiguous float32 array of the same shape that
+            receives the float32 result (with `dtype=np.float32` only).
 
     Returns:
-        RGB array of the same shape.
+        RGB array of the same shape (`out` when given).
     """
     lab = np.asarray(lab, dtype=np.float32)
     if lab.shape[-1:] != (3,):
         raise ValueError(f"Expected a Lab array with a last axis of 3. Received: shape={lab.shape}")
-    rgb = _convert(lab, cv2.COLOR_Lab2RGB)
+    if np.dtype(dtype) not in (np.float32, np.uint8):
+        raise ValueError(f"dtype must be np.float32 or np.uint8. Received: dtype={dtype!r}")
+    if out is not None and np.dtype(dtype) != np.float32:
+        raise ValueError(f"out is only supported with dtype=np.float32. Received: dtype={dtype!r}")
+    rgb = _convert(lab, cv2.COLOR_Lab2RGB, out)
     np.clip(rgb, 0.0, 1.0, out=rgb)
     if np.dtype(dtype) == np.uint8:
         return (rgb * 255.0 + 0.5).astype(np.uint8)
-    if np.dtype(dtype) != np.float32:
-        raise ValueError(f"dtype must be np.float32 or np.uint8. Received: dtype={dtype!r}")
     return rgb
 
 

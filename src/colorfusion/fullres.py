@@ -8,9 +8,10 @@ every strip). OpenCV only parallelises large images, so the strips are spread
 over one band of rows per core with a thread pool (OpenCV and numpy release
 the GIL).
 
-The results are those of `color.rgb_to_lab` and `color.lab_to_rgb` (same
-OpenCV conversions, same scaling, clipping and rounding: the tests check it
-bit for bit); only the memory traffic differs.
+The conversions are `color.rgb_to_lab` and `color.lab_to_rgb` writing into
+preallocated strip buffers (their `out=` argument), with the same scaling and
+rounding: the tests check the results bit for bit; only the memory traffic
+differs.
 """
 
 from __future__ import annotations
@@ -86,8 +87,7 @@ def lightness(pixels: np.ndarray) -> np.ndarray:
                 np.multiply(source, _TO_UNIT, out=strip)  # as color.rgb_to_lab scales uint8
             else:
                 strip[...] = source[..., None] if source.ndim == 2 else source
-            out = cv2.cvtColor(strip, cv2.COLOR_RGB2Lab, dst=lab[: stop - start])
-            l_full[start:stop] = out[..., 0]
+            l_full[start:stop] = color.rgb_to_lab(strip, out=lab[: stop - start])[..., 0]
 
     in_bands(height, band)
     return l_full
@@ -111,9 +111,8 @@ def lab_to_rgb_uint8(l_full: np.ndarray, ab_full: np.ndarray, lab_out: np.ndarra
             lab = lab_out[start:stop] if lab_out is not None else lab_buffer[: stop - start]
             lab[..., 0] = l_full[start:stop]
             lab[..., 1:] = ab_full[start:stop]
-            out = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=rgb_buffer[: stop - start])
-            # Clip, scale and round exactly as color.lab_to_rgb does, in place.
-            np.clip(out, 0.0, 1.0, out=out)
+            out = color.lab_to_rgb(lab, out=rgb_buffer[: stop - start])  # clipped to [0, 1]
+            # Scale and round exactly as color.lab_to_rgb(..., np.uint8) does, in place.
             np.multiply(out, np.float32(255.0), out=out)
             np.add(out, np.float32(0.5), out=out)
             np.copyto(rgb[start:stop], out, casting="unsafe")
