@@ -117,6 +117,21 @@ def test_bw_inputs_writes_colourless_copies_of_held_out_photos(tmp_path):
         assert np.abs(lab[..., 0] - color.rgb_to_lab(io.read_rgb(rgb))[..., 0]).max() < 1.0
 
 
+def test_bw_inputs_leave_out_an_unreadable_photo_and_keep_pairs_aligned(tmp_path):
+    files = write_photos(tmp_path / "a", count=2) + write_photos(tmp_path / "b", count=2)
+    broken = tmp_path / "c" / "broken.png"
+    broken.parent.mkdir()
+    broken.write_text("not a picture")
+    source = sources.DataSource("folder", tmp_path, [], [files[0], broken, files[2]])
+    lines = []
+    inputs = sources.bw_inputs(source, tmp_path / "bw", count=3, log=lines.append)
+    assert [rgb for _, rgb in inputs] == [files[0], files[2]]
+    assert len({bw for bw, _ in inputs}) == 2  # the same file name from two folders: two copies
+    for bw, rgb in inputs:
+        assert np.abs(color.rgb_to_l(io.read_rgb(bw)) - color.rgb_to_l(io.read_rgb(rgb))).max() < 1.0
+    assert len(lines) == 1 and "broken.png" in lines[0]
+
+
 def test_bw_inputs_prefers_the_datasets_own_bw_photos(tmp_path):
     kaggle_layout(tmp_path / "dataset")
     source = sources.data_source(tmp_path / "dataset", log=lambda line: None)

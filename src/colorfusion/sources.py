@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,24 +156,43 @@ def subset(files, count=None, seed=0) -> list:
 # === Inputs for colorizing ===
 
 
-def bw_inputs(source: DataSource, dest, count=6) -> list[tuple[Path, Path | None]]:
+def bw_inputs(source: DataSource, dest, count=6, log=None) -> list[tuple[Path, Path | None]]:
     """B&W photos to colorize and their colour originals: `[(bw_path, colour_path)]`.
 
     The dataset's own B&W versions when it has them (Kaggle `test_black`);
     otherwise the held-out colour photos are turned into B&W (their L, as
-    the network sees it) and written to `dest`.
+    the network sees it) and written to `dest`. An unreadable photo gets one
+    line in `log` (default: stderr) and is left out.
     """
     if source.test_pairs:
         return [(Path(bw), Path(rgb)) for bw, rgb in source.test_pairs[:count]]
-    return list(zip(write_bw_copies(source.test[:count], dest), source.test[:count]))
+    log = log or (lambda message: print(message, file=sys.stderr))
+    pairs = []
+    for original in source.test[:count]:
+        try:
+            pairs.append((_write_bw_copy(original, Path(dest), {bw for bw, _ in pairs}), original))
+        except io.ImageReadError as e:
+            log(f"skipped {e}")
+    return pairs
 
 
 def write_bw_copies(files, dest) -> list[Path]:
     """Write the B&W version (L only) of each colour photo to `dest` as PNG; return the paths."""
+    written = []
+    for f in files:
+        written.append(_write_bw_copy(f, Path(dest), set(written)))
+    return written
+
+
+def _write_bw_copy(path, dest: Path, taken) -> Path:
     from colorfusion.evaluate import grayscale_baseline
 
-    dest = Path(dest)
-    return [io.write_image(dest / f"{Path(f).stem}.png", grayscale_baseline(io.read_rgb(f))) for f in files]
+    target = dest / f"{Path(path).stem}.png"
+    number = 1
+    while target in taken:  # photos of the same name from two folders must not overwrite each other
+        number += 1
+        target = dest / f"{Path(path).stem}_{number}.png"
+    return io.write_image(target, grayscale_baseline(io.read_rgb(path)))
 
 
 # === Backbone weights ===
