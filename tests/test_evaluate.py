@@ -108,3 +108,10 @@ def test_format_table_has_one_row_per_method_with_the_means():
     assert all(key in lines[0] for key in METRIC_COLUMNS)
     assert lines[2].split()[0] == "model" and lines[2].split()[1] == "0.5000"
     assert lines[4].split()[0] == "ground_truth" and lines[4].split()[-1] == "2.5000"
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_a_bad_batch_size_raises_value_error_before_any_work(regression, photos, tmp_path, batch_size):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        evaluate(regression, photos, tmp_path / "report", size=16, batch_size=batch_size, progress=False)
+    assert not (tmp_path / "report").exists()

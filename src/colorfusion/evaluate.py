@@ -92,6 +92,8 @@ def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int =
 
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an integer of at least 8. Received: size={size!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     colorizer = as_colorizer(model, **colorizer_kwargs)
     files, root = _files(data)
