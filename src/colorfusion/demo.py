@@ -77,7 +77,7 @@ def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=
     source = data_source(data, download=False, sample_dir=out / "photos", test_fraction=0.1, min_test=3,
                          seed=seed, log=log)
     train_files = subset(source.train, max_photos, seed)
-    heldout = bw_inputs(source, out / "bw", count=6)
+    heldout = bw_inputs(source, out / "bw", count=6, log=log)
     chosen = choose_weights("imagenet" if weights == "auto" else weights, backbone, log=log)
     embedding = "cache" if chosen is not None else None
     if embedding is None:
