@@ -15,6 +15,7 @@ crash or an exception never leaves a partial file or a damaged previous one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import warnings
@@ -178,8 +179,13 @@ def is_image_file(path) -> bool:
 # === Atomic writes ===
 
 
+@functools.lru_cache(maxsize=1)
 def _default_file_mode() -> int:
-    """0o666 less the umask: what a plain open() would give (mkstemp gives 0o600)."""
+    """0o666 less the umask: what a plain open() would give (mkstemp gives 0o600).
+
+    Reading the umask means setting it; doing it once keeps writer threads
+    from racing on the process-wide value.
+    """
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
