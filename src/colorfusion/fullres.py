@@ -75,21 +75,16 @@ def lightness(pixels: np.ndarray) -> np.ndarray:
         levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
         return cv2.LUT(pixels, color.rgb_to_l(levels).reshape(1, 256))
     l_full = np.empty((height, width), np.float32)
-    rows = strip_rows(width)
 
-    def band(top, bottom):
-        rgb = np.empty((rows, width, 3), np.float32)
-        lab = np.empty((rows, width, 3), np.float32)
-        for start in range(top, bottom, rows):
-            stop = min(start + rows, bottom)
-            source, strip = pixels[start:stop], rgb[: stop - start]
-            if source.dtype == np.uint8:
-                np.multiply(source, _TO_UNIT, out=strip)  # as color.rgb_to_lab scales uint8
-            else:
-                strip[...] = source[..., None] if source.ndim == 2 else source
-            l_full[start:stop] = color.rgb_to_lab(strip, out=lab[: stop - start])[..., 0]
+    def convert(start, stop, rgb, lab):
+        source = pixels[start:stop]
+        if source.dtype == np.uint8:
+            np.multiply(source, _TO_UNIT, out=rgb)  # as color.rgb_to_lab scales uint8
+        else:
+            rgb[...] = source[..., None] if source.ndim == 2 else source
+        l_full[start:stop] = color.rgb_to_lab(rgb, out=lab)[..., 0]
 
-    in_bands(height, band)
+    over_strips(height, width, convert)
     return l_full
 
 
@@ -101,24 +96,38 @@ def lab_to_rgb_uint8(l_full: np.ndarray, ab_full: np.ndarray, lab_out: np.ndarra
     """
     height, width = l_full.shape
     rgb = np.empty((height, width, 3), np.uint8)
+
+    def convert(start, stop, lab_buffer, rgb_buffer):
+        lab = lab_out[start:stop] if lab_out is not None else lab_buffer
+        lab[..., 0] = l_full[start:stop]
+        lab[..., 1:] = ab_full[start:stop]
+        out = color.lab_to_rgb(lab, out=rgb_buffer)  # clipped to [0, 1]
+        # Scale and round exactly as color.lab_to_rgb(..., np.uint8) does, in place.
+        np.multiply(out, np.float32(255.0), out=out)
+        np.add(out, np.float32(0.5), out=out)
+        np.copyto(rgb[start:stop], out, casting="unsafe")
+
+    over_strips(height, width, convert)
+    return rgb
+
+
+def over_strips(height: int, width: int, convert) -> None:
+    """Call `convert(start, stop, buffer_1, buffer_2)` for every strip of rows.
+
+    Strips hold about `STRIP_PIXELS` pixels; bands of strips run in threads
+    (`in_bands`). The two float32 buffers, (stop - start, width, 3) views,
+    are allocated once per band, so no strip pays for fresh memory.
+    """
     rows = strip_rows(width)
 
     def band(top, bottom):
-        lab_buffer = np.empty((rows, width, 3), np.float32)
-        rgb_buffer = np.empty((rows, width, 3), np.float32)
+        first = np.empty((rows, width, 3), np.float32)
+        second = np.empty((rows, width, 3), np.float32)
         for start in range(top, bottom, rows):
             stop = min(start + rows, bottom)
-            lab = lab_out[start:stop] if lab_out is not None else lab_buffer[: stop - start]
-            lab[..., 0] = l_full[start:stop]
-            lab[..., 1:] = ab_full[start:stop]
-            out = color.lab_to_rgb(lab, out=rgb_buffer[: stop - start])  # clipped to [0, 1]
-            # Scale and round exactly as color.lab_to_rgb(..., np.uint8) does, in place.
-            np.multiply(out, np.float32(255.0), out=out)
-            np.add(out, np.float32(0.5), out=out)
-            np.copyto(rgb[start:stop], out, casting="unsafe")
+            convert(start, stop, first[: stop - start], second[: stop - start])
 
     in_bands(height, band)
-    return rgb
 
 
 def strip_rows(width: int) -> int:
