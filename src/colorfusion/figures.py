@@ -53,15 +53,20 @@ def resolve_show(show) -> bool:
     return in_notebook() if show == "auto" else bool(show)
 
 
+def png_bytes(fig, dpi=100) -> bytes:
+    """`fig` rendered as PNG."""
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def save_figure(fig, path, show=False, dpi=100) -> Path:
     """Render `fig` to PNG, write it atomically to `path`, display it if `show`.
 
     Rendering happens before the file is opened, so a drawing error leaves
     any previous file untouched.
     """
-    buffer = _bytes_io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    png = buffer.getvalue()
+    png = png_bytes(fig, dpi)
     path = Path(path)
     with io.atomic_write(path, "wb") as f:
         f.write(png)

@@ -54,11 +54,7 @@ def show(fig, path=None, dpi=100) -> None:
     if path is not None:
         figures.save_figure(fig, path, show=figures.in_notebook(), dpi=dpi)
     elif figures.in_notebook():
-        import io as bytes_io
-
-        buffer = bytes_io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi)
-        figures.show_png(buffer.getvalue())
+        figures.show_png(figures.png_bytes(fig, dpi))
 
 
 def show_image(path) -> None:
