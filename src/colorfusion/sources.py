@@ -167,10 +167,11 @@ def bw_inputs(source: DataSource, dest, count=6, log=None) -> list[tuple[Path, P
     if source.test_pairs:
         return [(Path(bw), Path(rgb)) for bw, rgb in source.test_pairs[:count]]
     log = log or (lambda message: print(message, file=sys.stderr))
-    pairs = []
+    pairs, taken = [], set()
     for original in source.test[:count]:
         try:
-            pairs.append((_write_bw_copy(original, Path(dest), {bw for bw, _ in pairs}), original))
+            pairs.append((_write_bw_copy(original, Path(dest), taken), original))
+            taken.add(pairs[-1][0])
         except io.ImageReadError as e:
             log(f"skipped {e}")
     return pairs
@@ -178,9 +179,10 @@ def bw_inputs(source: DataSource, dest, count=6, log=None) -> list[tuple[Path, P
 
 def write_bw_copies(files, dest) -> list[Path]:
     """Write the B&W version (L only) of each colour photo to `dest` as PNG; return the paths."""
-    written = []
+    written, taken = [], set()
     for f in files:
-        written.append(_write_bw_copy(f, Path(dest), set(written)))
+        written.append(_write_bw_copy(f, Path(dest), taken))
+        taken.add(written[-1])
     return written
 
 
@@ -231,7 +233,6 @@ def _reachable(host: str, timeout: float) -> bool:
         return True
     except OSError:
         return False
-
 
 
 def colorized_rows(inputs, colorized_dir) -> tuple[list, list]:
