@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -227,6 +228,105 @@ class PreviewMetrics(keras.callbacks.Callback):
         ab_pred = color.rgb_to_lab(pred)[..., 1:]
         logs[self.prefix + "auc"] = float(np.mean(metrics.auc(ab_true, ab_pred)))
         logs[self.prefix + "psnr"] = float(np.mean(metrics.psnr(self.samples["rgb"], pred)))
+
+
+class PlateauSchedule(keras.callbacks.Callback):
+    """Halve the learning rate when `val_loss` stalls; stop when it has stalled for long.
+
+    Keras' `ReduceLROnPlateau` and `EarlyStopping` do the same but forget
+    their counters whenever `fit` starts again, so a resumed run would wait
+    from zero. Here the counters are one small dict, `state`, that the run
+    saves in `state.json` and hands back on resume.
+
+    Each epoch's learning rate (before any reduction) goes into the logs as
+    `learning_rate`.
+
+    Args:
+        lr_patience: epochs without improvement before the rate is multiplied by `lr_factor`.
+        lr_factor: the reduction factor, in (0, 1).
+        min_lr: the rate never goes below this.
+        stop_patience: epochs without improvement before training stops;
+            None never stops.
+        monitor: the log key to watch (lower is better).
+        min_delta: an improvement smaller than this does not count.
+        state: the `state` of an earlier run to continue from.
+
+    Attributes:
+        state: {"best", "lr_wait", "stop_wait"}.
+        stopped: True once it stopped training.
+    """
+
+    def __init__(self, lr_patience=3, lr_factor=0.5, min_lr=1e-6, stop_patience=None, monitor="val_loss",
+                 min_delta=1e-4, state=None):
+        super().__init__()
+        if not 0 < lr_factor < 1:
+            raise ValueError(f"lr_factor must be in (0, 1). Received: lr_factor={lr_factor!r}")
+        self.lr_patience = _check_every(lr_patience)
+        self.stop_patience = None if stop_patience is None else _check_every(stop_patience)
+        self.lr_factor, self.min_lr, self.monitor, self.min_delta = lr_factor, min_lr, monitor, min_delta
+        self.state = {"best": None, "lr_wait": 0, "stop_wait": 0, **(state or {})}
+        self.stopped = False
+
+    def restart_patience(self) -> None:
+        """Start both waits from zero (a new phase of training), keeping the best value."""
+        self.state.update(lr_wait=0, stop_wait=0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        logs["learning_rate"] = rate
+        value = logs.get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        state = self.state
+        if state["best"] is None or float(value) < state["best"] - self.min_delta:
+            state.update(best=float(value), lr_wait=0, stop_wait=0)
+            return
+        state["lr_wait"] += 1
+        state["stop_wait"] += 1
+        if state["lr_wait"] >= self.lr_patience and rate > self.min_lr:
+            optimizer.learning_rate = max(rate * self.lr_factor, self.min_lr)
+            state["lr_wait"] = 0
+        if self.stop_patience is not None and state["stop_wait"] >= self.stop_patience:
+            self.stopped = True
+            self.model.stop_training = True
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training before an epoch would end past a deadline.
+
+    After each epoch, training stops when the time left is shorter than the
+    longest epoch so far: equal-time comparisons of recipes, or a run that
+    must fit a notebook's session.
+
+    Args:
+        minutes: the budget, counted from construction (so several `fit`
+            calls of one run share it).
+
+    Attributes:
+        stopped: True once it stopped training.
+    """
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        if not minutes > 0:
+            raise ValueError(f"minutes must be positive. Received: minutes={minutes!r}")
+        self.deadline = time.monotonic() + 60.0 * float(minutes)
+        self.longest = 0.0
+        self.stopped = False
+        self._epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        if self._epoch_start is not None:
+            self.longest = max(self.longest, now - self._epoch_start)
+        if now + self.longest > self.deadline:
+            self.stopped = True
+            self.model.stop_training = True
 
 
 class TrainingCurves(keras.callbacks.Callback):

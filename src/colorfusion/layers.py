@@ -6,6 +6,10 @@
 - `DecodeAB` turns bin probabilities into ab / 128: the expectation, the
   annealed mean (Zhang et al.'s default: the expectation of the
   distribution sharpened with temperature T) or the mode.
+- `GrayToBackbone` is the first layer of a pretrained encoder: the model's
+  L input becomes the gray image the backbone expects, exactly as the
+  semantic branch builds it (`color.gray_rgb_from_l(L) * 255`, then the
+  backbone's own `preprocess_input`), so a saved model needs nothing else.
 
 Both use `keras.ops` only, so they run on TensorFlow, JAX and PyTorch, and
 compute in float32 even under a mixed-precision policy.
@@ -17,8 +21,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from colorfusion import backbones
 from colorfusion.bins import ABBins
-from colorfusion.color import AB_SCALE
+from colorfusion.color import AB_SCALE, L_MODEL_CENTER
 
 DECODE_METHODS = ("expectation", "annealed_mean", "mode")
 
@@ -120,3 +125,46 @@ class DecodeAB(keras.layers.Layer):
             "method": self.method,
             "temperature": self.temperature,
         }
+
+
+@keras.saving.register_keras_serializable(package="colorfusion")
+class GrayToBackbone(keras.layers.Layer):
+    """The model input `L / 50 - 1` (..., 1) to a backbone's preprocessed gray RGB (..., 3).
+
+    Computes `color.gray_rgb_from_l(L) * 255` with `keras.ops` (CIE L to
+    relative luminance Y, then the sRGB transfer curve; a = b = 0 makes the
+    three channels equal), then applies the backbone's own
+    `preprocess_input`: [-1, 1] for MobileNet, ImageNet-mean-subtracted BGR
+    for VGG16 and ResNet50, [0, 255] for EfficientNet, which rescales
+    inside.
+
+    Args:
+        backbone: a name of `backbones.BACKBONES`.
+        **kwargs: base layer arguments; dtype defaults to float32.
+
+    Example:
+        rgb = GrayToBackbone("mobilenet", name="encoder_gray")(l_input)
+    """
+
+    def __init__(self, backbone, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.backbone = backbones.canonical_name(backbone)
+
+    def call(self, l_scaled):
+        lightness = (ops.cast(l_scaled, "float32") + 1.0) * L_MODEL_CENTER
+        # CIE 1976: Y = ((L + 16) / 116) ** 3 above L = 8, L / kappa below (kappa = 24389 / 27).
+        f = (lightness + 16.0) / 116.0
+        luminance = ops.where(lightness > 8.0, f * f * f, lightness * (27.0 / 24389.0))
+        luminance = ops.clip(luminance, 0.0, 1.0)
+        # sRGB transfer curve.
+        srgb = ops.where(luminance <= 0.0031308, 12.92 * luminance,
+                         1.055 * ops.power(ops.maximum(luminance, 0.0031308), 1.0 / 2.4) - 0.055)
+        rgb = ops.concatenate([srgb, srgb, srgb], axis=-1) * 255.0
+        return backbones.preprocess_input(self.backbone, rgb)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (3,)
+
+    def get_config(self):
+        return {**super().get_config(), "backbone": self.backbone}

@@ -25,21 +25,26 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from colorfusion import backbones
 from colorfusion import losses  # noqa: F401  (registers the losses for load_model)
 from colorfusion.bins import ABBins
-from colorfusion.layers import DECODE_METHODS, BinSoftmax, DecodeAB
+from colorfusion.layers import DECODE_METHODS, BinSoftmax, DecodeAB, GrayToBackbone
 
 HEADS = ("regression", "classification")
 OUTPUT_NAME = "ab"  # the layer giving ab / 128 at S x S (regression or decoded)
 PROBS_NAME = "ab_probs"  # the classification head's softmax
+ENCODER_NAME = "encoder_backbone"  # the pretrained encoder, one nested model (frozen / fine-tuned as a whole)
+_UNET_FILTERS = {16: 256, 8: 128, 4: 64, 2: 32}  # decoder filters at each stride (times width)
 
 
 def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_bins=None,
-                    width=1.0, bins=None, name="colorizer"):
+                    width=1.0, bins=None, encoder="scratch", encoder_weights="imagenet",
+                    global_features=False, batchnorm=None, seed=0, name="colorizer"):
     """Build the colorization network (a functional Keras model).
 
     Args:
-        image_size: S, the side of the square input; a multiple of 8.
+        image_size: S, the side of the square input; a multiple of 8 (of 32
+            with a pretrained encoder).
         head: "regression" (tanh ab / 128 at S x S, trained with MSE) or
             "classification" (softmax over ab bins at S/4 x S/4, trained with
             `losses.RebalancedCrossEntropy`).
@@ -48,15 +53,31 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
             model with the L input only.
         num_bins: Q for the classification head; default 200, or the number
             of `bins` when given.
-        width: multiplier of every filter count (0.125-0.25 for tests and CPU
-            runs).
+        width: multiplier of every filter count of the network's own layers
+            (not of a pretrained encoder).
         bins: `ABBins` for the classification head; default
             `ABBins.default(num_bins)`. Stored in the model's config.
+        encoder: "scratch" (the Koalarization encoder, trained from zero) or
+            a backbone of `backbones.ENCODER_BACKBONES` ("mobilenet",
+            "mobilenet_v2", "vgg16", "resnet50", "efficientnet_b0", ...): a
+            pretrained network whose features at strides 2 to 32 feed a U-Net
+            decoder through skip connections.
+        encoder_weights: weights of a pretrained encoder: "imagenet", None
+            (random) or a local `.h5` file (`backbones.resolve_weights`).
+        global_features: also fuse the global average of the deepest encoder
+            features at the bottleneck (the photo's gist, from the same
+            encoder: no separate semantic backbone needed).
+        batchnorm: BatchNorm after the network's own convolutions; None
+            means on with a pretrained encoder, off for "scratch" (as in the
+            paper).
+        seed: seed of a randomly initialised pretrained encoder.
         name: model name.
 
     Example:
         model = build_colorizer(64, head="classification", embedding_dim=None, width=0.25)
         probs = model.predict({"L": l_batch})  # (B, 16, 16, 200)
+        unet = build_colorizer(128, head="classification", embedding_dim=None, encoder="mobilenet",
+                               encoder_weights="mobilenet_2_5_224_tf_no_top.h5", global_features=True)
     """
     # === Arguments ===
     if not isinstance(image_size, int) or image_size < 8 or image_size % 8:
@@ -69,59 +90,126 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         raise ValueError(f"width must be positive. Received: width={width!r}")
     if num_bins is not None and (not isinstance(num_bins, int) or num_bins < 2):
         raise ValueError(f"num_bins must be an integer of at least 2. Received: num_bins={num_bins!r}")
+    if encoder != "scratch" and backbones.canonical_name(encoder) not in backbones.ENCODER_BACKBONES:
+        raise ValueError(f"encoder must be 'scratch' or one of {backbones.ENCODER_BACKBONES}. Received: encoder={encoder!r}")
     if head == "classification":
         if bins is None:
             bins = ABBins.default(num_bins or 200)
         elif num_bins is not None and num_bins != bins.num_bins:
             raise ValueError(f"num_bins must match bins ({bins.num_bins}). Received: num_bins={num_bins!r}")
+    if batchnorm is None:
+        batchnorm = encoder != "scratch"
 
     def filters(n):
         return max(1, int(round(n * width)))
 
-    def conv(n, name, strides=1):
-        return layers.Conv2D(filters(n), 3, strides=strides, padding="same", activation="relu", name=name)
+    def conv(n, name, strides=1, kernel=3):
+        if not batchnorm:
+            return layers.Conv2D(filters(n), kernel, strides=strides, padding="same", activation="relu", name=name)
+
+        def block(x):
+            x = layers.Conv2D(filters(n), kernel, strides=strides, padding="same", use_bias=False, name=name)(x)
+            x = layers.BatchNormalization(name=f"{name}_bn")(x)
+            return layers.Activation("relu", name=f"{name}_relu")(x)
+
+        return block
 
     # === Inputs ===
     l_input = keras.Input((image_size, image_size, 1), name="L")
     inputs = [l_input]
-
-    # === Encoder ===
-    x = l_input
-    for block, n in enumerate((64, 128, 256), start=1):
-        x = conv(n, f"encoder_block{block}_conv1", strides=2)(x)
-        x = conv(n, f"encoder_block{block}_conv2")(x)
-    x = conv(512, "encoder_conv7")(x)
-    x = conv(256, "encoder_conv8")(x)
-
-    # === Fusion ===
+    embedding = None
     if embedding_dim is not None:
         embedding = keras.Input((embedding_dim,), name="embedding")
         inputs.append(embedding)
-        grid = image_size // 8
+
+    # === Encoder ===
+    if encoder == "scratch":
+        x = l_input
+        for block, n in enumerate((64, 128, 256), start=1):
+            x = conv(n, f"encoder_block{block}_conv1", strides=2)(x)
+            x = conv(n, f"encoder_block{block}_conv2")(x)
+        x = conv(512, "encoder_conv7")(x)
+        x = conv(256, "encoder_conv8")(x)
+        skips = {}
+    else:
+        canonical = backbones.canonical_name(encoder)
+        extractor = backbones.feature_extractor(canonical, image_size, weights=encoder_weights, seed=seed,
+                                                name=ENCODER_NAME)
+        rgb = GrayToBackbone(canonical, name="encoder_gray")(l_input)
+        # training=False: the backbone's BatchNorm keeps its ImageNet statistics,
+        # also once the encoder is unfrozen for fine-tuning (Keras' transfer-learning recipe).
+        features = {int(stride): tensor for stride, tensor in extractor(rgb, training=False).items()}
+        deepest = max(features)
+        skips = {stride: tensor for stride, tensor in features.items() if stride < deepest}
+        x = conv(256, "encoder_bottleneck", kernel=1)(features[deepest])
+
+    # === Fusion ===
+    grid = x.shape[1]
+    fused = [x]
+    if embedding is not None:
         e = layers.RepeatVector(grid * grid, name="fusion_repeat")(embedding)
-        e = layers.Reshape((grid, grid, embedding_dim), name="fusion_grid")(e)
-        x = layers.Concatenate(name="fusion_concat")([x, e])
+        fused.append(layers.Reshape((grid, grid, embedding_dim), name="fusion_grid")(e))
+    if global_features:
+        g = layers.GlobalAveragePooling2D(name="global_pool")(x)
+        g = layers.Dense(filters(256), activation="relu", name="global_dense")(g)
+        g = layers.RepeatVector(grid * grid, name="global_repeat")(g)
+        fused.append(layers.Reshape((grid, grid, filters(256)), name="global_grid")(g))
+    if len(fused) > 1:
+        x = layers.Concatenate(name="fusion_concat")(fused)
         x = layers.Conv2D(filters(256), 1, activation="relu", name="fusion_conv")(x)
 
     # === Decoder ===
-    x = conv(128, "decoder_conv1")(x)
-    x = layers.UpSampling2D(2, name="decoder_up1")(x)
-    x = conv(64, "decoder_conv2")(x)
-    x = conv(64, "decoder_conv3")(x)
+    if encoder == "scratch":
+        x = conv(128, "decoder_conv1")(x)
+        x = layers.UpSampling2D(2, name="decoder_up1")(x)
+        x = conv(64, "decoder_conv2")(x)
+        x = conv(64, "decoder_conv3")(x)
+    else:
+        # U-Net: up x2, join the encoder's features at that stride, two convolutions;
+        # down to S/4 (classification) or S/2 (regression, then bilinear to S).
+        stride = image_size // grid
+        last = 4 if head == "classification" else 2
+        while stride > last:
+            stride //= 2
+            x = layers.UpSampling2D(2, interpolation="bilinear", name=f"decoder_up{stride}")(x)
+            if stride in skips:
+                x = layers.Concatenate(name=f"decoder_skip{stride}")([x, skips[stride]])
+            n = _UNET_FILTERS[stride]
+            x = conv(n, f"decoder_s{stride}_conv1")(x)
+            x = conv(n, f"decoder_s{stride}_conv2")(x)
 
     # === Heads === (last layers in float32 so mixed precision stays stable)
     if head == "classification":
         logits = layers.Conv2D(bins.num_bins, 1, dtype="float32", name="ab_logits")(x)
         outputs = BinSoftmax(bins, name=PROBS_NAME)(logits)
     else:
-        x = layers.UpSampling2D(2, name="decoder_up2")(x)
-        x = conv(32, "decoder_conv4")(x)
-        x = conv(16, "decoder_conv5")(x)
+        if encoder == "scratch":
+            x = layers.UpSampling2D(2, name="decoder_up2")(x)
+            x = conv(32, "decoder_conv4")(x)
+            x = conv(16, "decoder_conv5")(x)
         x = layers.Conv2D(2, 3, padding="same", activation="tanh", dtype="float32", name="ab_tanh")(x)
         outputs = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(x)
 
     # === Functional Model ===
     return keras.Model(inputs, outputs, name=name)
+
+
+def encoder_layer(model):
+    """The pretrained encoder (a nested model) of a colorizer, or None for a scratch encoder."""
+    found = [layer for layer in model.layers if layer.name == ENCODER_NAME]
+    return found[0] if found else None
+
+
+def set_encoder_trainable(model, trainable: bool) -> bool:
+    """Freeze or unfreeze a pretrained encoder; False when the model has none.
+
+    Recompile the model afterwards: Keras fixes the trained weights at compile time.
+    """
+    layer = encoder_layer(model)
+    if layer is None:
+        return False
+    layer.trainable = bool(trainable)
+    return True
 
 
 def _bin_softmax(model):
@@ -133,7 +221,8 @@ def model_info(model) -> dict:
     """Describe a colorizer, raw or inference, without caring about its head.
 
     Returns:
-        dict with `image_size` (S), `head` ("regression" or
+        dict with `image_size` (S), `encoder` ("scratch" or the backbone's
+        name), `head` ("regression" or
         "classification"), `embedding_dim` (D or None), `num_bins` (Q or
         None), `bins` (`ABBins` or None) and `decoded` (True when the output
         is already ab / 128 at S x S).
@@ -145,8 +234,10 @@ def model_info(model) -> dict:
     embedding = by_name.get("embedding")
     softmax = _bin_softmax(model)
     output = model.outputs[0]
+    gray = [layer for layer in model.layers if isinstance(layer, GrayToBackbone)]
     return {
         "image_size": image_size,
+        "encoder": gray[0].backbone if gray else "scratch",
         "head": "classification" if softmax is not None else "regression",
         "embedding_dim": None if embedding is None else embedding.shape[-1],
         "num_bins": None if softmax is None else softmax.bins.num_bins,

@@ -33,7 +33,7 @@ def default_cache_dir() -> Path:
 
 def make_embedder(config):
     """The semantic branch's backbone, or None when the run has no embedding."""
-    if config.embedding is None:
+    if config.embedding in (None, "encoder"):  # "encoder": the model pools its own features
         return None
     from colorfusion.embeddings import Embedder
 
@@ -55,7 +55,7 @@ def resolve_bins(config, train_files, paths, bins=None, verbose=1):
         if verbose:
             print(f"Fitting {config.num_bins} ab bins on {len(train_files)} training photos", file=sys.stderr)
         bins = ABBins.fit_files(train_files, max_side=config.image_size, num_bins=config.num_bins,
-                                progress=bool(verbose))
+                                lam=config.rebalance_lambda, progress=bool(verbose))
     bins.save(paths["bins"])
     return bins
 
@@ -67,8 +67,9 @@ def make_generators(config, train_files, val_files, embedder, cache_dir):
     cache = None
     if config.embedding == "cache":
         cache = EmbeddingCache(cache_dir or default_cache_dir(), embedder)
+    embedding = None if config.embedding == "encoder" else config.embedding
     common = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
-                  target_scale=4 if config.head == "classification" else 1, embedding=config.embedding,
+                  target_scale=4 if config.head == "classification" else 1, embedding=embedding,
                   embedder=embedder, cache=cache, workers=config.workers,
                   use_multiprocessing=config.use_multiprocessing)
     train_gen = ColorizationGenerator(train_files, augment=config.augment, shuffle=True, **common)
@@ -86,8 +87,13 @@ def make_model(config, bins, embedding_dim, plan, last_checkpoint=None):
             return keras.saving.load_model(last_checkpoint, compile=True)
         model = model_lib.build_colorizer(image_size=config.image_size, head=config.head,
                                           embedding_dim=embedding_dim, width=config.width, bins=bins,
-                                          num_bins=config.num_bins if bins is not None else None)
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                                          num_bins=config.num_bins if bins is not None else None,
+                                          encoder=config.encoder, encoder_weights=config.encoder_weights,
+                                          global_features=config.embedding == "encoder",
+                                          batchnorm=config.batchnorm, seed=config.seed)
+        _, _, trainable, learning_rate = config.phases()[0]
+        model_lib.set_encoder_trainable(model, trainable)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=losses.get_loss(config.head, bins=bins), jit_compile=plan.jit_compile)
     return model
 

@@ -33,7 +33,8 @@ from colorfusion import figures, io
 from colorfusion.hardware import HardwarePlan, plan_hardware
 
 # Settings that define what the model is: a resumed run must match them.
-IDENTITY_KEYS = ("head", "image_size", "width", "embedding", "backbone", "weights", "num_bins", "embedding_output")
+IDENTITY_KEYS = ("head", "image_size", "width", "embedding", "backbone", "weights", "num_bins", "embedding_output",
+                 "encoder", "encoder_weights", "batchnorm", "rebalance_lambda")
 
 
 class TrainingError(Exception):
@@ -51,11 +52,23 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_patience: int = 3
     lr_factor: float = 0.5
+    early_stopping_patience: int | None = None  # stop after this many epochs without a better val_loss
+    time_limit_minutes: float | None = None  # stop before an epoch would end past this (per call of train)
     width: float = 1.0
+    # The encoder: "scratch", or a pretrained keras.applications backbone frozen for
+    # `freeze_epochs`, then fine-tuned (with everything else) at `finetune_learning_rate`.
+    encoder: str = "scratch"
+    encoder_weights: str | None = "imagenet"
+    freeze_epochs: int = 2
+    finetune_learning_rate: float | None = None  # None: learning_rate / 10
+    batchnorm: bool | None = None  # None: on with a pretrained encoder, off for scratch
+    # The semantic branch: "cache" / "exact" embed each photo with `backbone`;
+    # "encoder" pools the model's own encoder features; None: none.
     backbone: str = "inception_resnet_v2"
     weights: str | None = "imagenet"
     embedding_output: str = "predictions"
     embedding: str | None = "cache"
+    rebalance_lambda: float = 0.5  # classification: mix of uniform into the prior (smaller: rarer colours weigh more)
     val_fraction: float = 0.1
     seed: int = 0
     num_bins: int = 200
@@ -71,6 +84,10 @@ class TrainConfig:
             self.embedding_output = "pooled"
         if isinstance(self.weights, Path):
             self.weights = str(self.weights)
+        if isinstance(self.encoder_weights, Path):
+            self.encoder_weights = str(self.encoder_weights)
+        if self.finetune_learning_rate is None:
+            self.finetune_learning_rate = self.learning_rate / 10
         checks = {
             "head": self.head in ("regression", "classification"),
             "image_size": isinstance(self.image_size, int) and self.image_size >= 16 and self.image_size % 8 == 0,
@@ -78,7 +95,16 @@ class TrainConfig:
             "batch_size": isinstance(self.batch_size, int) and self.batch_size >= 1,
             "learning_rate": self.learning_rate > 0,
             "width": self.width > 0,
-            "embedding": self.embedding in ("cache", "exact", None),
+            "embedding": self.embedding in ("cache", "exact", "encoder", None),
+            "encoder": self.encoder == "scratch" or _is_encoder_backbone(self.encoder),
+            "freeze_epochs": isinstance(self.freeze_epochs, int) and self.freeze_epochs >= 0,
+            "finetune_learning_rate": self.finetune_learning_rate > 0,
+            "early_stopping_patience": self.early_stopping_patience is None or (
+                isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 1),
+            "rebalance_lambda": 0 <= self.rebalance_lambda <= 1,
+            "lr_patience": isinstance(self.lr_patience, int) and self.lr_patience >= 1,
+            "lr_factor": 0 < self.lr_factor < 1,
+            "time_limit_minutes": self.time_limit_minutes is None or self.time_limit_minutes > 0,
             "embedding_output": self.embedding_output in ("predictions", "pooled"),
             "val_fraction": 0 < self.val_fraction < 1,
             "preview_every": self.preview_every >= 1,
@@ -86,6 +112,35 @@ class TrainConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"Invalid training setting. Received: {name}={getattr(self, name)!r}")
+
+
+    @property
+    def pretrained_encoder(self) -> bool:
+        return self.encoder != "scratch"
+
+    def phases(self) -> list[tuple[int, int, bool, float]]:
+        """`(first_epoch, end_epoch, encoder_trainable, learning_rate)` for each stage of the run.
+
+        A pretrained encoder is frozen for `freeze_epochs` (the decoder learns
+        to read its features without wrecking them with large early
+        gradients), then everything is fine-tuned at `finetune_learning_rate`.
+        """
+        if not self.pretrained_encoder:
+            return [(0, self.epochs, True, self.learning_rate)]
+        frozen = min(self.freeze_epochs, self.epochs)
+        phases = [(0, frozen, False, self.learning_rate)] if frozen else []
+        if frozen < self.epochs:
+            phases.append((frozen, self.epochs, True, self.finetune_learning_rate))
+        return phases
+
+
+def _is_encoder_backbone(name) -> bool:
+    from colorfusion import backbones
+
+    try:
+        return backbones.canonical_name(name) in backbones.ENCODER_BACKBONES
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -155,15 +210,21 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
     state = _read_state(paths) if resume else {"epoch": 0, "best_val_loss": None}
     if state["epoch"] >= config.epochs:
         _say(verbose, f"{out}: already trained for {state['epoch']} epochs (asked for {config.epochs}); nothing to do")
+    elif _stopped_early(config, state):
+        _say(verbose, f"{out}: stopped early at epoch {state['epoch']} (val_loss had not improved for "
+                      f"{config.early_stopping_patience} epochs); nothing to do")
+        state["epoch"] = config.epochs
     history = _read_history(paths) if resume else {}
     callbacks = _callbacks(config, setup, paths, state, history, show) + list(callbacks)
     with io.atomic_write(paths["config"], "w") as f:
         json.dump(asdict(config), f, indent=2)
-    if state["epoch"] < config.epochs:
-        setup.train_gen.set_epoch(state["epoch"])  # the same shuffles as an uninterrupted run
-        setup.model.fit(setup.train_gen, validation_data=setup.val_gen, epochs=config.epochs,
-                        initial_epoch=state["epoch"], callbacks=callbacks, verbose=verbose)
+    fit_phases(config, setup, state, callbacks, plan, verbose)
     checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
+    if _stopped_early(config, {"schedule": checkpoint.schedule.state}) and checkpoint.epoch < config.epochs:
+        _say(verbose, f"Early stopping after epoch {checkpoint.epoch}: val_loss has not improved for "
+                      f"{config.early_stopping_patience} epochs (best {checkpoint.best:.4f}, kept in {paths['best']})")
+    if any(getattr(c, "stopped", False) for c in callbacks if type(c).__name__ == "TimeBudget"):
+        _say(verbose, f"Time limit of {config.time_limit_minutes:g} minutes: stopped after epoch {checkpoint.epoch}")
     result = TrainResult(model=setup.model, history=checkpoint.history, paths=paths,
                          epochs_done=checkpoint.epoch, stopped_reason=checkpoint.stopped_reason,
                          hardware=plan.describe())
@@ -173,6 +234,55 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
         _say(verbose, f"Training stopped at epoch {checkpoint.epoch + 1}: {result.stopped_reason}. "
                       f"The last good checkpoint (epoch {checkpoint.epoch}) is kept in {paths['last']}.")
     return result
+
+
+def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
+    """Fit from the last finished epoch through each of `config.phases()`.
+
+    Switching the encoder between frozen and trainable recompiles the model
+    with the phase's learning rate (Keras fixes the trained weights at
+    compile time). A model resumed with its encoder already trainable goes
+    straight to the fine-tuning phase. In a frozen phase, early stopping only
+    ends the phase: unfreezing is the next thing to try.
+    """
+    from colorfusion import losses
+    from colorfusion import model as model_lib
+    from colorfusion.callbacks import PlateauSchedule, TimeBudget
+
+    schedule = next((c for c in callbacks if isinstance(c, PlateauSchedule)), None)
+    budget = next((c for c in callbacks if isinstance(c, TimeBudget)), None)
+    phases = config.phases()
+    encoder = model_lib.encoder_layer(setup.model)
+    for number, (first, end, trainable, learning_rate) in enumerate(phases):
+        if state["epoch"] >= end or (encoder is not None and encoder.trainable and not trainable):
+            continue
+        if encoder is not None and encoder.trainable != trainable:
+            _say(verbose, f"Epoch {max(first, state['epoch']) + 1}: encoder {'unfrozen for fine-tuning' if trainable else 'frozen'}, "
+                          f"learning rate {learning_rate:g}")
+            with plan.scope():
+                encoder.trainable = trainable
+                setup.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                                    loss=losses.get_loss(config.head, bins=setup.bins), jit_compile=plan.jit_compile)
+            if schedule is not None:
+                schedule.restart_patience()
+        start = state["epoch"]  # a phase ended early by its schedule hands over at once
+        setup.train_gen.set_epoch(start)  # the same shuffles as an uninterrupted run
+        setup.model.fit(setup.train_gen, validation_data=setup.val_gen, epochs=end, initial_epoch=start,
+                        callbacks=callbacks, verbose=verbose)
+        checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
+        state["epoch"] = checkpoint.epoch
+        if checkpoint.stopped_reason or (budget is not None and budget.stopped):
+            return
+        if schedule is not None and schedule.stopped:
+            if number == len(phases) - 1:
+                return
+            schedule.stopped = False  # a frozen phase that stalls: go on to fine-tuning
+
+
+def _stopped_early(config, state) -> bool:
+    schedule = state.get("schedule") or {}
+    patience = config.early_stopping_patience
+    return patience is not None and schedule.get("stop_wait", 0) >= patience
 
 
 def _say(verbose, message):
@@ -242,7 +352,8 @@ def _resolve_files(data, train_files, val_files, split_file, config: TrainConfig
 def _read_state(paths) -> dict:
     try:
         state = json.loads(paths["state"].read_text())
-        return {"epoch": int(state["epoch"]), "best_val_loss": state.get("best_val_loss")}
+        return {"epoch": int(state["epoch"]), "best_val_loss": state.get("best_val_loss"),
+                "schedule": state.get("schedule")}
     except (OSError, ValueError, KeyError) as e:
         raise TrainingError(f"{paths['state']}: damaged run state ({e})") from None
 
@@ -261,19 +372,21 @@ def _read_history(paths) -> dict:
 
 
 def _callbacks(config, setup, paths, state, history, show):
-    from colorfusion.callbacks import ColorizationPreview, PreviewMetrics, TrainingCurves
+    from colorfusion.callbacks import ColorizationPreview, PlateauSchedule, PreviewMetrics, TimeBudget, TrainingCurves
 
-    # PreviewMetrics adds the samples' AuC / PSNR to the logs the later callbacks record.
+    schedule = PlateauSchedule(lr_patience=config.lr_patience, lr_factor=config.lr_factor,
+                               stop_patience=config.early_stopping_patience, state=state.get("schedule"))
+    # In this order: PreviewMetrics and PlateauSchedule add to the logs (preview AuC /
+    # PSNR, the epoch's learning rate) that RunCheckpoint and TrainingCurves record.
     return [
         PreviewMetrics(setup.preview_samples),
-        RunCheckpoint(paths, state, history),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
-                                          patience=config.lr_patience, min_lr=1e-6),
+        schedule,
+        RunCheckpoint(paths, state, history, schedule=schedule),
         ColorizationPreview(setup.preview_samples, every_n_epochs=config.preview_every,
                             out_dir=paths["previews"], show=show),
         # Saved every epoch; shown once, when training ends (see `train`).
         TrainingCurves(out_path=paths["curves"], show=False, history=history),
-    ]
+    ] + ([TimeBudget(config.time_limit_minutes)] if config.time_limit_minutes else [])
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -283,9 +396,10 @@ class RunCheckpoint(keras.callbacks.Callback):
     good checkpoint stays as it was.
     """
 
-    def __init__(self, paths: dict, state: dict, history: dict):
+    def __init__(self, paths: dict, state: dict, history: dict, schedule=None):
         super().__init__()
         self.paths = paths
+        self.schedule = schedule
         self.epoch = state["epoch"]
         self.best = state.get("best_val_loss")
         self.history = {k: list(v) for k, v in history.items()}
@@ -303,7 +417,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.stopped_reason = self.stopped_reason or f"non-finite value in {logs}"
             self.model.stop_training = True
             return
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         val_loss = logs.get("val_loss")
@@ -317,7 +431,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._write_history()
         # state.json last: it names an epoch only once its checkpoint is complete.
         with io.atomic_write(self.paths["state"], "w") as f:
-            json.dump({"epoch": self.epoch, "best_val_loss": self.best}, f)
+            json.dump({"epoch": self.epoch, "best_val_loss": self.best,
+                       "schedule": self.schedule.state if self.schedule is not None else None}, f)
 
     def _write_history(self):
         keys = sorted(self.history)

@@ -1,0 +1,198 @@
+"""Benchmark: which recipe colours photos best? Train named variants, score each on held-out photos.
+
+Each variant is a set of `train()` settings. It trains on the training photos
+(a small slice of them, never the evaluation photos, picks the best
+checkpoint and drives early stopping), for at most its time budget, then is
+evaluated with `colorfusion.evaluate` at 256 x 256 on the held-out photos:
+the split's validation photos, or another folder with `--val-data`. The
+grayscale baseline (ab = 0) and the ground truth are scored on the same
+photos in the same run, and the class-rebalanced AuC of every variant uses
+the same prior (fitted on the evaluated photos), so rows compare.
+
+    python benchmarks/bench_quality.py --data ../shared/data/photos \\
+        --split-file ../shared/data/photos/SPLIT.tsv --variants default
+
+Prints a table (gains over grayscale: rebalanced AuC in points, PSNR in dB;
+colourfulness as a share of the real photos'), writes each variant's run
+folder and report under `--out`, and as its last line prints JSON:
+`{"variants": {NAME: {"rebalanced_auc_gain", "colorfulness_ratio",
+"psnr_gain", "train_minutes", ...}}}`. `--list` shows the variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
+
+# What every variant shares unless it says otherwise: the recommended CPU recipe.
+BASE = dict(head="classification", image_size=128, batch_size=16, epochs=200, learning_rate=1e-3,
+            encoder="mobilenet", embedding="encoder", freeze_epochs=2, rebalance_lambda=0.5,
+            early_stopping_patience=10, lr_patience=3, time_limit_minutes=15)
+# The pre-encoder recipe of the README: scratch encoder, 64 px, width 0.5, MobileNet embeddings.
+SCRATCH = dict(encoder="scratch", image_size=64, width=0.5, embedding="cache", backbone="mobilenet",
+               learning_rate=1e-3)
+
+VARIANTS = {
+    "default": dict(time_limit_minutes=60),
+    # encoder: from scratch (as before) vs pretrained, frozen vs fine-tuned
+    "scratch_64": SCRATCH,
+    "scratch_bn_64": {**SCRATCH, "batchnorm": True},
+    "pretrained_64": dict(image_size=64),
+    "pretrained_128": {},
+    "pretrained_frozen_128": dict(freeze_epochs=10_000),
+    # head
+    "regression_128": dict(head="regression"),
+    # class rebalancing: Zhang's lambda 0.5, and stronger
+    "lambda_0.25": dict(rebalance_lambda=0.25),
+    "lambda_0.1": dict(rebalance_lambda=0.1),
+    # optimisation
+    "lr_3e-4": dict(learning_rate=3e-4),
+    "lr_3e-3": dict(learning_rate=3e-3),
+    "minutes_30": dict(time_limit_minutes=30),
+    # resolution
+    "pretrained_256": dict(image_size=256, batch_size=8),
+}
+# Decoding settings of the evaluation (not of training); a variant may set them.
+EVAL_KEYS = ("decode", "temperature")
+
+
+def variant_settings(name: str, weights, minutes=None) -> tuple[dict, dict]:
+    """(train settings, evaluation settings) of a variant, with the weights file filled in."""
+    spec = {**BASE, **VARIANTS[name]}
+    if minutes is not None:
+        spec["time_limit_minutes"] = minutes
+    evaluation = {key: spec.pop(key) for key in EVAL_KEYS if key in spec}
+    if spec["encoder"] != "scratch":
+        spec["encoder_weights"] = weights
+    if spec["embedding"] in ("cache", "exact"):
+        spec["weights"] = weights
+    return spec, evaluation
+
+
+def split_photos(args):
+    from colorfusion import datasets
+
+    data = Path(args.data)
+    if args.split_file:
+        train_files, val_files = datasets.read_split_file(args.split_file, data)
+    else:
+        train_files, val_files = datasets.split_files(datasets.find_images(data), val_fraction=0.1, seed=0)
+    evaluated = datasets.find_images(args.val_data) if args.val_data else val_files
+    if args.limit:
+        train_files, evaluated = train_files[: args.limit], evaluated[: max(4, args.limit // 8)]
+    # Checkpoint choice and early stopping look at a slice of the training photos, never the evaluated ones.
+    monitor, train_files = datasets.split_files(train_files, val_fraction=args.monitor_fraction, seed=1)[::-1]
+    return train_files, monitor, evaluated
+
+
+def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
+    from colorfusion.colorize import Colorizer
+    from colorfusion.evaluate import evaluate
+    from colorfusion.train import train
+
+    settings, evaluation = variant_settings(name, args.weights, args.minutes)
+    out = Path(args.out) / name
+    print(f"\n=== {name}: {json.dumps(settings)}", flush=True)
+    start = time.monotonic()
+    result = train(train_files=train_files, val_files=monitor, out=out / "run", cache_dir=Path(args.out) / "cache",
+                   resume=(out / "run" / "state.json").exists(), show=False, verbose=2, **settings)
+    minutes = (time.monotonic() - start) / 60
+    colorizer = Colorizer.from_path(out / "run", **evaluation)
+    report = evaluate(colorizer, evaluated, out / "report", size=256, bins=bins, progress=False)
+    methods = report.summary["methods"]
+    model, gray, truth = methods["model"], methods["grayscale"], methods["ground_truth"]
+    return {
+        "rebalanced_auc_gain": round(100 * (model["rebalanced_auc"] - gray["rebalanced_auc"]), 2),
+        "colorfulness_ratio": round(model["colorfulness"] / truth["colorfulness"], 3),
+        "psnr_gain": round(model["psnr"] - gray["psnr"], 2),
+        "train_minutes": round(minutes, 1),
+        "epochs": result.epochs_done,
+        "auc_gain": round(100 * (model["auc"] - gray["auc"]), 2),
+        "rebalanced_auc": round(model["rebalanced_auc"], 4),
+        "grayscale_rebalanced_auc": round(gray["rebalanced_auc"], 4),
+        "psnr": round(model["psnr"], 2),
+        "colorfulness": round(model["colorfulness"], 1),
+        "true_colorfulness": round(truth["colorfulness"], 1),
+        "n_images": report.summary["n_images"],
+    }
+
+
+def format_rows(rows: dict) -> str:
+    header = (f"{'variant':<22}{'minutes':>8}{'epochs':>7}{'rebal. AuC':>11}{'gain pts':>9}"
+              f"{'colourful.':>11}{'ratio':>7}{'PSNR':>7}{'gain dB':>8}")
+    lines = [header, "-" * len(header)]
+    for name, r in rows.items():
+        if "error" in r:
+            lines.append(f"{name:<22}  failed: {r['error']}")
+            continue
+        lines.append(f"{name:<22}{r['train_minutes']:>8.1f}{r['epochs']:>7}{r['rebalanced_auc']:>11.4f}"
+                     f"{r['rebalanced_auc_gain']:>+9.2f}{r['colorfulness']:>11.1f}{r['colorfulness_ratio']:>7.2f}"
+                     f"{r['psnr']:>7.2f}{r['psnr_gain']:>+8.2f}")
+    first = next((r for r in rows.values() if "error" not in r), None)
+    if first:
+        lines.append(f"{'grayscale':<22}{'':>15}{first['grayscale_rebalanced_auc']:>11.4f}{0:>+9.2f}"
+                     f"{0:>11.1f}{0:>7.2f}{first['psnr'] - first['psnr_gain']:>7.2f}{0:>+8.2f}")
+        lines.append(f"{'real photos':<22}{'':>15}{1:>11.4f}{'':>9}{first['true_colorfulness']:>11.1f}{1:>7.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="folder of colour photos to train on")
+    parser.add_argument("--split-file", help="path<TAB>split list (train / val) relative to --data")
+    parser.add_argument("--val-data", help="evaluate on this folder instead of the split's validation photos")
+    parser.add_argument("--variants", default="default", help=f"comma-separated, or 'all': {', '.join(VARIANTS)}")
+    parser.add_argument("--weights", default=str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "imagenet",
+                        help="backbone weights: a local .h5 file (default: ../shared/weights' MobileNet when "
+                             "it exists), imagenet or none")
+    parser.add_argument("--out", default="runs/bench_quality", help="run folders and reports (default runs/bench_quality)")
+    parser.add_argument("--minutes", type=float, help="override every variant's training time budget")
+    parser.add_argument("--limit", type=int, help="use only this many training photos (a quick check)")
+    parser.add_argument("--monitor-fraction", type=float, default=0.05,
+                        help="share of the training photos that picks the best checkpoint (default 0.05)")
+    parser.add_argument("--list", action="store_true", help="print the variants and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name in VARIANTS:
+            print(f"{name:<22}{json.dumps(variant_settings(name, '<weights>')[0])}")
+        return 0
+    if not args.data:
+        parser.error("--data is required")
+    names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; --list shows them")
+
+    from colorfusion.bins import ABBins
+
+    train_files, monitor, evaluated = split_photos(args)
+    print(f"{len(train_files)} training photos, {len(monitor)} to pick checkpoints, {len(evaluated)} evaluated "
+          f"at 256 x 256; weights {args.weights}", flush=True)
+    # One rebalancing prior for every variant: the evaluated photos' own.
+    bins = ABBins.fit_files(evaluated, max_side=256, progress=False)
+    rows = {}
+    for name in names:
+        try:
+            rows[name] = run_variant(name, args, train_files, monitor, evaluated, bins)
+        except Exception as e:  # noqa: BLE001 - one failed variant must not lose the others
+            traceback.print_exc()
+            rows[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        print(format_rows({name: rows[name]}), flush=True)
+    print("\n" + format_rows(rows))
+    print(json.dumps({"variants": rows}))
+    return 0 if all("error" not in r for r in rows.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
