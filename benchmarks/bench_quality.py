@@ -29,8 +29,6 @@ import time
 import traceback
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
@@ -97,8 +95,8 @@ def split_photos(args):
 
 def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
     from colorfusion.colorize import Colorizer
-    from colorfusion.evaluate import evaluate
-    from colorfusion.train import train
+    from colorfusion.evaluation import evaluate
+    from colorfusion.training import train
 
     settings, evaluation = variant_settings(name, args.weights, args.minutes)
     out = Path(args.out) / name

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from colorfusion import datasets, losses  # noqa: E402
 from colorfusion import model as model_lib  # noqa: E402
-from colorfusion.train import train  # noqa: E402
+from colorfusion.training import train  # noqa: E402
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 

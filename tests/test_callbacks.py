@@ -218,8 +218,8 @@ def test_preview_keeps_no_figure_alive(tmp_path, samples, no_display, monkeypatc
     refs = []
     render = callbacks.ColorizationPreview.render
 
-    def tracking_render(self, epoch):
-        fig = render(self, epoch)
+    def tracking_render(self, epoch, pred=None):
+        fig = render(self, epoch, pred)
         refs.append(weakref.ref(fig))
         return fig
 
@@ -250,7 +250,15 @@ def test_failed_write_leaves_no_file_behind(tmp_path, samples, no_display, monke
     assert [p.name for p in tmp_path.iterdir()] == ["epoch_001.png"]
 
 
-# === PreviewMetrics and TrainingCurves ===
+def test_preview_with_show_displays_each_preview_once_during_fit(tmp_path, samples, no_display):
+    x, y = training_data()
+    preview = callbacks.ColorizationPreview(samples, every_n_epochs=2, out_dir=tmp_path, show=True)
+    tiny_regression_model().fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[preview])
+    assert no_display == [p.read_bytes() for p in preview.written]  # epochs 2 and 3, each once
+    assert len(no_display) == 2
+
+
+# === Preview metrics and TrainingCurves ===
 
 
 def test_curves_during_fit_plot_loss_val_loss_and_preview_metrics(tmp_path, samples, no_display):
@@ -258,12 +266,12 @@ def test_curves_during_fit_plot_loss_val_loss_and_preview_metrics(tmp_path, samp
     curves = callbacks.TrainingCurves(out_path=tmp_path / "curves.png")
     history = tiny_regression_model().fit(
         x, y, validation_data=(x[:4], y[:4]), epochs=3, batch_size=4, verbose=0,
-        callbacks=[callbacks.PreviewMetrics(samples), curves])
-    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+        callbacks=[callbacks.ColorizationPreview(samples, every_n_epochs=10, out_dir=tmp_path / "p"), curves])
+    assert (tmp_path / "curves.png").is_file() and [p.name for p in (tmp_path / "p").iterdir()] == ["epoch_003.png"]
     assert Image.open(tmp_path / "curves.png").size[0] > 100
     assert curves.epochs == [1, 2, 3]
     np.testing.assert_allclose(curves.history["loss"], history.history["loss"])
-    # PreviewMetrics wrote into the shared logs: History saw them too.
+    # The preview's scores went into the shared logs every epoch: History saw them too.
     assert len(history.history["preview_auc"]) == 3 and 0 < history.history["preview_auc"][0] <= 1
     panels = curves.panels()
     assert list(panels)[0] == "loss" and panels["loss"] == ["loss", "val_loss"]
@@ -273,12 +281,13 @@ def test_curves_during_fit_plot_loss_val_loss_and_preview_metrics(tmp_path, samp
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["loss", "val_loss"]
 
 
-def test_preview_metrics_match_image_metrics(samples):
+def test_preview_metrics_match_image_metrics(samples, tmp_path):
     model = tiny_regression_model()
-    metric = callbacks.PreviewMetrics(samples, prefix="s_")
+    metric = callbacks.ColorizationPreview(samples, every_n_epochs=5, out_dir=tmp_path, prefix="s_")
     metric.set_model(model)
     logs = {"loss": 1.0}
     metric.on_epoch_end(0, logs)
+    assert not metric.written  # not a preview epoch: scores only
     pred = callbacks.colorize_samples(model, samples)
     scores = [metrics.image_metrics(t, p) for t, p in zip(samples["rgb"], pred)]
     assert logs["s_auc"] == pytest.approx(np.mean([s["auc"] for s in scores]))

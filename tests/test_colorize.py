@@ -5,12 +5,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorfusion import color, io
+from colorfusion import color, colorize, io
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
-from colorfusion.colorize import (Colorizer, ModelLoadError, colorize, colorize_folder, load_model, plan_outputs,
+from colorfusion.colorize import (Colorizer, ModelLoadError, as_colorizer, colorize_folder, load_model, plan_outputs,
                                   refused_outputs)
 from photos import make_photo, write_photos
+
+
+def colorize_one(model, image, return_lab=False, **colorizer_kwargs):
+    """One photo through a Colorizer made from a model, a Colorizer or a path."""
+    return as_colorizer(model, **colorizer_kwargs)(image, return_lab=return_lab)
 
 AB = (12.0, -8.0)  # the constant colour of the `constant` model: in gamut for L in [20, 80]
 
@@ -67,7 +72,7 @@ def test_output_has_the_input_size_its_own_l_and_the_model_colour(constant, shap
              "float_gray": gray / np.float32(255)}[kind]
     if kind.endswith("gray") or kind == "gray1":
         l_in = color.rgb_to_l(np.repeat(gray[..., None], 3, -1))[..., 0]
-    out, lab = colorize(constant, image, return_lab=True)
+    out, lab = colorize_one(constant, image, return_lab=True)
     assert out.shape == shape + (3,) and out.dtype == np.uint8
     assert lab.shape == shape + (3,) and lab.dtype == np.float32
     np.testing.assert_allclose(lab[..., 0], l_in, atol=1e-4)  # the photo's own L, untouched
@@ -80,7 +85,7 @@ def test_output_has_the_input_size_its_own_l_and_the_model_colour(constant, shap
 def test_colour_input_is_reduced_to_its_l_first(regression):
     rgb = make_photo(np.random.default_rng(3), 40, 56)
     gray = color.gray_rgb_from_l(color.rgb_to_l(rgb))  # float, same L, no colour
-    from_colour, from_gray = colorize(regression, rgb), colorize(regression, gray)
+    from_colour, from_gray = colorize_one(regression, rgb), colorize_one(regression, gray)
     assert np.abs(from_colour.astype(int) - from_gray).max() <= 1
 
 
@@ -115,13 +120,13 @@ def test_bilinear_and_bicubic_upsampling_both_work_and_differ(regression):
 
 def test_classification_head_decodes_with_each_method(classification):
     photo = make_photo(np.random.default_rng(6), 40, 40)
-    results = {d: colorize(classification, photo, decode=d, return_lab=True)[1] for d in
+    results = {d: colorize_one(classification, photo, decode=d, return_lab=True)[1] for d in
                ("expectation", "annealed_mean", "mode")}
     assert all(lab.shape == (40, 40, 3) for lab in results.values())
     # The mode is a bin centre, far from the mean of a near-uniform untrained distribution.
     assert np.abs(results["mode"][..., 1:] - results["expectation"][..., 1:]).mean() > 1.0
     # T = 1 is the expectation.
-    t1 = colorize(classification, photo, decode="annealed_mean", temperature=1.0, return_lab=True)[1]
+    t1 = colorize_one(classification, photo, decode="annealed_mean", temperature=1.0, return_lab=True)[1]
     np.testing.assert_allclose(t1[..., 1:], results["expectation"][..., 1:], atol=1e-2)
 
 
@@ -138,7 +143,7 @@ def test_a_model_with_a_semantic_input_needs_an_embedder():
             return np.ones((len(l_batch), 8), np.float32)
 
     embedder = Fixed()
-    out = colorize(model, mid_photo(20, 30), embedder=embedder)
+    out = colorize_one(model, mid_photo(20, 30), embedder=embedder)
     assert out.shape == (20, 30, 3) and embedder.calls == [(1, 32, 32, 1)]
 
 
@@ -150,12 +155,12 @@ def test_models_saved_raw_or_from_inference_model_reload_and_colorize_the_same(h
                                                                                tmp_path):
     model = {"regression": regression, "classification": classification}[head]
     photo = make_photo(np.random.default_rng(7), 33, 35)
-    expected = colorize(model, photo)
+    expected = colorize_one(model, photo)
     model.save(tmp_path / "raw.keras")
     model_lib.inference_model(model).save(tmp_path / "inference.keras")
     for path in (tmp_path / "raw.keras", tmp_path / "inference.keras"):
-        np.testing.assert_array_equal(colorize(path, photo), expected)
-        np.testing.assert_array_equal(colorize(str(path), photo), expected)
+        np.testing.assert_array_equal(colorize_one(path, photo), expected)
+        np.testing.assert_array_equal(colorize_one(str(path), photo), expected)
 
 
 def test_a_run_folder_path_loads_its_best_model(regression, tmp_path):
@@ -164,7 +169,7 @@ def test_a_run_folder_path_loads_its_best_model(regression, tmp_path):
     regression.save(run / "best.keras")
     tiny_model().save(run / "last.keras")  # other weights: must not be the one picked
     photo = make_photo(np.random.default_rng(8), 20, 20)
-    np.testing.assert_array_equal(colorize(run, photo), colorize(regression, photo))
+    np.testing.assert_array_equal(colorize_one(run, photo), colorize_one(regression, photo))
 
 
 def _bad_model(tmp_path, kind) -> Path:
@@ -261,6 +266,19 @@ def test_existing_outputs_are_skipped_unless_overwrite(regression, tree, tmp_pat
     assert len(forced.written) == 4 and io.read_rgb(target).shape == (30, 41, 3)
 
 
+def test_report_outputs_map_each_input_to_its_output_written_or_skipped(regression, tree, tmp_path):
+    src, _ = tree
+    (src / "broken.png").write_text("not a picture")
+    dst = tmp_path / "out"
+    first = colorize_folder([src, tmp_path / "missing.png"], dst, regression, progress=False, log=lambda line: None)
+    # Every readable input, GIF -> PNG; the unreadable and the missing file have none.
+    assert {k.relative_to(src).as_posix(): v.relative_to(dst).as_posix() for k, v in first.outputs.items()} == {
+        "a.png": "a.png", "sub/b.jpg": "sub/b.jpg", "sub/deeper/c.gif": "sub/deeper/c.png",
+        "sub/deeper/d.bmp": "sub/deeper/d.bmp"}
+    again = colorize_folder(src, dst, regression, progress=False, log=lambda line: None)
+    assert again.outputs == first.outputs and not again.written
+
+
 def test_an_output_equal_to_an_input_is_refused(regression, tree):
     src, _ = tree
     before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
@@ -309,7 +327,7 @@ def test_a_50_megapixel_photo_keeps_its_size_and_l(constant):
 @pytest.mark.slow
 def test_a_run_folder_with_a_semantic_branch_colorizes_with_the_embedder_it_was_trained_with(tmp_path, monkeypatch):
     from colorfusion.embeddings import Embedder, EmbeddingCache, load_l
-    from colorfusion.train import train
+    from colorfusion.training import train
 
     monkeypatch.setenv("COLORFUSION_CACHE", str(tmp_path / "cache"))
     photos = write_photos(tmp_path / "photos", count=6)
@@ -346,3 +364,91 @@ def test_a_multi_line_model_error_is_logged_as_one_line_per_file(regression, tmp
     assert len(report.failed) == 2 and not report.written
     assert len(lines) == 2 and all("\n" not in line for line in lines)
     assert all("RuntimeError: graph execution failed" in line for line in lines)
+
+
+# === Full-resolution pixels ===
+
+# Shapes covering one strip, many strips, several thread bands, 1-pixel sides.
+SHAPES = [(1, 1), (1, 300), (300, 1), (7, 9), (130, 70), (400, 333)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lightness_of_uint8_colour_equals_color_module_bit_for_bit(shape):
+    rgb = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    l = colorize.lightness(rgb)
+    assert l.dtype == np.float32 and l.shape == shape
+    np.testing.assert_array_equal(l, color.rgb_to_l(rgb)[..., 0])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lightness_of_gray_and_float_inputs_equals_color_module(shape):
+    gray = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    as_rgb = np.repeat(gray[..., None], 3, axis=-1)
+    np.testing.assert_array_equal(colorize.lightness(gray), color.rgb_to_l(as_rgb)[..., 0])
+    as_float = as_rgb.astype(np.float32) / 255
+    np.testing.assert_array_equal(colorize.lightness(as_float), color.rgb_to_l(as_float)[..., 0])
+    np.testing.assert_array_equal(colorize.lightness(gray.astype(np.float32) / 255), color.rgb_to_l(as_float)[..., 0])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lab_to_rgb_uint8_equals_color_module_and_fills_lab_out(shape):
+    rng = np.random.default_rng(2)
+    l = rng.uniform(0, 100, shape).astype(np.float32)
+    ab = rng.uniform(-110, 110, shape + (2,)).astype(np.float32)  # much of it out of gamut: clipping matters
+    lab_out = np.zeros(shape + (3,), np.float32)
+    rgb = colorize.lab_to_rgb_uint8(l, ab, lab_out=lab_out)
+    lab = np.concatenate([l[..., None], ab], axis=-1)
+    np.testing.assert_array_equal(lab_out, lab)
+    np.testing.assert_array_equal(rgb, color.lab_to_rgb(lab, dtype=np.uint8))
+
+
+def test_in_bands_covers_every_row_once():
+    seen = np.zeros(1000, int)
+
+    def work(top, bottom):
+        seen[top:bottom] += 1
+
+    colorize.in_bands(1000, work)
+    assert (seen == 1).all()
+
+
+def test_in_bands_reraises_a_band_error():
+    def work(top, bottom):
+        raise RuntimeError(f"band {top}")
+
+    with pytest.raises(RuntimeError, match="band"):
+        colorize.in_bands(1000, work)
+
+
+@pytest.mark.parametrize("array, expected_dtype, expected_shape", [
+    (np.zeros((4, 5), np.uint8), np.uint8, (4, 5)),
+    (np.zeros((4, 5, 1), np.uint8), np.uint8, (4, 5)),
+    (np.zeros((4, 5, 3), np.float64), np.float32, (4, 5, 3)),
+    (np.full((4, 5), 65535, np.uint16), np.float32, (4, 5)),
+    (np.full((4, 5, 3), 200, np.int64), np.uint8, (4, 5, 3)),
+])
+def test_as_pixels_accepts_gray_colour_and_common_dtypes(array, expected_dtype, expected_shape):
+    pixels = colorize.as_pixels(array)
+    assert pixels.dtype == expected_dtype and pixels.shape == expected_shape
+    assert pixels.flags.c_contiguous
+
+
+def test_as_pixels_scales_uint16_to_unit_range_and_reads_pil_images():
+    assert colorize.as_pixels(np.full((2, 2), 65535, np.uint16)).max() == pytest.approx(1.0)
+    rgba = Image.new("RGBA", (6, 4), (10, 20, 30, 0))  # transparent: composited on white, as io does
+    pixels = colorize.as_pixels(rgba)
+    assert pixels.shape == (4, 6, 3) and (pixels == 255).all()
+
+
+@pytest.mark.parametrize("array, match", [
+    (np.zeros((4, 5, 4), np.uint8), "shape"),
+    (np.zeros((0, 5, 3), np.uint8), "non-empty"),
+    (np.zeros((2, 4, 5, 3), np.uint8), "shape"),
+    (np.full((4, 5, 3), 200.0, np.float32), "divide"),
+    (np.full((4, 5), np.nan, np.float32), r"\[0, 1\]"),
+    (np.full((4, 5), 300, np.int32), "dtype"),
+    (np.zeros((4, 5), bool), "dtype"),
+])
+def test_as_pixels_rejects_other_shapes_types_and_ranges(array, match):
+    with pytest.raises(ValueError, match=match):
+        colorize.as_pixels(array)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from colorfusion import color, datasets, io
+from photos import write_photos
 
 
 def _image(path, shape=(8, 12, 3), value=0):
@@ -211,3 +212,136 @@ def test_load_image_reports_unreadable_files(tmp_path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(io.ImageReadError, match="bad.jpg"):
         datasets.load_image(bad, min_side=32)
+
+
+@pytest.fixture
+def no_kaggle(tmp_path, monkeypatch):
+    """No Kaggle credentials anywhere, no Kaggle mount, Keras cache in tmp."""
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return tmp_path / "no-kaggle-input"
+
+
+def kaggle_layout(root, train=6, test=3):
+    data = root / "data"
+    write_photos(data / "train_color", count=train, seed=1)
+    test_files = write_photos(data / "test_color", count=test, seed=2)
+    for f in test_files:  # the dataset's own B&W versions: same names
+        io.write_image(data / "test_black" / f.name, color.gray_version(io.read_rgb(f)))
+    return data
+
+
+# === data_source ===
+
+
+def test_data_source_splits_a_plain_folder_and_says_so(tmp_path):
+    write_photos(tmp_path / "photos", count=10)
+    lines = []
+    source = datasets.data_source(tmp_path / "photos", min_test=3, log=lines.append)
+    assert source.kind == "folder" and len(source.test) == 3 and len(source.train) == 7
+    assert not set(source.train) & set(source.test) and source.test_pairs == []
+    assert len(lines) == 1 and str(tmp_path / "photos") in lines[0] and "7 training and 3 held-out" in lines[0]
+
+
+def test_data_source_uses_the_kaggle_layout_of_a_given_folder_with_its_bw_pairs(tmp_path):
+    data = kaggle_layout(tmp_path / "dataset")
+    source = datasets.data_source(tmp_path / "dataset", log=lambda line: None)
+    assert source.root == data and len(source.train) == 6 and len(source.test) == 3
+    assert [(bw.parent.name, rgb.parent.name) for bw, rgb in source.test_pairs] == [("test_black", "test_color")] * 3
+
+
+def test_data_source_finds_the_kaggle_mount_first(tmp_path, no_kaggle):
+    kaggle_layout(tmp_path / "input" / "image-colorization-dataset")
+    lines = []
+    source = datasets.data_source(kaggle_root=tmp_path / "input", log=lines.append)
+    assert source.kind == "kaggle" and "aayush9753/image-colorization-dataset" in lines[0]
+
+
+def test_data_source_falls_back_to_the_package_photos_without_kaggle(tmp_path, no_kaggle):
+    lines = []
+    source = datasets.data_source(kaggle_root=no_kaggle, sample_dir=tmp_path / "samples", log=lines.append)
+    assert source.kind == "sample_photos" and source.root == tmp_path / "samples"
+    assert len(source.train) + len(source.test) >= 6 and len(source.test) >= 2
+    assert "shipped with scikit-image and matplotlib" in lines[0] and "no Kaggle credentials" in lines[0]
+
+
+def test_data_source_downloads_with_credentials_and_falls_back_when_that_fails(tmp_path, no_kaggle, monkeypatch):
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "token")
+    kaggle_layout(tmp_path / "downloaded")
+    monkeypatch.setattr(datasets, "download_kaggle_dataset", lambda slug, dest=None: tmp_path / "downloaded")
+    assert datasets.data_source(kaggle_root=no_kaggle, log=lambda line: None).kind == "kagglehub"
+
+    def fail(slug, dest=None):
+        raise datasets.DatasetDownloadError("Could not download: no network.\nmore help")
+
+    monkeypatch.setattr(datasets, "download_kaggle_dataset", fail)
+    lines = []
+    source = datasets.data_source(kaggle_root=no_kaggle, sample_dir=tmp_path / "samples", log=lines.append)
+    assert source.kind == "sample_photos" and "download failed (Could not download: no network.)" in lines[0]
+
+
+def test_data_source_rejects_a_missing_folder_and_too_few_photos(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        datasets.data_source(tmp_path / "missing")
+    write_photos(tmp_path / "two", count=2)
+    with pytest.raises(ValueError, match="2 photo"):
+        datasets.data_source(tmp_path / "two")
+
+
+def test_kaggle_credentials_come_from_the_environment_or_a_token_file(tmp_path, no_kaggle, monkeypatch):
+    assert not datasets.has_kaggle_credentials()
+    monkeypatch.setenv("KAGGLE_USERNAME", "me")
+    assert not datasets.has_kaggle_credentials()  # a user name alone is no credential
+    monkeypatch.setenv("KAGGLE_KEY", "key")
+    assert datasets.has_kaggle_credentials()
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    (tmp_path / "home" / ".kaggle").mkdir(parents=True)
+    (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text("{}")
+    assert datasets.has_kaggle_credentials()
+
+
+def test_subset_is_reproducible_sorted_and_at_most_count():
+    files = [f"f{i:02d}.png" for i in range(20)]
+    picked = datasets.subset(files[::-1], 5, seed=3)
+    assert picked == sorted(picked) and len(set(picked)) == 5 and picked == datasets.subset(files, 5, seed=3)
+    assert picked != datasets.subset(files, 5, seed=4)
+    assert datasets.subset(files, None) == files and datasets.subset(files, 50) == files
+
+
+# === Inputs for colorizing ===
+
+
+def test_bw_inputs_writes_colourless_copies_of_held_out_photos(tmp_path):
+    write_photos(tmp_path / "photos", count=8)
+    source = datasets.data_source(tmp_path / "photos", min_test=3, log=lambda line: None)
+    inputs = datasets.bw_inputs(source, tmp_path / "bw", count=2)
+    assert [rgb for _, rgb in inputs] == source.test[:2]
+    for bw, rgb in inputs:
+        lab = color.rgb_to_lab(io.read_rgb(bw))
+        assert np.abs(lab[..., 1:]).max() < 1.0  # no colour left
+        # the same lightness the network would see
+        assert np.abs(lab[..., 0] - color.rgb_to_lab(io.read_rgb(rgb))[..., 0]).max() < 1.0
+
+
+def test_bw_inputs_leave_out_an_unreadable_photo_and_keep_pairs_aligned(tmp_path):
+    files = write_photos(tmp_path / "a", count=2) + write_photos(tmp_path / "b", count=2)
+    broken = tmp_path / "c" / "broken.png"
+    broken.parent.mkdir()
+    broken.write_text("not a picture")
+    source = datasets.DataSource("folder", tmp_path, [], [files[0], broken, files[2]])
+    lines = []
+    inputs = datasets.bw_inputs(source, tmp_path / "bw", count=3, log=lines.append)
+    assert [rgb for _, rgb in inputs] == [files[0], files[2]]
+    assert len({bw for bw, _ in inputs}) == 2  # the same file name from two folders: two copies
+    for bw, rgb in inputs:
+        assert np.abs(color.rgb_to_l(io.read_rgb(bw)) - color.rgb_to_l(io.read_rgb(rgb))).max() < 1.0
+    assert len(lines) == 1 and "broken.png" in lines[0]
+
+
+def test_bw_inputs_prefers_the_datasets_own_bw_photos(tmp_path):
+    kaggle_layout(tmp_path / "dataset")
+    source = datasets.data_source(tmp_path / "dataset", log=lambda line: None)
+    inputs = datasets.bw_inputs(source, tmp_path / "bw", count=5)
+    assert inputs == source.test_pairs and not (tmp_path / "bw").exists()

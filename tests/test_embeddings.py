@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from colorfusion import augment, color, embeddings, io
+from colorfusion import augment, backbones, color, embeddings, io
 
 
 def _tiny(**kwargs):
@@ -70,7 +70,7 @@ def test_preprocess_is_gray_of_l_times_255_then_backbone_preprocess():
 def test_backbones_are_found_by_name(name, canonical):
     embedder = embeddings.Embedder(name, weights=None)
     assert embedder.backbone == canonical
-    assert embedder.input_size == embeddings.BACKBONES[canonical][2]
+    assert embedder.input_size == backbones.BACKBONES[canonical].native_size
 
 
 @pytest.mark.parametrize(

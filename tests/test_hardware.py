@@ -20,8 +20,8 @@ def plan_with(monkeypatch, gpus, **overrides):
 def test_cpu_trains_in_float32_without_distribution(monkeypatch):
     plan = plan_with(monkeypatch, 0)
     assert (plan.mixed_precision, plan.data_parallel, plan.gpus) == (False, False, 0)
-    plan.apply()
-    assert keras.mixed_precision.global_policy().name == "float32"
+    with plan.applied():
+        assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_one_gpu_uses_mixed_precision_and_no_distribution(monkeypatch):
@@ -46,8 +46,21 @@ def test_every_choice_can_be_overridden(monkeypatch):
 
 def test_mixed_precision_model_computes_in_float16_and_outputs_float32(monkeypatch):
     plan = plan_with(monkeypatch, 1)
-    plan.apply()
-    model = model_lib.build_colorizer(32, "regression", embedding_dim=None, width=0.125)
+    with plan.applied():
+        model = model_lib.build_colorizer(32, "regression", embedding_dim=None, width=0.125)
     assert model.get_layer("encoder_block1_conv1").compute_dtype == "float16"
     out = model.predict({"L": np.zeros((1, 32, 32, 1), np.float32)}, verbose=0)
     assert out.dtype == np.float32
+
+
+def test_applied_restores_the_previous_policy_and_distribution(monkeypatch):
+    keras.config.set_dtype_policy("float32")
+    plan = plan_with(monkeypatch, 2)  # mixed precision and data parallel
+    with plan.applied():
+        assert keras.config.dtype_policy().name == "mixed_float16"
+    assert keras.config.dtype_policy().name == "float32"
+    assert keras.distribution.distribution() is None
+    with pytest.raises(RuntimeError, match="inside"):
+        with plan.applied():
+            raise RuntimeError("inside")
+    assert keras.config.dtype_policy().name == "float32"  # restored after an error too

@@ -311,3 +311,20 @@ def test_atomic_writes_get_the_usual_file_permissions(tmp_path):
         tmp.write_bytes(b"weights")
     for path in (written, tmp_path / "model.bin"):
         assert path.stat().st_mode & 0o777 == expected
+
+
+# === The one resize rule ===
+
+
+def test_resize_averages_areas_below_half_size_and_is_bilinear_otherwise():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    cases = [((29, 19), cv2.INTER_AREA), ((31, 21), cv2.INTER_LINEAR), ((90, 60), cv2.INTER_LINEAR)]
+    for (width, height), flag in cases:
+        out = io.resize(image, width, height)
+        assert out.shape == (height, width, 3)
+        np.testing.assert_array_equal(out, cv2.resize(image, (width, height), interpolation=flag))
+    # The rule decides on the stronger of the two scales: a squash to a square shrinks a wide photo by 1/3.
+    np.testing.assert_array_equal(io.resize(image, 20, 20), cv2.resize(image, (20, 20), interpolation=cv2.INTER_AREA))

@@ -1,28 +1,61 @@
 """colorfusion: automatic colorization of grayscale photographs with Keras 3.
 
-Modules, one job each, in the order data flows through them:
+The public API, imported lazily (the first use of a name imports Keras, not
+`import colorfusion`):
 
-- `color`: sRGB <-> CIE Lab and the model-facing scalings
-- `io`: read any image file as uint8 RGB; atomic writes
-- `datasets`, `samples`, `sources`: find photos, splits, the Kaggle dataset,
-  the photos shipped with scikit-image / matplotlib, where notebooks get data
-- `augment`: geometric augmentation (colour never changes)
-- `embeddings`, `embedding_cache`: the frozen ImageNet backbone and its on-disk cache
-- `generator`: the Keras data generator (L in, ab / 128 out)
-- `bins`, `layers`, `losses`, `model`: the network, its two heads and what it learns
-- `metrics`, `callbacks`, `figures`: measuring and watching training
-- `hardware`, `run_setup`, `train`: one call from photos to a run folder
-- `model_files`, `fullres`, `colorize`, `evaluate`: loading models, full-resolution
-  inference, evaluation
-- `plots`, `demo`: notebook figures; `make demo`
-- `cli`: the `colorfusion` command
+    from colorfusion import train, Colorizer, colorize_folder, evaluate
 
-Example:
-    from colorfusion.train import train
-    from colorfusion.colorize import Colorizer
+    result = train("photos/", "runs/exp1", epochs=30, encoder="mobilenet", encoder_weights="imagenet")
+    colorizer = Colorizer.from_path("runs/exp1")
+    rgb = colorizer("old_photo.jpg")                  # uint8 RGB at the photo's own size
+    colorize_folder(["scans/"], "colorized/", colorizer)
+    report = evaluate(colorizer, "held_out/", "report/")
 
-    result = train("photos/", "runs/exp1", head="classification", epochs=20)
-    rgb = Colorizer.from_path("runs/exp1")("old_photo.jpg")
+The pieces, for a training loop of your own: `ColorizationGenerator`,
+`build_colorizer`, `RebalancedCrossEntropy` (with `ABBins`),
+`ColorizationPreview`, `Embedder` / `EmbeddingCache`, `inference_model`.
+README's Layout section lists every module with its job.
 """
 
+import importlib
+import os
+
+# Environment defaults, set once before albumentations or TensorFlow can be
+# imported: albumentations otherwise asks the network for a newer version at
+# import, and TensorFlow logs its C++ start-up at INFO level.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "train": "training",
+    "TrainConfig": "training",
+    "Colorizer": "colorize",
+    "colorize_folder": "colorize",
+    "load_model": "colorize",
+    "evaluate": "evaluation",
+    "build_colorizer": "model",
+    "inference_model": "model",
+    "ColorizationGenerator": "generator",
+    "ABBins": "bins",
+    "RebalancedCrossEntropy": "losses",
+    "Embedder": "embeddings",
+    "EmbeddingCache": "embeddings",
+    "ColorizationPreview": "callbacks",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(importlib.import_module(f"colorfusion.{_API[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'colorfusion' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

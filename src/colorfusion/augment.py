@@ -30,11 +30,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-
-def _interpolation(scale: float) -> int:
-    # Area averaging only pays off for strong reductions (aliasing); bilinear
-    # is several times faster and as good down to half size.
-    return cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+from colorfusion import datasets, io
 
 
 def fit_square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -50,17 +46,18 @@ def fit_square(rgb: np.ndarray, size: int) -> np.ndarray:
     square = rgb[top : top + side, left : left + side]
     if side == size:
         return np.ascontiguousarray(square)
-    return cv2.resize(square, (size, size), interpolation=_interpolation(size / side))
+    return io.resize(square, size, size)
 
 
-def resize_short_side(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize so that the shorter side is `size` (upscaling small images)."""
-    height, width = rgb.shape[:2]
-    scale = size / min(height, width)
-    if scale == 1:
-        return rgb
-    new = (max(size, round(width * scale)), max(size, round(height * scale)))
-    return cv2.resize(rgb, new, interpolation=_interpolation(scale))
+def load_square(path, size: int) -> np.ndarray:
+    """A photo file as `fit_square` of it (what validation, evaluation and the embedding cache see).
+
+    Big JPEGs are decoded at a reduced scale (`datasets.load_image`).
+
+    Raises:
+        io.ImageReadError: the file cannot be read.
+    """
+    return fit_square(datasets.load_image(path, min_side=size), size)
 
 
 def build_transform(

@@ -256,10 +256,6 @@ class ABBins:
         """Gaussian weights over the `neighbors` nearest bins, (..., Q); sums to 1."""
         return self.encode(ab_scaled)[0]
 
-    def pixel_weights(self, ab_scaled):
-        """Rebalancing weight of each ab value's nearest bin, shape (...)."""
-        return self.encode(ab_scaled)[1]
-
     # === Config and files ===
 
     def get_config(self) -> dict:

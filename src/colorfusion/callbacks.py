@@ -1,11 +1,16 @@
-"""Training callbacks: sample colorizations every N epochs, training curves.
+"""Training callbacks: sample colorizations, curves, the learning-rate schedule, checkpoints.
 
-- `ColorizationPreview` colorizes a fixed handful of samples every N epochs
-  and writes `out_dir/epoch_NNN.png`: one row per sample, original | the
-  grayscale input | the colorization (titled with its AuC and PSNR).
-- `PreviewMetrics` puts the samples' mean AuC and PSNR into the epoch logs,
-  so the progress bar, `History` and `TrainingCurves` see them.
+- `ColorizationPreview` colorizes a fixed handful of samples after every
+  epoch, puts their mean AuC and PSNR into the epoch logs (so the progress
+  bar, `History` and `TrainingCurves` see them) and, every N epochs, writes
+  `out_dir/epoch_NNN.png`: one row per sample, original | the grayscale
+  input | the colorization (titled with its AuC and PSNR). The samples are
+  colorized once per epoch for both.
 - `TrainingCurves` plots loss / val_loss and any colour metric per epoch.
+- `PlateauSchedule` lowers the learning rate when val_loss stalls and stops
+  training when it has stalled for long, with counters that survive a resume.
+- `TimeBudget` stops before an epoch would end past a deadline.
+- `RunCheckpoint` writes a run folder's checkpoints, history and state.
 
 The samples are handed in (`samples_from_images` builds them), never read
 from globals. Drawing, atomic saving and inline display in a Jupyter /
@@ -15,6 +20,8 @@ needs a display.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import sys
 import time
@@ -128,24 +135,29 @@ def _check_every(every_n_epochs) -> int:
 
 
 class ColorizationPreview(keras.callbacks.Callback):
-    """Write sample colorizations every N epochs (and after the last one).
+    """Colorize fixed samples after every epoch: log their scores, draw them every N epochs.
 
-    Each preview is `out_dir/epoch_NNN.png` (1-based epoch, 3 digits): one
-    row per sample with the original, the grayscale input the network saw
-    (`color.gray_rgb_from_l` of L) and the colorization, whose title gives
-    its AuC and PSNR (`metrics.image_metrics`); the epoch is in the
-    suptitle.
+    After each epoch the samples are colorized once; their mean AuC and PSNR
+    go into the logs as `prefix + "auc"` and `prefix + "psnr"` (put this
+    callback before `TrainingCurves` and any checkpoint watching them: Keras
+    calls callbacks in order with the same logs, `History` last), and on
+    preview epochs the same colorizations are drawn to `out_dir/epoch_NNN.png`
+    (1-based epoch, 3 digits): one row per sample with the original, the
+    grayscale input the network saw (`color.gray_rgb_from_l` of L) and the
+    colorization, titled with its AuC and PSNR (`metrics.image_metrics`).
 
     Args:
         samples: {"rgb": uint8 (N, S, S, 3), "x": model inputs {"L": ...,
             "embedding": ...}}, e.g. from `samples_from_images`.
         every_n_epochs: preview epochs N, 2N, ...; the last epoch of `fit`
-            (or the one `EarlyStopping` stopped at) is always previewed.
+            (or the one training stopped at) is always previewed.
         out_dir: folder for the PNG files (created).
         show: "auto" shows inline in a notebook kernel; True / False force.
         decode, temperature: for a classification head, see
             `colorfusion.model.inference_model`.
         dpi: resolution of the saved figure.
+        log_metrics: put the samples' mean scores into the epoch logs.
+        prefix: prefix of those log keys.
 
     Example:
         samples = samples_from_images(val_images[:4], image_size=256)
@@ -154,7 +166,7 @@ class ColorizationPreview(keras.callbacks.Callback):
     """
 
     def __init__(self, samples, every_n_epochs=1, out_dir="previews", show="auto",
-                 decode="annealed_mean", temperature=0.38, dpi=100):
+                 decode="annealed_mean", temperature=0.38, dpi=100, log_metrics=True, prefix="preview_"):
         super().__init__()
         _check_samples(samples)
         figures.check_show(show)
@@ -165,24 +177,44 @@ class ColorizationPreview(keras.callbacks.Callback):
         self.decode = decode
         self.temperature = temperature
         self.dpi = dpi
+        self.log_metrics = bool(log_metrics)
+        self.prefix = prefix
         self.written = []  # paths, in order
-        self.last_scores = None  # per-sample image_metrics of the last preview
+        self.last_scores = None  # per-sample image_metrics of the last colorization
         self._last_epoch = None
         self._last_previewed = None
+        self._inference = None  # (model, its inference model), built once per model
 
     def on_epoch_end(self, epoch, logs=None):
         self._last_epoch = epoch + 1
         last = self.params.get("epochs") if self.params else None
-        if self._last_epoch % self.every_n_epochs == 0 or self._last_epoch == last:
-            self.preview(self._last_epoch)
+        due = self._last_epoch % self.every_n_epochs == 0 or self._last_epoch == last
+        if not (due or (self.log_metrics and logs is not None)):
+            return
+        pred = self.colorize()
+        if self.log_metrics and logs is not None:
+            logs[self.prefix + "auc"] = float(np.mean([s["auc"] for s in self.last_scores]))
+            logs[self.prefix + "psnr"] = float(np.mean([s["psnr"] for s in self.last_scores]))
+        if due:
+            self.preview(self._last_epoch, pred)
 
     def on_train_end(self, logs=None):
         if self._last_epoch is not None and self._last_previewed != self._last_epoch:
             self.preview(self._last_epoch)
 
-    def preview(self, epoch: int) -> Path:
-        """Colorize the samples, write `epoch_NNN.png`, show it; return its path."""
-        fig = self.render(epoch)
+    def colorize(self) -> np.ndarray:
+        """The samples colorized by the model now (uint8); sets `last_scores`."""
+        if self._inference is None or self._inference[0] is not self.model:
+            from colorfusion.model import inference_model  # lazy: keeps this module light to import
+
+            self._inference = (self.model, inference_model(self.model, self.decode, self.temperature))
+        pred = colorize_samples(self._inference[1], self.samples)
+        self.last_scores = [metrics.image_metrics(t, p) for t, p in zip(self.samples["rgb"], pred)]
+        return pred
+
+    def preview(self, epoch: int, pred=None) -> Path:
+        """Write `epoch_NNN.png` (colorizing the samples unless `pred` is given), show it; return its path."""
+        fig = self.render(epoch, pred)
         path = self.out_dir / f"epoch_{epoch:03d}.png"
         figures.save_figure(fig, path, figures.resolve_show(self.show), self.dpi)
         fig.clear()  # drop the image arrays now rather than at garbage collection
@@ -190,44 +222,12 @@ class ColorizationPreview(keras.callbacks.Callback):
         self._last_previewed = epoch
         return path
 
-    def render(self, epoch: int):
+    def render(self, epoch: int, pred=None):
         """The preview figure for `epoch` (a `matplotlib.figure.Figure`)."""
-        rgb = self.samples["rgb"]
-        pred = colorize_samples(self.model, self.samples, self.decode, self.temperature)
+        if pred is None:
+            pred = self.colorize()
         gray = color.gray_rgb_from_l(color.l_from_model(self.samples["x"]["L"]))
-        self.last_scores = [metrics.image_metrics(t, p) for t, p in zip(rgb, pred)]
-        return figures.preview_figure(rgb, gray, pred, self.last_scores, f"epoch {epoch}")
-
-
-class PreviewMetrics(keras.callbacks.Callback):
-    """Add the samples' mean AuC and PSNR to the logs at the end of each epoch.
-
-    Keys are `prefix + "auc"` and `prefix + "psnr"` ("preview_auc",
-    "preview_psnr" by default). Put it before `TrainingCurves` (and any
-    checkpoint monitoring them) in the callbacks list: Keras calls callbacks
-    in order with the same logs, and `History` comes last.
-
-    Args:
-        samples, decode, temperature: as for `ColorizationPreview`.
-        prefix: prefix of the log keys.
-    """
-
-    def __init__(self, samples, decode="annealed_mean", temperature=0.38, prefix="preview_"):
-        super().__init__()
-        _check_samples(samples)
-        self.samples = samples
-        self.decode = decode
-        self.temperature = temperature
-        self.prefix = prefix
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        pred = colorize_samples(self.model, self.samples, self.decode, self.temperature)
-        ab_true = color.rgb_to_lab(self.samples["rgb"])[..., 1:]
-        ab_pred = color.rgb_to_lab(pred)[..., 1:]
-        logs[self.prefix + "auc"] = float(np.mean(metrics.auc(ab_true, ab_pred)))
-        logs[self.prefix + "psnr"] = float(np.mean(metrics.psnr(self.samples["rgb"], pred)))
+        return figures.preview_figure(self.samples["rgb"], gray, pred, self.last_scores, f"epoch {epoch}")
 
 
 class PlateauSchedule(keras.callbacks.Callback):
@@ -393,6 +393,74 @@ class TrainingCurves(keras.callbacks.Callback):
     def render(self):
         """The curves figure (a `matplotlib.figure.Figure`)."""
         return figures.curves_figure(self.epochs, self.history)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Atomic best / last checkpoints, state and history of a run folder after every finished epoch.
+
+    Keras' `ModelCheckpoint` and `BackupAndRestore` are not used because a run
+    needs more than either gives: every file is written to a temporary name
+    and renamed (a run killed at any moment, even by `kill -9`, keeps its
+    previous checkpoint whole), one small `state.json` written last names
+    the epoch whose files are complete (with the best val_loss and the
+    `PlateauSchedule` counters), and resuming replays the data order of an
+    uninterrupted run (`ColorizationGenerator.set_epoch`).
+
+    A non-finite loss stops training before anything is saved, so the last
+    good checkpoint stays as it was.
+
+    Args:
+        paths: the run folder's files (`train.run_paths`).
+        state: {"epoch", "best_val_loss"} to continue from.
+        history: {key: per-epoch values} of the epochs already done.
+        schedule: the run's `PlateauSchedule`, whose `state` is saved too.
+    """
+
+    def __init__(self, paths: dict, state: dict, history: dict, schedule=None):
+        super().__init__()
+        self.paths = paths
+        self.schedule = schedule
+        self.epoch = state["epoch"]
+        self.best = state.get("best_val_loss")
+        self.history = {k: list(v) for k, v in history.items()}
+        self.stopped_reason = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.stopped_reason = f"non-finite loss ({float(loss)}) at batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.stopped_reason or not all(math.isfinite(float(v)) for v in logs.values()):
+            self.stopped_reason = self.stopped_reason or f"non-finite value in {logs}"
+            self.model.stop_training = True
+            return
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        val_loss = logs.get("val_loss")
+        if val_loss is not None and (self.best is None or val_loss < self.best):
+            self.best = float(val_loss)
+            with io.atomic_path(self.paths["best"]) as tmp:
+                self.model.save(tmp)
+        with io.atomic_path(self.paths["last"]) as tmp:
+            self.model.save(tmp)
+        self.epoch = epoch + 1
+        self._write_history()
+        # state.json last: it names an epoch only once its checkpoint is complete.
+        with io.atomic_write(self.paths["state"], "w") as f:
+            json.dump({"epoch": self.epoch, "best_val_loss": self.best,
+                       "schedule": self.schedule.state if self.schedule is not None else None}, f)
+
+    def _write_history(self):
+        keys = sorted(self.history)
+        with io.atomic_write(self.paths["history"], "w") as f:
+            writer = csv.writer(f)
+            writer.writerow(["epoch", *keys])
+            for i in range(len(self.history[keys[0]]) if keys else 0):
+                writer.writerow([i + 1, *(self.history[k][i] if i < len(self.history[k]) else "" for k in keys)])
 
 
 def _number(value):

@@ -8,21 +8,18 @@ diverged loss) or could not start (bad data folder, bad model file);
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
-
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _weights(value: str):
     """'imagenet', 'none' (random init) or a path to a local weights file."""
-    if value.lower() == "none":
-        return None
-    if value == "imagenet" or Path(value).is_file():
-        return value
-    raise argparse.ArgumentTypeError(f"expected 'imagenet', 'none' or an existing weights file, got {value!r}")
+    from colorfusion.backbones import resolve_weights
+
+    try:
+        return resolve_weights(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'imagenet', 'none' or an existing weights file, got {value!r}") from None
 
 
 def _weights_override(value: str) -> str:
@@ -32,9 +29,23 @@ def _weights_override(value: str) -> str:
 
 
 def _embedding(value: str):
-    if value not in ("cache", "exact", "none"):
-        raise argparse.ArgumentTypeError(f"expected cache, exact or none, got {value!r}")
+    if value not in ("cache", "exact", "encoder", "none"):
+        raise argparse.ArgumentTypeError(f"expected cache, exact, encoder or none, got {value!r}")
     return None if value == "none" else value
+
+
+def _encoder(value: str) -> str:
+    from colorfusion.backbones import ENCODER_BACKBONES, canonical_name
+
+    if value == "scratch":
+        return value
+    try:
+        name = canonical_name(value)
+    except ValueError:
+        name = None
+    if name not in ENCODER_BACKBONES:
+        raise argparse.ArgumentTypeError(f"expected scratch or one of {', '.join(ENCODER_BACKBONES)}, got {value!r}")
+    return name
 
 
 def _positive_float(value: str) -> float:
@@ -80,20 +91,36 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(config.json, best.keras, last.keras, history.csv, previews/, curves.png).")
     train.add_argument("--data", required=True, help="folder of colour photos (searched recursively)")
     train.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    # Defaults shown in --help are those of train.TrainConfig.
+    # Defaults shown in --help are those of training.TrainConfig.
     train.add_argument("--head", choices=("regression", "classification"),
                        help="regression (tanh x 128 ab) or classification (softmax over ab bins); default regression")
     train.add_argument("--image-size", type=_positive_int, help="training size in pixels (default 256)")
     train.add_argument("--epochs", type=_positive_int, help="total epochs (default 10)")
     train.add_argument("--batch-size", type=_positive_int, help="batch size (default 16)")
     train.add_argument("--learning-rate", type=float, help="initial Adam learning rate (default 1e-3)")
-    train.add_argument("--width", type=float, help="scale of every filter count (default 1.0)")
+    train.add_argument("--width", type=float, help="scale of the network's own filter counts (default 1.0)")
+    train.add_argument("--encoder", type=_encoder,
+                       help="scratch, or a pretrained keras.applications encoder (mobilenet, mobilenet_v2, vgg16, "
+                            "resnet50, efficientnet_b0, ...) whose features feed a U-Net decoder")
+    train.add_argument("--encoder-weights", type=_weights,
+                       help="weights of a pretrained encoder: imagenet (downloads), none or a local .h5 file")
+    train.add_argument("--freeze-epochs", type=int, help="epochs the pretrained encoder stays frozen (default 2)")
+    train.add_argument("--finetune-learning-rate", type=_positive_float,
+                       help="learning rate once the encoder is unfrozen (default: learning rate / 10)")
+    train.add_argument("--early-stopping-patience", type=_positive_int,
+                       help="stop after this many epochs without a better val_loss (default: never)")
+    train.add_argument("--time-limit", type=_positive_float, dest="time_limit_minutes", metavar="MINUTES",
+                       help="stop before an epoch would end after this many minutes")
+    train.add_argument("--rebalance-lambda", type=float,
+                       help="classification: mix of the uniform distribution into the colour prior; smaller "
+                            "gives rare, vivid colours more weight (default 0.5, Zhang et al.)")
     train.add_argument("--backbone",
                        help="keras.applications backbone of the semantic branch (default inception_resnet_v2)")
     train.add_argument("--weights", type=_weights,
-                       help="backbone weights: imagenet (downloads), none (random) or a local .h5 file")
+                       help="semantic backbone weights: imagenet (downloads), none (random) or a local .h5 file")
     train.add_argument("--embedding", type=_embedding,
-                       help="semantic input: cache (embed each photo once), exact (every batch), none")
+                       help="semantic input: cache (embed each photo once with --backbone), exact (every batch), "
+                            "encoder (pool the model's own encoder features), none")
     train.add_argument("--val-fraction", type=float, help="validation share of the photos (default 0.1)")
     train.add_argument("--split-file", help="path<TAB>split list (train/val) instead of a random split")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -154,10 +181,12 @@ def _error(message: str) -> int:
 
 
 def cmd_train(args) -> int:
-    from colorfusion.train import TrainingError, train
+    from colorfusion.training import TrainingError, train
 
-    options = ("head", "image_size", "epochs", "batch_size", "learning_rate", "width", "backbone", "weights",
-               "embedding", "val_fraction", "seed", "preview_every", "workers")
+    options = ("head", "image_size", "epochs", "batch_size", "learning_rate", "width", "encoder", "encoder_weights",
+               "freeze_epochs", "finetune_learning_rate", "early_stopping_patience", "time_limit_minutes",
+               "rebalance_lambda", "backbone", "weights", "embedding", "val_fraction", "seed", "preview_every",
+               "workers")
     settings = {name: getattr(args, name) for name in options if hasattr(args, name)}
     try:
         result = train(args.data, args.out, split_file=getattr(args, "split_file", None),
@@ -194,7 +223,7 @@ def cmd_colorize(args) -> int:
 def cmd_evaluate(args) -> int:
     from colorfusion.colorize import ModelLoadError
     from colorfusion.datasets import find_images
-    from colorfusion.evaluate import evaluate, format_table
+    from colorfusion.evaluation import evaluate, format_table
 
     if not Path(args.data).is_dir():
         return _error(f"{args.data}: no such folder")

@@ -153,6 +153,11 @@ def gray_rgb_from_l(l: np.ndarray) -> np.ndarray:
     return lab_to_rgb(lab)
 
 
+def gray_version(rgb: np.ndarray) -> np.ndarray:
+    """The uint8 RGB of a photo's own L with a = b = 0: its B&W version, and the grayscale baseline."""
+    return (gray_rgb_from_l(rgb_to_l(rgb)) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+
+
 # === Model-facing scalings ===
 
 

@@ -14,13 +14,31 @@ Models of either head work: `model.inference_model` decodes a
 classification model (annealed mean by default), so nothing here asks which
 head a model has.
 
-The full-resolution pixel work (L, Lab -> RGB) lives in `fullres.py`.
+Three parts, top to bottom:
+
+- loading: `load_model` takes a `.keras` file or a run folder (its
+  `best.keras`) and, for a model with a semantic input, `load_embedder`
+  rebuilds the `Embedder` its run used; every failure is a `ModelLoadError`
+  with one line naming the file and the reason;
+- full-resolution pixels: a 12 MP photo is 144 MB as float32 RGB, and
+  converting it in one piece spends more time moving memory than converting.
+  OpenCV's float Lab conversion is two to three times faster on strips of
+  about 64K pixels that stay in the CPU cache, with buffers allocated once;
+  bands of strips run on one thread per core (OpenCV and numpy release the
+  GIL). The conversions are `color.rgb_to_lab` / `color.lab_to_rgb` writing
+  into the strip buffers, so results are bit for bit those of whole-image
+  calls;
+- `Colorizer` (one photo or a batch) and `colorize_folder` (trees of files,
+  per-file errors, atomic writes).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +47,244 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from colorfusion import color, io
-from colorfusion.fullres import as_pixels, lab_to_rgb_uint8, lightness
-from colorfusion.model_files import ModelLoadError, first_line, load_embedder, load_model  # noqa: F401 - API
 
 INTERPOLATIONS = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
+RUN_MODEL_FILES = ("best.keras", "last.keras", "model.keras")  # in order of preference
+STRIP_PIXELS = 1 << 16  # 64K pixels: 768 KB of float32 RGB, within L2 on most CPUs
+_TO_UNIT = np.float32(1.0 / 255.0)
+_MAX_REASON = 200  # Keras errors can be pages long; the user needs the first line
+
+
+# === Loading models ===
+
+
+class ModelLoadError(Exception):
+    """A model file or run folder could not be used; the message says which and why."""
+
+
+def first_line(error: Exception) -> str:
+    """`"Type: first line of the message"`, at most about 200 characters: a reason fit for a one-line error."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else ""
+    line = line if len(line) <= _MAX_REASON else line[: _MAX_REASON - 3] + "..."
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+def resolve_model_path(path) -> Path:
+    """The `.keras` file itself, or the best checkpoint of a run folder.
+
+    Raises:
+        ModelLoadError: missing path, a folder without a model, or a file
+            that is not a `.keras` file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        for name in RUN_MODEL_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise ModelLoadError(f"{path}: no model in this folder (looked for {', '.join(RUN_MODEL_FILES)})")
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such model file or run folder")
+    if path.suffix.lower() != ".keras":
+        raise ModelLoadError(f"{path}: not a .keras model file (got {path.suffix or 'no suffix'!r}; "
+                             f"colorfusion saves models as .keras)")
+    return path
+
+
+def load_model(path):
+    """Load a colorizer (either head, raw or from `inference_model`).
+
+    Args:
+        path: a `.keras` file or a run folder.
+
+    Raises:
+        ModelLoadError: missing, not a `.keras` file, not loadable, or not a
+            colorfusion model (no "L" input of a fixed square size).
+    """
+    import keras
+
+    from colorfusion import model as model_lib  # registers the custom layers
+
+    path = resolve_model_path(path)
+    if not zipfile.is_zipfile(path):  # Keras would say "file not found" for a damaged or foreign file
+        raise ModelLoadError(f"{path}: not a loadable Keras model (not a zip archive, which a .keras file is; "
+                             f"damaged, truncated or another format renamed)")
+    try:
+        loaded = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise ModelLoadError(f"{path}: not a loadable Keras model ({first_line(e)})") from None
+    try:
+        info = model_lib.model_info(loaded)
+    except Exception as e:  # noqa: BLE001 - a model of any shape may come in
+        raise ModelLoadError(f"{path}: not a colorfusion colorizer ({first_line(e)})") from None
+    if not isinstance(info["image_size"], int) or loaded.inputs[0].shape[2] != info["image_size"]:
+        raise ModelLoadError(f"{path}: not a colorfusion colorizer (its 'L' input is not a fixed square: "
+                             f"{tuple(loaded.inputs[0].shape)})")
+    return loaded
+
+
+def run_config_for(path) -> dict:
+    """The `config.json` of the run folder holding `path`; {} for a bare model file."""
+    path = Path(path)
+    config_file = (path if path.is_dir() else path.parent) / "config.json"
+    if not config_file.is_file():
+        return {}
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{config_file}: damaged run configuration ({first_line(e)})") from None
+    return config if isinstance(config, dict) else {}
+
+
+def load_embedder(path, model_info: dict, weights=None):
+    """Build (not just describe) the embedder for a model loaded from `path`.
+
+    The backbone is built here, so a missing weights file or a failed
+    download is reported now, once, rather than on every batch later.
+
+    Raises:
+        ModelLoadError: the embedder cannot be built, or its vectors do not
+            have the length the model expects.
+    """
+    from colorfusion.embeddings import Embedder
+
+    source = Path(path)
+    try:
+        embedder = Embedder.for_run(run_config_for(source), weights=weights)
+        embedder.model  # noqa: B018 - builds the backbone now
+        dim = embedder.dim
+    except ModelLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - bad weights file, no network, unknown backbone, ...
+        raise ModelLoadError(f"{source}: cannot build the semantic branch's backbone ({first_line(e)}); "
+                             f"--weights chooses other backbone weights") from None
+    if dim != model_info["embedding_dim"]:
+        raise ModelLoadError(f"{source}: the model expects {model_info['embedding_dim']}-d embeddings but "
+                             f"{embedder!r} gives {dim}-d ones")
+    return embedder
+
+
+# === Full-resolution pixels ===
+
+
+def as_pixels(image) -> np.ndarray:
+    """Contiguous uint8 or float32 [0, 1] pixels, (H, W) gray or (H, W, 3) RGB.
+
+    Args:
+        image: a path, a PIL image, or an array (H, W), (H, W, 1) or
+            (H, W, 3): uint8; uint16 (16-bit scans); other integers within
+            [0, 255]; or float in [0, 1].
+
+    Raises:
+        io.ImageReadError: a path that cannot be read.
+        ValueError: an array of another shape, type or range.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return io.read_rgb(image)
+    if hasattr(image, "mode") and hasattr(image, "getbands"):  # a PIL image
+        return io.pil_to_rgb(image)
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3):
+        raise ValueError(f"Expected an image of shape (H, W), (H, W, 1) or (H, W, 3). Received: shape={array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"Expected a non-empty image. Received: shape={array.shape}")
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) * np.float32(1.0 / 65535.0)
+    if np.issubdtype(array.dtype, np.integer) and 0 <= array.min() and array.max() <= 255:
+        return array.astype(np.uint8)  # e.g. an array built from Python ints
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"Expected uint8, uint16 or float pixels. Received: dtype={array.dtype}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    low, high = float(array.min()), float(array.max())
+    if not (np.isfinite(low) and np.isfinite(high)) or low < -0.01 or high > 1.01:
+        raise ValueError("Expected float pixels in [0, 1] (divide 0-255 values by 255). "
+                         f"Received: min={low:g}, max={high:g}")
+    return np.clip(array, 0.0, 1.0) if low < 0 or high > 1 else array
+
+
+def lightness(pixels: np.ndarray) -> np.ndarray:
+    """L (H, W) float32 in [0, 100] of pixels from `as_pixels`; equals `color.rgb_to_l`."""
+    height, width = pixels.shape[:2]
+    if pixels.ndim == 2 and pixels.dtype == np.uint8:
+        # 256 gray levels have 256 values of L: a table from the same conversion.
+        levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+        return cv2.LUT(pixels, color.rgb_to_l(levels).reshape(1, 256))
+    l_full = np.empty((height, width), np.float32)
+
+    def convert(start, stop, rgb, lab):
+        source = pixels[start:stop]
+        if source.dtype == np.uint8:
+            np.multiply(source, _TO_UNIT, out=rgb)  # as color.rgb_to_lab scales uint8
+        else:
+            rgb[...] = source[..., None] if source.ndim == 2 else source
+        l_full[start:stop] = color.rgb_to_lab(rgb, out=lab)[..., 0]
+
+    over_strips(height, width, convert)
+    return l_full
+
+
+def lab_to_rgb_uint8(l_full: np.ndarray, ab_full: np.ndarray, lab_out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 RGB (H, W, 3) of L (H, W) and ab (H, W, 2); equals `color.lab_to_rgb(..., np.uint8)`.
+
+    Args:
+        lab_out: optional float32 (H, W, 3) array that receives the joined Lab.
+    """
+    height, width = l_full.shape
+    rgb = np.empty((height, width, 3), np.uint8)
+
+    def convert(start, stop, lab_buffer, rgb_buffer):
+        lab = lab_out[start:stop] if lab_out is not None else lab_buffer
+        lab[..., 0] = l_full[start:stop]
+        lab[..., 1:] = ab_full[start:stop]
+        out = color.lab_to_rgb(lab, out=rgb_buffer)  # clipped to [0, 1]
+        # Scale and round exactly as color.lab_to_rgb(..., np.uint8) does, in place.
+        np.multiply(out, np.float32(255.0), out=out)
+        np.add(out, np.float32(0.5), out=out)
+        np.copyto(rgb[start:stop], out, casting="unsafe")
+
+    over_strips(height, width, convert)
+    return rgb
+
+
+def over_strips(height: int, width: int, convert) -> None:
+    """Call `convert(start, stop, buffer_1, buffer_2)` for every strip of rows.
+
+    Strips hold about `STRIP_PIXELS` pixels; bands of strips run in threads
+    (`in_bands`). The two float32 buffers, (stop - start, width, 3) views,
+    are allocated once per band, so no strip pays for fresh memory.
+    """
+    rows = strip_rows(width)
+
+    def band(top, bottom):
+        first = np.empty((rows, width, 3), np.float32)
+        second = np.empty((rows, width, 3), np.float32)
+        for start in range(top, bottom, rows):
+            stop = min(start + rows, bottom)
+            convert(start, stop, first[: stop - start], second[: stop - start])
+
+    in_bands(height, band)
+
+
+def strip_rows(width: int) -> int:
+    """Rows per strip: about `STRIP_PIXELS` pixels, at least one row."""
+    return max(1, STRIP_PIXELS // max(1, width))
+
+
+def in_bands(height: int, work) -> None:
+    """Call `work(top, bottom)` on one band of rows per available core, in threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, min(cores, cv2.getNumThreads() or 1, height // 64))  # small images: one thread
+    if workers == 1:
+        work(0, height)
+        return
+    edges = np.linspace(0, height, workers + 1).round().astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        # list() re-raises the first error of any band.
+        list(pool.map(work, edges[:-1].tolist(), edges[1:].tolist()))
 
 
 # === Colorizer ===
@@ -96,6 +348,11 @@ class Colorizer:
             embedder = load_embedder(path, info, weights=weights)
         return cls(model, decode=decode, temperature=temperature, embedder=embedder, **kwargs)
 
+    def with_decoding(self, decode="annealed_mean", temperature=0.38) -> "Colorizer":
+        """The same model and embedder with another decoding of a classification head."""
+        return Colorizer(self.model, decode=decode, temperature=temperature, embedder=self.embedder,
+                         interpolation=self.interpolation)
+
     def __call__(self, image, return_lab: bool = False):
         """Colorize one image (path, PIL image or array) at its full resolution."""
         return self.colorize_many([image], return_lab=return_lab)[0]
@@ -115,7 +372,7 @@ class Colorizer:
         pixels = as_pixels(image)
         size = self.image_size
         # Like training: RGB resized first, then its L.
-        small = cv2.resize(pixels, (size, size), interpolation=_interpolation(pixels.shape[:2], (size, size)))
+        small = io.resize(pixels, size, size)
         return lightness(pixels), lightness(small)[..., None]
 
     def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
@@ -135,38 +392,14 @@ class Colorizer:
     def finish(self, l_full: np.ndarray, ab_small: np.ndarray, return_lab: bool = False):
         """Resize ab (S, S, 2) to L's size (H, W) and join: uint8 RGB, and with `return_lab` the Lab."""
         height, width = l_full.shape
-        flag = _interpolation(ab_small.shape[:2], (height, width))
-        if flag != cv2.INTER_AREA:
-            flag = INTERPOLATIONS[self.interpolation]
-        ab = cv2.resize(np.asarray(ab_small, np.float32), (width, height), interpolation=flag)
+        ab_small = np.asarray(ab_small, np.float32)
+        if height * width >= ab_small.shape[0] * ab_small.shape[1]:  # the usual case: enlarge smoothly
+            ab = cv2.resize(ab_small, (width, height), interpolation=INTERPOLATIONS[self.interpolation])
+        else:
+            ab = io.resize(ab_small, width, height)
         lab = np.empty((height, width, 3), np.float32) if return_lab else None
         rgb = lab_to_rgb_uint8(l_full, ab.reshape(height, width, 2), lab_out=lab)
         return (rgb, lab) if return_lab else rgb
-
-
-def colorize(model, image, decode="annealed_mean", temperature=0.38, embedder=None, return_lab=False):
-    """Colorize one photo at its full resolution.
-
-    Given a path, this loads the model on every call: for many photos, make a
-    `Colorizer` once (or use `colorize_folder`).
-
-    Args:
-        model: a `Colorizer`, a Keras model (either head, or an inference
-            model), or a path to a `.keras` file or run folder.
-        image: a path, a PIL image or a numpy array (H, W), (H, W, 1) or
-            (H, W, 3); uint8, uint16, or float in [0, 1]; any size.
-        decode, temperature: decoding of a classification head.
-        embedder: for a model with a semantic input given as a Keras model.
-        return_lab: also return the float32 Lab (L exactly the input's).
-
-    Returns:
-        uint8 RGB (H, W, 3) of the input's size, or (rgb, lab).
-
-    Example:
-        rgb = colorize("runs/exp1", "grandma_1932.jpg")
-    """
-    colorizer = as_colorizer(model, decode=decode, temperature=temperature, embedder=embedder)
-    return colorizer(image, return_lab=return_lab)
 
 
 def as_colorizer(model, **kwargs) -> Colorizer:
@@ -178,22 +411,20 @@ def as_colorizer(model, **kwargs) -> Colorizer:
     return Colorizer(model, **kwargs)
 
 
-def _interpolation(source_hw, target_hw) -> int:
-    # Area averaging when shrinking (no aliasing), bilinear when enlarging.
-    shrinking = target_hw[0] * target_hw[1] < source_hw[0] * source_hw[1]
-    return cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-
-
 # === Folders ===
 
 
 @dataclass
 class FolderReport:
-    """What `colorize_folder` did: files written, skipped (output exists), failed (with reasons)."""
+    """What `colorize_folder` did: files written, skipped (output exists), failed (with reasons).
+
+    `outputs` maps each input that has an output now (written or skipped) to it.
+    """
 
     written: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     failed: list = field(default_factory=list)  # (path, reason)
+    outputs: dict = field(default_factory=dict)  # input path -> output path
 
     @property
     def ok(self) -> bool:
@@ -281,6 +512,7 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
             _fail(report, log, src, refused[src])
         elif out.exists() and not overwrite:
             report.skipped.append(out)
+            report.outputs[src] = out
         else:
             todo.append((src, out))
     with tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress) as bar:
@@ -321,5 +553,6 @@ def _colorize_batch(pairs, colorizer: Colorizer, report: FolderReport, log) -> N
         try:
             io.write_image(out, colorizer.finish(l_full, ab))
             report.written.append(out)
+            report.outputs[src] = out
         except Exception as e:  # noqa: BLE001
             _fail(report, log, src, f"cannot write {out}: {_reason(e)}")

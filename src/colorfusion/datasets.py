@@ -1,7 +1,20 @@
-"""Find image files, split them, locate or download the Kaggle dataset.
+"""Where photos come from: image files, splits, the Kaggle dataset, the photos shipped with packages.
 
 Everything here returns plain lists of `pathlib.Path`, sorted, so that a
 split or a file list is the same on every machine and every run.
+
+`data_source()` is what the notebooks and `make demo` call: it picks the
+photos, in this order, and prints one line saying which it uses:
+
+1. a folder you name (`DATA_DIR`, `DATA=DIR make demo`), in the Kaggle
+   layout or any folder of colour photos;
+2. the Kaggle dataset `aayush9753/image-colorization-dataset` mounted under
+   `/kaggle/input` (a Kaggle notebook with the dataset attached);
+3. a download of that dataset with kagglehub (or the kaggle client), when
+   Kaggle credentials exist on this machine;
+4. the colour photos that ship inside scikit-image and matplotlib
+   (`sample_photos`, no network needed): enough to see the whole pipeline
+   run, not to learn much.
 
 The Kaggle dataset `aayush9753/image-colorization-dataset` has this layout
 (the `*_black` folders hold gray versions of the colour photos, same file
@@ -31,14 +44,15 @@ import inspect
 import math
 import os
 import shutil
+import sys
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from colorfusion import io
-from colorfusion.samples import sample_photos  # noqa: F401 - part of this module's API
+from colorfusion import color, io
 
 KAGGLE_SLUG = "aayush9753/image-colorization-dataset"
 KAGGLE_INPUT = "/kaggle/input"
@@ -292,3 +306,225 @@ def _download_with_kagglehub(kagglehub, slug: str, dest) -> Path:
     dest = Path(dest)
     shutil.copytree(path, dest, dirs_exist_ok=True)
     return dest
+
+
+# === Photos shipped with packages ===
+
+# skimage.data loaders of colour photos whose files ship with scikit-image
+# (others need a download through pooch and are skipped when offline).
+_SKIMAGE_PHOTOS = (
+    ("astronaut", "astronaut.png"),
+    ("chelsea", "chelsea.png"),
+    ("coffee", "coffee.png"),
+    ("rocket", "rocket.jpg"),
+    ("immunohistochemistry", "immunohistochemistry.png"),
+    ("retina", "retina.jpg"),
+    ("stereo_motorcycle", "motorcycle_left.png"),
+)
+# hubble_deep_field is left out: mostly black sky, a mean chroma under 3.
+
+
+def sample_photos(dest=None) -> list[Path]:
+    """Write the colour photos that ship inside installed packages; return their paths.
+
+    scikit-image's astronaut, chelsea, coffee, rocket, immunohistochemistry,
+    retina and stereo_motorcycle (left image), plus
+    matplotlib's grace_hopper.jpg. Files are written once; later calls only
+    return the paths. A photo that is not available offline is skipped.
+
+    Args:
+        dest: folder; default `cache.io.cache_root() / "sample_photos"`
+            (`$XDG_CACHE_HOME` is honoured).
+
+    Returns:
+        Sorted paths of the photos written (or already there).
+    """
+    dest = Path(dest) if dest is not None else io.cache_root() / "sample_photos"
+    paths = []
+    for loader, name in _SKIMAGE_PHOTOS:
+        target = dest / name
+        if not target.exists():
+            rgb = _load_skimage_photo(loader)
+            if rgb is None:
+                continue
+            io.write_image(target, rgb)
+        paths.append(target)
+    target = dest / "grace_hopper.jpg"
+    if not target.exists():
+        try:
+            from matplotlib import cbook
+
+            source = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+            with open(source, "rb") as src, io.atomic_write(target) as out:
+                shutil.copyfileobj(src, out)
+        except (ImportError, OSError, ValueError):
+            target = None
+    if target is not None:
+        paths.append(target)
+    return sorted(paths)
+
+
+def _load_skimage_photo(loader: str):
+    try:
+        from skimage import data
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rgb = getattr(data, loader)()
+    except Exception:  # noqa: BLE001 - missing loader, or a pooch download that fails offline
+        return None
+    if isinstance(rgb, tuple):  # stereo_motorcycle -> (left, right, disparity)
+        rgb = rgb[0]
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
+        return None
+    return rgb
+
+
+# === Choosing the photos (notebooks, demo) ===
+
+
+@dataclass
+class DataSource:
+    """Photos to train and test on, and where they came from.
+
+    Attributes:
+        kind: "folder", "kaggle", "kagglehub" or "sample_photos".
+        root: the folder the photos are under.
+        train: colour photos to train on (sorted).
+        test: held-out colour photos (sorted).
+        test_pairs: `(bw_path, colour_path)` for held-out photos that come
+            with a B&W version (the Kaggle dataset's `test_black`); may be empty.
+        description: the line `data_source` printed.
+    """
+
+    kind: str
+    root: Path
+    train: list
+    test: list
+    test_pairs: list = field(default_factory=list)
+    description: str = ""
+
+
+def data_source(data_dir=None, *, kaggle_root=KAGGLE_INPUT, download=True, download_dir=None,
+                sample_dir=None, test_fraction=0.1, min_test=2, seed=0, log=print) -> DataSource:
+    """Find photos to work on (see the module docstring for the order) and say which.
+
+    Args:
+        data_dir: a folder of colour photos, or of the Kaggle layout; None
+            looks for the Kaggle dataset, then downloads it, then falls back
+            to the package-shipped photos.
+        kaggle_root: where Kaggle mounts attached 
+        download: try a kagglehub download when Kaggle credentials exist.
+        download_dir: where to download to (default: kagglehub's cache).
+        sample_dir: where to write the package-shipped photos (default
+            `~/.cache/colorfusion/sample_photos`).
+        test_fraction, min_test: held-out share of a folder without a
+            train / test layout, and the least number of held-out photos.
+        seed: seed of that split.
+        log: called with the one-line description.
+
+    Raises:
+        FileNotFoundError: `data_dir` is not a folder.
+        ValueError: `data_dir` holds fewer than 3 photos.
+    """
+    if data_dir is not None:
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise FileNotFoundError(f"DATA_DIR {str(root)!r} is not a folder")
+        source = _from_layout("folder", find_kaggle_dataset(root))
+        if source is None:
+            source = _split_folder("folder", root, find_images(root), test_fraction, min_test, seed)
+        return _announce(source, f"your folder {root}", log)
+    source = _from_layout("kaggle", find_kaggle_dataset(kaggle_root))
+    if source is not None:
+        return _announce(source, f"the Kaggle dataset {KAGGLE_SLUG} under {kaggle_root}", log)
+    why = f"no Kaggle dataset under {kaggle_root}"
+    if download and has_kaggle_credentials():
+        try:
+            path = download_kaggle_dataset(KAGGLE_SLUG, dest=download_dir)
+            source = _from_layout("kagglehub", find_kaggle_dataset(path))
+            if source is not None:
+                return _announce(source, f"the Kaggle dataset {KAGGLE_SLUG}, downloaded to {path}", log)
+            why += f"; the download in {path} has no train_color / test_color folders"
+        except DatasetDownloadError as e:
+            why += f"; download failed ({str(e).splitlines()[0]})"
+    elif download:
+        why += "; no Kaggle credentials for a download"
+    sample_dir = Path(sample_dir) if sample_dir is not None else None
+    photos = sample_photos(sample_dir)
+    source = _split_folder("sample_photos", photos[0].parent, photos, test_fraction, min_test, seed)
+    return _announce(source, f"the {len(photos)} colour photos shipped with scikit-image and matplotlib "
+                             f"(in {photos[0].parent}; {why})", log)
+
+
+def _from_layout(kind, layout):
+    if layout is None or not layout["train"] or not layout["test"]:
+        return None
+    return DataSource(kind, layout["root"], layout["train"], layout["test"], layout["test_pairs"])
+
+
+def _split_folder(kind, root, files, test_fraction, min_test, seed) -> DataSource:
+    if len(files) < 3:
+        raise ValueError(f"{root}: {len(files)} photo(s) found; at least 3 are needed (train, validation, test)")
+    n_test = min(max(min_test, round(len(files) * test_fraction)), len(files) - 2)
+    train, test = split_files(files, val_fraction=n_test / len(files), seed=seed)
+    return DataSource(kind, Path(root), train, test)
+
+
+def _announce(source: DataSource, where: str, log) -> DataSource:
+    source.description = f"Data: {where}: {len(source.train)} training and {len(source.test)} held-out photos"
+    log(source.description)
+    return source
+
+
+def has_kaggle_credentials() -> bool:
+    """Whether a Kaggle API token is set in the environment or in a config file."""
+    if os.environ.get("KAGGLE_API_TOKEN") or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
+        return True
+    home = Path.home()
+    folders = [os.environ.get("KAGGLE_CONFIG_DIR"), home / ".kaggle",
+               Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"]
+    return any((Path(f) / name).is_file() for f in folders if f for name in ("kaggle.json", "access_token"))
+
+
+def subset(files, count=None, seed=0) -> list:
+    """At most `count` of `files`, drawn at random (reproducibly), sorted; all when count is None."""
+    files = sorted(files)
+    if count is None or count >= len(files):
+        return files
+    keep = np.random.default_rng(seed).choice(len(files), size=count, replace=False)
+    return [files[i] for i in sorted(keep)]
+
+
+# === Inputs for colorizing ===
+
+
+def bw_inputs(source: DataSource, dest, count=6, log=None) -> list[tuple[Path, Path | None]]:
+    """B&W photos to colorize and their colour originals: `[(bw_path, colour_path)]`.
+
+    The dataset's own B&W versions when it has them (Kaggle `test_black`);
+    otherwise the held-out colour photos are turned into B&W (their L, as
+    the network sees it) and written to `dest`. An unreadable photo gets one
+    line in `log` (default: stderr) and is left out.
+    """
+    if source.test_pairs:
+        return [(Path(bw), Path(rgb)) for bw, rgb in source.test_pairs[:count]]
+    log = log or (lambda message: print(message, file=sys.stderr))
+    pairs, taken = [], set()
+    for original in source.test[:count]:
+        try:
+            pairs.append((_write_bw_copy(original, Path(dest), taken), original))
+            taken.add(pairs[-1][0])
+        except io.ImageReadError as e:
+            log(f"skipped {e}")
+    return pairs
+
+
+def _write_bw_copy(path, dest: Path, taken) -> Path:
+    target = dest / f"{Path(path).stem}.png"
+    number = 1
+    while target in taken:  # photos of the same name from two folders must not overwrite each other
+        number += 1
+        target = dest / f"{Path(path).stem}_{number}.png"
+    return io.write_image(target, color.gray_version(io.read_rgb(path)))

@@ -1,7 +1,7 @@
 """`make demo`: train a small model, colorize photos it never trained on, show before / after.
 
 `run_demo()` (or `python -m colorfusion.demo`) takes the photos of
-`sources.data_source` (without downloading: the package-shipped photos
+`datasets.data_source` (without downloading: the package-shipped photos
 unless a folder is given), holds a few out, trains a small classification
 model on the rest for a couple of minutes on a CPU, colorizes the held-out
 photos from their B&W versions at full resolution, and writes
@@ -26,7 +26,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorfusion.sources import bw_inputs, choose_weights, colorized_rows, data_source, subset
+from colorfusion import figures
+from colorfusion.backbones import choose_weights
+from colorfusion.colorize import Colorizer, ModelLoadError, colorize_folder
+from colorfusion.datasets import bw_inputs, data_source, subset
+from colorfusion.training import TrainingError, train
 
 
 @dataclass
@@ -69,9 +73,6 @@ def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=
             semantic branch is left out: a random backbone adds no semantics,
             only time.
     """
-    from colorfusion.colorize import Colorizer, colorize_folder
-    from colorfusion.train import train
-
     start = time.time()
     out = Path(out)
     source = data_source(data, download=False, sample_dir=out / "photos", test_fraction=0.1, min_test=3,
@@ -101,18 +102,13 @@ def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=
     colorizer = Colorizer.from_path(run_dir)
     report = colorize_folder([bw for bw, _ in heldout], out / "colorized", colorizer, overwrite=True,
                              progress=False, log=log)
-    grid = _write_grid(out / "before_after.png", heldout, out / "colorized")
+    rows = [(bw, report.outputs[bw], original) for bw, original in heldout if bw in report.outputs]
+    grid = figures.save_figure(figures.before_after_figure(rows, [Path(bw).stem for bw, *_ in rows]),
+                               out / "before_after.png")
     result = DemoResult(run_dir, grid, report.written, train_files, [rgb for _, rgb in heldout], chosen,
                         embedding, time.time() - start)
     _summary(result, log)
     return result
-
-
-def _write_grid(path, heldout, colorized_dir) -> Path:
-    from colorfusion import figures, plots
-
-    rows, names = colorized_rows(heldout, colorized_dir)
-    return figures.save_figure(plots.before_after_figure(rows, names), path, show=False)
 
 
 def _summary(result: DemoResult, log) -> None:
@@ -145,9 +141,6 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default="auto", help="auto (default), imagenet, none or a local .h5 file")
     parser.add_argument("--backbone", default="mobilenet", help="semantic-branch backbone (default mobilenet)")
     args = parser.parse_args(argv)
-    from colorfusion.colorize import ModelLoadError
-    from colorfusion.train import TrainingError
-
     try:
         run_demo(args.data or None, args.out, image_size=args.image_size, width=args.width, epochs=args.epochs,
                  max_photos=args.max_photos, weights=args.weights, backbone=args.backbone)
@@ -158,6 +151,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(main())

@@ -1,16 +1,23 @@
-"""The semantic branch: a frozen keras.applications backbone and an embedding cache.
+"""The semantic branch: a frozen keras.applications backbone, and an on-disk cache of its vectors.
 
 `Embedder` turns a batch of L channels into one vector per image. The gray
 image a backbone sees is `color.gray_rgb_from_l(L) * 255` (the package's only
 notion of gray), resized to the backbone's input size, then passed through
-the backbone's own `preprocess_input`. For InceptionResNetV2 that gives
-[-1, 1]; published versions of this architecture fed [0, 1] images, which
-`preprocess_input` squeezed into [-1, -0.99], so their semantic branch saw a
-nearly constant input. `Embedder.preprocess` returns exactly what the
-backbone receives, so a test can check it.
+the backbone's own `preprocess_input` (`backbones.preprocess_input`). For
+InceptionResNetV2 that gives [-1, 1]; published versions of this
+architecture fed [0, 1] images, which `preprocess_input` squeezed into
+[-1, -0.99], so their semantic branch saw a nearly constant input.
+`Embedder.preprocess` returns exactly what the backbone receives, so a test
+can check it.
 
-`EmbeddingCache` (defined in `embedding_cache.py`, exported here) computes
-each file's vector once and reads it back in later epochs and runs.
+`EmbeddingCache` computes each file's vector once and reads it back in later
+epochs and runs: InceptionResNetV2 costs about 150 ms an image on a CPU core,
+so the semantic branch costs almost nothing after the first pass. A vector is
+stored under a key made of the file's resolved path, size and mtime (a
+changed file gets a new key), inside a folder named after the embedder's
+identity (backbone, weights, output, input size) and the image size:
+switching backbone never reuses stale vectors. Shards are written atomically;
+a damaged one is reported, removed and rebuilt.
 
 Example:
 
@@ -23,53 +30,33 @@ vectors = cache.get(files, image_size=256)        # (len(files), 256) float32
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import random
-import re
 import threading
+import time
+import uuid
+import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from colorfusion import color
-from colorfusion.embedding_cache import EmbeddingCache, load_l  # noqa: F401 - part of this module's API
+from colorfusion import augment, backbones, color, io
 
-# canonical name: (keras.applications class, module with preprocess_input, native input size)
-BACKBONES = {
-    "inception_resnet_v2": ("InceptionResNetV2", "inception_resnet_v2", 299),
-    "inception_v3": ("InceptionV3", "inception_v3", 299),
-    "xception": ("Xception", "xception", 299),
-    "mobilenet": ("MobileNet", "mobilenet", 224),
-    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2", 224),
-    "mobilenet_v3_small": ("MobileNetV3Small", "mobilenet_v3", 224),
-    "mobilenet_v3_large": ("MobileNetV3Large", "mobilenet_v3", 224),
-    "resnet50": ("ResNet50", "resnet50", 224),
-    "resnet50_v2": ("ResNet50V2", "resnet_v2", 224),
-    "vgg16": ("VGG16", "vgg16", 224),
-    "densenet121": ("DenseNet121", "densenet", 224),
-    "convnext_tiny": ("ConvNeXtTiny", "convnext", 224),
-    **{
-        f"efficientnet_b{i}": (f"EfficientNetB{i}", "efficientnet", size)
-        for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))
-    },
-}
 OUTPUTS = ("predictions", "pooled")
 
-# Keras' own file names for MobileNet weights carry alpha and input size.
-_MOBILENET_FILE = re.compile(r"^mobilenet_(\d_\d)_(\d+)_tf(_no_top)?\.h5$")
-_MOBILENET_V2_FILE = re.compile(r"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_([\d.]+)_(\d+)(_no_top)?\.h5$")
+
+def default_cache_dir() -> Path:
+    """The embedding cache shared by all runs: `io.cache_root() / "embeddings"`."""
+    return io.cache_root() / "embeddings"
 
 
-def _canonical(name: str) -> str:
-    def norm(s):
-        return re.sub(r"[^a-z0-9]", "", s.lower())
+def load_l(path, image_size: int) -> np.ndarray:
+    """The L channel (S, S, 1) of a photo as the cache embeds it: centred square, resized."""
+    return color.rgb_to_l(augment.load_square(path, image_size))
 
-    table = {norm(k): k for k in BACKBONES} | {norm(v[0]): k for k, v in BACKBONES.items()}
-    if not isinstance(name, str) or norm(name) not in table:
-        raise ValueError(f"Unknown backbone; use one of {sorted(BACKBONES)}. Received: backbone={name!r}")
-    return table[norm(name)]
 
+# === Embedder ===
 
 class Embedder:
     """A frozen keras.applications backbone applied to L channels.
@@ -78,9 +65,9 @@ class Embedder:
     cached never builds it.
 
     Args:
-        backbone: a name of `BACKBONES` (any case, with or without
+        backbone: a name of `backbones.BACKBONES` (any case, with or without
             underscores, or the keras class name: "InceptionResNetV2").
-        weights: "imagenet" (downloads; needs network), None (random,
+        weights: "imagenet" (downloads; needs network), None or "none" (random,
             reproducible from `seed`), or a path to a local `.h5` file. Keras
             MobileNet file names (`mobilenet_2_5_224_tf_no_top.h5`) set
             `alpha` and the input size.
@@ -110,49 +97,42 @@ class Embedder:
         seed: int = 0,
         **backbone_kwargs,
     ):
-        self.backbone = _canonical(backbone)
-        class_name, module, native = BACKBONES[self.backbone]
+        self.backbone = backbones.canonical_name(backbone)
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}. Received: output={output!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+        self.weights = backbones.resolve_weights(weights)
+        if backbones.is_no_top_file(self.weights) and output == "predictions":
+            raise ValueError(
+                "A no-top weights file has no classifier; use output='pooled'. "
+                f"Received: weights={Path(self.weights).name!r}, output={output!r}"
+            )
         self.output = output
         self.batch_size = batch_size
         self.seed = int(seed)
-        self.backbone_kwargs = dict(backbone_kwargs)
-        if weights is None or weights == "imagenet":
-            self.weights = weights
-            self._weights_id = f"random(seed={self.seed})" if weights is None else "imagenet"
-        else:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise ValueError(f"weights must be 'imagenet', None or an existing file. Received: weights={str(weights)!r}")
-            self.weights = str(path.resolve())
-            stat = path.stat()
-            self._weights_id = f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-            if "no_top" in path.name and output == "predictions":
-                raise ValueError(
-                    "A no-top weights file has no classifier; use output='pooled'. "
-                    f"Received: weights={path.name!r}, output={output!r}"
-                )
-            native = self._kwargs_from_file_name(path.name, native)
-        self.input_size = int(input_size or native)
-        self._class_name, self._module = class_name, module
+        implied, native = backbones.kwargs_from_weights_file(self.backbone, self.weights)
+        self.backbone_kwargs = {**implied, **backbone_kwargs}
+        self.input_size = int(input_size or native or backbones.BACKBONES[self.backbone].native_size)
+        self._weights_id = backbones.weights_id(self.weights, self.seed)
         self._model = None
         # Generator worker threads ("exact" embeddings) may all ask for the model first.
         self._build_lock = threading.Lock()
 
-    def _kwargs_from_file_name(self, name: str, native: int) -> int:
-        pattern = {"mobilenet": _MOBILENET_FILE, "mobilenet_v2": _MOBILENET_V2_FILE}.get(self.backbone)
-        match = pattern.search(name) if pattern else None
-        if match is None:
-            return native
-        if self.backbone == "mobilenet_v2":
-            alpha = float(match.group(1))
-        else:
-            alpha = {"1_0": 1.0, "7_5": 0.75, "5_0": 0.5, "2_5": 0.25}.get(match.group(1), 1.0)
-        self.backbone_kwargs.setdefault("alpha", alpha)
-        return int(match.group(2))
+    @classmethod
+    def for_run(cls, config: dict, weights=None) -> "Embedder":
+        """The embedder a training run used, from its `config.json` (a dict).
+
+        Args:
+            config: the run's configuration; {} (a bare model file) gives the
+                training default, InceptionResNetV2 with ImageNet weights.
+            weights: None keeps the run's weights; otherwise "imagenet",
+                "none" (random, reproducible from the run's seed) or a
+                weights file, for a machine where the run's cannot be had.
+        """
+        return cls(backbone=config.get("backbone", "inception_resnet_v2"),
+                   weights=config.get("weights", "imagenet") if weights is None else weights,
+                   output=config.get("embedding_output", "predictions"), seed=int(config.get("seed", 0)))
 
     # === Identity ===
 
@@ -186,36 +166,12 @@ class Embedder:
         return self._model
 
     def _build(self):
-        import keras
-
-        constructor = getattr(keras.applications, self._class_name)
-        kwargs = {"input_shape": (self.input_size, self.input_size, 3), **self.backbone_kwargs}
-        kwargs["include_top"] = self.output == "predictions"
-        if self.output == "pooled":
-            kwargs["pooling"] = "avg"
-        # Keras draws unseeded initialiser seeds from Python's `random`:
-        # seeding it here (and restoring it) makes weights=None reproducible.
-        state = random.getstate()
-        random.seed(self.seed)
-        try:
-            model = constructor(weights=self.weights, **kwargs)
-        except Exception as e:
-            if self.weights == "imagenet":
-                raise RuntimeError(
-                    f"Could not get the ImageNet weights of {self._class_name} ({type(e).__name__}: {e}). "
-                    "They are downloaded on first use, which needs network access: pass weights=None "
-                    "(random features) or the path of a local .h5 weights file."
-                ) from e
-            raise
-        finally:
-            random.setstate(state)
+        model = backbones.build_backbone(self.backbone, self.input_size, weights=self.weights,
+                                         include_top=self.output == "predictions",
+                                         pooling="avg" if self.output == "pooled" else None, seed=self.seed,
+                                         **self.backbone_kwargs)
         model.trainable = False
         return model
-
-    def _preprocess_input(self, x: np.ndarray) -> np.ndarray:
-        import keras
-
-        return getattr(keras.applications, self._module).preprocess_input(x)
 
     def preprocess(self, l_batch: np.ndarray) -> np.ndarray:
         """Exactly what the backbone receives for a batch of L channels.
@@ -235,10 +191,8 @@ class Embedder:
         gray = color.gray_rgb_from_l(l_batch) * np.float32(255.0)
         size = self.input_size
         if gray.shape[1:3] != (size, size):
-            scale = size / max(gray.shape[1:3])
-            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            gray = np.stack([cv2.resize(g, (size, size), interpolation=interpolation) for g in gray])
-        return np.asarray(self._preprocess_input(gray), dtype=np.float32)
+            gray = np.stack([io.resize(g, size, size) for g in gray])
+        return np.asarray(backbones.preprocess_input(self.backbone, gray), dtype=np.float32)
 
     def embed_l(self, l_batch: np.ndarray) -> np.ndarray:
         """Vectors (N, dim) float32 for a batch of L channels in [0, 100]."""
@@ -258,3 +212,159 @@ class Embedder:
 
     def __repr__(self) -> str:
         return f"Embedder({self.backbone!r}, weights={self._weights_id!r}, output={self.output!r}, input_size={self.input_size})"
+
+
+# === Cache ===
+
+
+class EmbeddingCache:
+    """Embeddings of image files, computed once and kept on disk.
+
+    Layout: `folder/<backbone>-<output>-<image_size>-<hash>/*.npz`, one folder
+    per embedder identity; each `.npz` shard holds `keys` and `vectors`. New
+    vectors are written in new shards (atomically), merged into one when
+    there are many. A shard that cannot be read is reported with a warning,
+    removed, and its entries recomputed.
+
+    Args:
+        folder: cache folder (created when needed).
+        embedder: an `Embedder`.
+        progress: show a tqdm progress bar while computing.
+        flush_every: write a shard every this many new vectors, so an
+            interrupted run keeps most of its work.
+
+    Attributes:
+        computed: how many vectors the last `get` computed.
+        errors: `{path: reason}` for files that could not be read (their rows
+            are zeros and nothing is stored for them).
+    """
+
+    max_shards = 16
+
+    def __init__(self, folder, embedder: Embedder, progress: bool = True, flush_every: int = 1024):
+        self.folder = Path(folder)
+        self.embedder = embedder
+        self.progress = progress
+        self.flush_every = int(flush_every)
+        self.computed = 0
+        self.errors: dict[str, str] = {}
+        self._stores: dict[int, dict[str, np.ndarray]] = {}
+
+    def _identity(self, image_size: int) -> dict:
+        return {**self.embedder.identity, "image_size": int(image_size)}
+
+    def directory(self, image_size: int) -> Path:
+        """The folder holding this embedder's vectors for `image_size`."""
+        identity = self._identity(image_size)
+        digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+        return self.folder / f"{self.embedder.backbone}-{self.embedder.output}-{image_size}-{digest}"
+
+    @staticmethod
+    def key(path) -> str:
+        """Cache key of a file: its resolved path, size and mtime (raises OSError)."""
+        path = Path(path).resolve()
+        stat = path.stat()
+        return hashlib.sha1(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+
+    def get(self, paths, image_size: int = 256) -> np.ndarray:
+        """Vectors (N, dim) float32 for `paths`, computing the missing ones."""
+        paths = [Path(p) for p in paths]
+        store = self._load(image_size)
+        self.computed = 0
+        keys = []
+        for path in paths:
+            try:
+                keys.append(self.key(path))
+            except OSError as e:
+                keys.append(None)
+                self._report(path, f"cannot access: {e.strerror or e}")
+        missing = sorted({k: i for i, k in enumerate(keys) if k is not None and k not in store}.values())
+        if missing:
+            self._compute([paths[i] for i in missing], [keys[i] for i in missing], store, image_size)
+        dim = next(iter(store.values())).shape[0] if store else self.embedder.dim
+        zeros = np.zeros(dim, np.float32)
+        return np.stack([store.get(k, zeros) if k is not None else zeros for k in keys]) if keys else np.zeros((0, dim), np.float32)
+
+    def _report(self, path, reason: str) -> None:
+        if str(path) not in self.errors:
+            self.errors[str(path)] = reason
+            warnings.warn(f"{path}: {reason}; its embedding is zeros", stacklevel=3)
+
+    def _compute(self, paths, keys, store, image_size) -> None:
+        from tqdm.auto import tqdm
+
+        batch = self.embedder.batch_size
+        pending: dict[str, np.ndarray] = {}
+        with tqdm(total=len(paths), desc=f"embeddings ({self.embedder.backbone})", unit="img", disable=not self.progress) as bar:
+            for start in range(0, len(paths), batch):
+                ls, ok = [], []
+                for path, key in zip(paths[start : start + batch], keys[start : start + batch]):
+                    try:
+                        ls.append(load_l(path, image_size))
+                        ok.append(key)
+                    except io.ImageReadError as e:
+                        self._report(path, e.reason)
+                if ls:
+                    for key, vector in zip(ok, self.embedder.embed_l(np.stack(ls))):
+                        store[key] = pending[key] = vector
+                    self.computed += len(ok)
+                bar.update(len(paths[start : start + batch]))
+                if len(pending) >= self.flush_every:
+                    self._write(image_size, pending)
+                    pending = {}
+        if pending:
+            self._write(image_size, pending)
+        self._compact(image_size, store)
+
+    # === Shards ===
+
+    def _load(self, image_size: int) -> dict[str, np.ndarray]:
+        if image_size in self._stores:
+            return self._stores[image_size]
+        store: dict[str, np.ndarray] = {}
+        identity = json.dumps(self._identity(image_size), sort_keys=True)
+        dim = None
+        for shard in sorted(self.directory(image_size).glob("*.npz")):
+            try:
+                keys, vectors = self._read_shard(shard, identity, dim)
+            except FileNotFoundError:
+                continue  # compacted away by another process meanwhile
+            except Exception as e:  # noqa: BLE001 - any damage means: rebuild these entries
+                warnings.warn(f"embedding cache {shard}: damaged ({type(e).__name__}: {e}); rebuilding its entries", stacklevel=3)
+                shard.unlink(missing_ok=True)
+                continue
+            dim = vectors.shape[1]
+            store.update(zip(keys.tolist(), vectors))
+        self._stores[image_size] = store
+        return store
+
+    @staticmethod
+    def _read_shard(shard: Path, identity: str, dim):
+        with np.load(shard, allow_pickle=False) as data:
+            keys, vectors, stored_identity = data["keys"], data["vectors"], str(data["identity"])
+        if stored_identity != identity:
+            raise ValueError("written by another embedder")
+        if vectors.ndim != 2 or keys.ndim != 1 or len(keys) != len(vectors) or vectors.dtype != np.float32:
+            raise ValueError(f"keys {keys.shape} and vectors {vectors.shape} {vectors.dtype} do not match")
+        if dim is not None and vectors.shape[1] != dim:
+            raise ValueError(f"vectors of length {vectors.shape[1]}, others have {dim}")
+        if not np.isfinite(vectors).all():
+            raise ValueError("non-finite values")
+        return keys, vectors
+
+    def _write(self, image_size: int, entries: dict[str, np.ndarray], name: str | None = None) -> None:
+        directory = self.directory(image_size)
+        name = name or f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
+        identity = json.dumps(self._identity(image_size), sort_keys=True)
+        keys = np.array(list(entries), dtype="U40")
+        vectors = np.stack(list(entries.values())).astype(np.float32)
+        with io.atomic_write(directory / name) as f:
+            np.savez(f, keys=keys, vectors=vectors, identity=np.array(identity))
+
+    def _compact(self, image_size: int, store) -> None:
+        shards = sorted(self.directory(image_size).glob("*.npz"))
+        if len(shards) <= self.max_shards or not store:
+            return
+        self._write(image_size, store, name=f"{time.time_ns()}-merged.npz")
+        for shard in shards:
+            shard.unlink(missing_ok=True)

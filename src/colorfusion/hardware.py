@@ -47,11 +47,24 @@ class HardwarePlan:
     jit_compile: bool | str
     data_parallel: bool
 
-    def apply(self) -> None:
-        """Set the global dtype policy and (JAX) the distribution."""
-        keras.mixed_precision.set_global_policy("mixed_float16" if self.mixed_precision else "float32")
+    @contextlib.contextmanager
+    def applied(self):
+        """Within the block: this plan's global dtype policy and (JAX) distribution; the previous ones after.
+
+        Models built inside keep their layers' dtypes, so a model trained in
+        mixed precision stays so, while a `build_colorizer` after the block
+        is float32 again.
+        """
+        policy = keras.config.dtype_policy()
+        distribution = keras.distribution.distribution()
+        keras.config.set_dtype_policy("mixed_float16" if self.mixed_precision else "float32")
         if self.data_parallel and self.backend == "jax":
             keras.distribution.set_distribution(keras.distribution.DataParallel())
+        try:
+            yield self
+        finally:
+            keras.config.set_dtype_policy(policy)
+            keras.distribution.set_distribution(distribution)
 
     def scope(self):
         """Context in which the model is built and compiled (TensorFlow multi-GPU)."""

@@ -1,4 +1,4 @@
-"""Read any image file into uint8 RGB; write files atomically.
+"""Read any image file into uint8 RGB, resize it, write files atomically; the cache folder.
 
 `read_rgb` is the single entry point for pixels coming from disk. It accepts
 JPEG, PNG, BMP, TIFF, WebP and GIF (first frame), applies the EXIF
@@ -161,14 +161,26 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
     return _to_rgb_array(ImageOps.exif_transpose(image))
 
 
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize with the package's one interpolation rule (training, inference, embeddings).
+
+    Area averaging when shrinking below half size (it avoids aliasing, and
+    only pays off there), bilinear otherwise: several times faster, as good
+    down to half size, and what the random resized crop of training uses.
+    """
+    source_height, source_width = image.shape[:2]
+    scale = min(width / source_width, height / source_height)
+    interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+    return cv2.resize(image, (int(width), int(height)), interpolation=interpolation)
+
+
 def resize_to_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """Downscale so that the longer side is `max_side` (area interpolation)."""
+    """Downscale so that the longer side is `max_side` (`resize`); smaller images are returned as they are."""
     height, width = rgb.shape[:2]
     scale = max_side / max(height, width)
     if scale >= 1:
         return rgb
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return resize(rgb, max(1, round(width * scale)), max(1, round(height * scale)))
 
 
 def is_image_file(path) -> bool:
@@ -276,3 +288,17 @@ def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
     with atomic_write(path, "wb") as f:
         image.save(f, format=fmt, **options)
     return path
+
+
+# === The cache folder ===
+
+
+def cache_root() -> Path:
+    """Where colorfusion keeps what it can recompute (embeddings, sample photos).
+
+    $COLORFUSION_CACHE, else $XDG_CACHE_HOME/colorfusion, else ~/.cache/colorfusion.
+    """
+    if os.environ.get("COLORFUSION_CACHE"):
+        return Path(os.environ["COLORFUSION_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "colorfusion"

@@ -52,21 +52,6 @@ class EvaluationReport:
         return not self.failed
 
 
-def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """The centred square of a photo resized to `size` x `size`, as training sees it."""
-    return augment.fit_square(rgb, size)
-
-
-def load_square(path, size: int) -> np.ndarray:
-    """A photo file as `center_square` of it, decoding no more pixels than needed."""
-    return center_square(datasets.load_image(path, min_side=size), size)
-
-
-def grayscale_baseline(rgb: np.ndarray) -> np.ndarray:
-    """The photo with ab = 0: uint8 RGB of its own L."""
-    return (color.gray_rgb_from_l(color.rgb_to_l(rgb)) * 255.0 + 0.5).astype(np.uint8)
-
-
 def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int = 8, grid_rows: int = 3,
              progress: bool = True, log=None, **colorizer_kwargs) -> EvaluationReport:
     """Score `model` and the two baselines on colour photos; write the report files.
@@ -76,8 +61,9 @@ def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int =
         data: a folder of colour photos (searched recursively) or a list of files.
         out_dir: report folder (created when needed).
         size: the side photos are compared at.
-        bins: `ABBins` for the rebalanced AuC; by default the model's own
-            (classification head), else bins fitted on the evaluated photos.
+        bins: `ABBins` whose prior weights the rebalanced AuC; by default
+            fitted on the evaluated photos, so that models of either head, and
+            their bins, are scored alike.
         grid_rows: photos shown from each end (worst, best) in the grid.
         log: called with each one-line error (default: stderr).
         **colorizer_kwargs: `decode`, `temperature`, ... when `model` is not a Colorizer.
@@ -97,13 +83,13 @@ def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int =
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     colorizer = as_colorizer(model, **colorizer_kwargs)
     files, root = _files(data)
-    bins, bins_source = _bins(colorizer, files, size, bins)
+    bins, bins_source = _bins(files, size, bins)
     report = EvaluationReport()
     for start in tqdm(range(0, len(files), batch_size), desc="evaluate", unit="batch", disable=not progress):
         names, truths = [], []
         for path in files[start:start + batch_size]:
             try:
-                truths.append(load_square(path, size))
+                truths.append(augment.load_square(path, size))
                 names.append(_name(path, root))
             except io.ImageReadError as e:
                 report.failed.append((Path(path), e.reason))
@@ -127,20 +113,16 @@ def _name(path, root) -> str:
     return Path(path).relative_to(root).as_posix() if root is not None else str(path)
 
 
-def _bins(colorizer, files, size, bins):
+def _bins(files, size, bins):
     from colorfusion import bins as bins_lib
-    from colorfusion import model as model_lib
 
     if bins is not None:
         return bins, "given"
-    own = model_lib.model_bins(colorizer.model)
-    if own is not None:
-        return own, "the model's own"
-
+    # Never the model's own bins: every model (either head) is scored against the same prior.
     def squares():  # unreadable files are reported by the main pass
         for path in files:
             try:
-                yield load_square(path, size)
+                yield augment.load_square(path, size)
             except io.ImageReadError:
                 continue
 
@@ -154,7 +136,7 @@ def score_batch(names, truths, predictions, bins) -> list[dict]:
     """One row per photo and method: the metrics of `METRIC_COLUMNS` against the truth."""
     rows = []
     for name, truth, prediction in zip(names, truths, predictions):
-        candidates = {"model": prediction, "grayscale": grayscale_baseline(truth), "ground_truth": truth}
+        candidates = {"model": prediction, "grayscale": color.gray_version(truth), "ground_truth": truth}
         for method, rgb in candidates.items():
             values = metrics.image_metrics(truth, rgb, bins=bins)
             rows.append({"file": name, "method": method,
@@ -199,9 +181,9 @@ def write_report(report, out_dir, colorizer, files, root, size, grid_rows) -> di
     count = max(1, min(grid_rows, len(order) // 2))  # worst and best never overlap when n >= 2
     picks = [model_rows[i] for i in [*order[:count], *order[::-1][:count]]]
     by_name = {_name(path, root): path for path in files}
-    truths = np.stack([load_square(by_name[row["file"]], size) for row in picks])
+    truths = np.stack([augment.load_square(by_name[row["file"]], size) for row in picks])
     predictions = np.stack(colorizer.colorize_many(list(truths)))
-    gray = np.stack([grayscale_baseline(t) for t in truths])
+    gray = np.stack([color.gray_version(t) for t in truths])
     title = f"lowest model AuC (top {count} rows) and highest (bottom {count})"
     figure = figures.preview_figure(truths, gray, predictions, picks, title)
     figures.save_figure(figure, paths["grid"], dpi=80)

@@ -1,20 +1,29 @@
 """`train(...)`: from a folder of colour photos to a trained colorizer.
 
-One call builds the data generators, the model and its loss, compiles, fits,
-checkpoints every epoch, and resumes. A run folder holds everything:
+One call builds what a run needs (the semantic embedder, the ab bins, the
+data generators, the model and its loss), compiles, fits, checkpoints every
+epoch, and resumes. A run folder holds everything:
 
     config.json            the configuration (checked on resume)
-    state.json             the last finished epoch and the best val_loss
+    state.json             the last finished epoch, the best val_loss, the schedule's counters
     best.keras             the model with the best validation loss
     last.keras             the model after the last finished epoch (optimizer included)
-    history.csv            one row per epoch: loss, val_loss, learning rate
+    history.csv            one row per epoch: loss, val_loss, preview AuC / PSNR, learning rate
     bins.json              the ab bins (classification head)
     previews/epoch_NNN.png original / grayscale / colorized rows of fixed validation photos
     curves.png             training curves
 
 Checkpoints are written to a temporary file and renamed, so a run killed at
 any moment (even `kill -9`) leaves the previous checkpoint intact, and
-`train(..., resume=True)` continues from the last finished epoch.
+`train(..., resume=True)` continues from the last finished epoch with the
+same data order, learning rate and early-stopping counters.
+
+A pretrained encoder trains in two phases (`TrainConfig.phases`): frozen,
+then fine-tuned with everything else at a lower learning rate. The learning
+rate is halved when val_loss stalls, and training stops early when it has
+stalled for `early_stopping_patience` epochs or when `time_limit_minutes`
+would be passed. `train` leaves no global state behind: the dtype policy and
+distribution it sets for the hardware are restored when it returns.
 """
 
 from __future__ import annotations
@@ -29,7 +38,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from colorfusion import figures, io
+from colorfusion import backbones, datasets, figures, io, losses
+from colorfusion import model as model_lib
+from colorfusion.bins import ABBins
+from colorfusion.callbacks import (ColorizationPreview, PlateauSchedule, RunCheckpoint, TimeBudget, TrainingCurves,
+                                   samples_from_files)
+from colorfusion.embeddings import Embedder, EmbeddingCache, default_cache_dir
+from colorfusion.generator import ColorizationGenerator
 from colorfusion.hardware import HardwarePlan, plan_hardware
 
 # Settings that define what the model is: a resumed run must match them.
@@ -79,7 +94,7 @@ class TrainConfig:
     use_multiprocessing: bool = False
 
     def __post_init__(self):
-        if isinstance(self.weights, str) and "no_top" in Path(self.weights).name:
+        if backbones.is_no_top_file(self.weights):
             # A no-top weights file has no classifier: its pooled features are the embedding.
             self.embedding_output = "pooled"
         if isinstance(self.weights, Path):
@@ -135,8 +150,6 @@ class TrainConfig:
 
 
 def _is_encoder_backbone(name) -> bool:
-    from colorfusion import backbones
-
     try:
         return backbones.canonical_name(name) in backbones.ENCODER_BACKBONES
     except ValueError:
@@ -154,6 +167,7 @@ class TrainResult:
 
 
 def run_paths(out: Path) -> dict:
+    """The files of a run folder."""
     return {
         "config": out / "config.json", "state": out / "state.json", "best": out / "best.keras",
         "last": out / "last.keras", "history": out / "history.csv", "bins": out / "bins.json",
@@ -161,11 +175,17 @@ def run_paths(out: Path) -> dict:
     }
 
 
+def can_resume(out) -> bool:
+    """Whether `out` holds a run that `train(..., resume=True)` can continue."""
+    paths = run_paths(Path(out))
+    return all(paths[name].is_file() for name in ("config", "state", "last"))
+
+
 # === Entry point ===
 
 
 def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None, split_file=None,
-          resume: bool = False, bins=None, cache_dir=None, hardware: str | HardwarePlan = "auto",
+          resume: bool | str = False, bins=None, cache_dir=None, hardware: str | HardwarePlan = "auto",
           callbacks=(), show="auto", verbose=1, **settings) -> TrainResult:
     """Train a colorizer on the colour photos of `data` and write a run folder at `out`.
 
@@ -174,7 +194,9 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
             give `train_files` and `val_files`.
         out: the run folder.
         split_file: optional `path<TAB>split` list (relative to `data`).
-        resume: continue the run in `out` from its last finished epoch.
+        resume: True continues the run in `out` from its last finished
+            epoch; "auto" continues it when there is one and starts afresh
+            otherwise (a notebook cell that can be run again).
         bins: `ABBins` or a path to a bins file (classification head);
             fitted on the training photos when omitted.
         cache_dir: where the embedding cache lives (default
@@ -184,30 +206,48 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
         callbacks: extra Keras callbacks, run after the run's own.
         show: in a notebook ("auto"), always (True) or never (False): the
             preview after each preview epoch, and the curves once at the end.
+        verbose: 0 silent, 1 progress bars, 2 one line per epoch.
         **settings: any field of `TrainConfig` (head, image_size, epochs,
-            batch_size, learning_rate, width, backbone, weights, embedding,
-            val_fraction, seed, ...).
+            batch_size, learning_rate, encoder, encoder_weights, embedding,
+            early_stopping_patience, ...).
 
     Returns:
         `TrainResult` with the trained model, the history and the run's paths.
 
     Example:
-        result = train("photos/", "runs/reg", head="regression", epochs=20, weights=None)
-        result.paths["best"]  # runs/reg/best.keras
+        result = train("photos/", "runs/exp1", epochs=30, encoder="mobilenet", encoder_weights="imagenet")
+        result.paths["best"]  # runs/exp1/best.keras
     """
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume must be True, False or 'auto'. Received: resume={resume!r}")
     out = Path(out)
     paths = run_paths(out)
+    resume = can_resume(out) if resume == "auto" else resume
     config = _resolve_config(settings, paths, resume)
     train_files, val_files = _resolve_files(data, train_files, val_files, split_file, config)
     plan = hardware if isinstance(hardware, HardwarePlan) else plan_hardware(hardware)
-    plan.apply()
+    with plan.applied():
+        return _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan, callbacks, show, verbose)
+
+
+@dataclass
+class RunSetup:
+    """What one run trains with, built by `build_run`."""
+
+    model: keras.Model
+    train_gen: ColorizationGenerator
+    val_gen: ColorizationGenerator
+    preview_samples: dict
+    embedder: Embedder | None = None
+    bins: ABBins | None = None
+
+
+def _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan, callbacks, show, verbose):
     keras.utils.set_random_seed(config.seed)
-
-    from colorfusion.run_setup import build_run  # keeps this module about the loop
-
     setup = build_run(config, train_files, val_files, paths, bins=bins, cache_dir=cache_dir, plan=plan,
                       resume=resume, verbose=verbose)
     state = _read_state(paths) if resume else {"epoch": 0, "best_val_loss": None}
+    out = paths["config"].parent
     if state["epoch"] >= config.epochs:
         _say(verbose, f"{out}: already trained for {state['epoch']} epochs (asked for {config.epochs}); nothing to do")
     elif _stopped_early(config, state):
@@ -223,7 +263,7 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
     if _stopped_early(config, {"schedule": checkpoint.schedule.state}) and checkpoint.epoch < config.epochs:
         _say(verbose, f"Early stopping after epoch {checkpoint.epoch}: val_loss has not improved for "
                       f"{config.early_stopping_patience} epochs (best {checkpoint.best:.4f}, kept in {paths['best']})")
-    if any(getattr(c, "stopped", False) for c in callbacks if type(c).__name__ == "TimeBudget"):
+    if any(c.stopped for c in callbacks if isinstance(c, TimeBudget)):
         _say(verbose, f"Time limit of {config.time_limit_minutes:g} minutes: stopped after epoch {checkpoint.epoch}")
     result = TrainResult(model=setup.model, history=checkpoint.history, paths=paths,
                          epochs_done=checkpoint.epoch, stopped_reason=checkpoint.stopped_reason,
@@ -236,6 +276,75 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
     return result
 
 
+# === What a run trains with ===
+
+
+def build_run(config, train_files, val_files, paths, bins=None, cache_dir=None, plan=None, resume=False,
+              verbose=1) -> RunSetup:
+    """The embedder, bins, generators, model (built, or the last checkpoint) and preview samples of a run."""
+    plan = plan or plan_hardware("cpu")
+    embedder = Embedder.for_run(asdict(config)) if config.embedding in ("cache", "exact") else None
+    bins = _resolve_bins(config, train_files, paths, bins, verbose)
+    train_gen, val_gen = _generators(config, train_files, val_files, embedder, cache_dir)
+    embedding_dim = embedder.dim if embedder is not None else None
+    model = _model(config, bins, embedding_dim, plan, paths["last"] if resume else None)
+    preview = samples_from_files(val_files[: config.preview_samples], config.image_size, embedder)
+    return RunSetup(model=model, train_gen=train_gen, val_gen=val_gen, preview_samples=preview,
+                    embedder=embedder, bins=bins)
+
+
+def _resolve_bins(config, train_files, paths, bins=None, verbose=1):
+    """Bins for the classification head: given, loaded from the run, or fitted on the training photos."""
+    if config.head != "classification":
+        return None
+    if isinstance(bins, (str, Path)):
+        bins = ABBins.load(bins)
+    elif bins is None and paths["bins"].exists():
+        bins = ABBins.load(paths["bins"])
+    elif bins is None:
+        _say(verbose, f"Fitting {config.num_bins} ab bins on {len(train_files)} training photos")
+        bins = ABBins.fit_files(train_files, max_side=config.image_size, num_bins=config.num_bins,
+                                lam=config.rebalance_lambda, progress=bool(verbose))
+    bins.save(paths["bins"])
+    return bins
+
+
+def _generators(config, train_files, val_files, embedder, cache_dir):
+    cache = None
+    if config.embedding == "cache":
+        cache = EmbeddingCache(cache_dir or default_cache_dir(), embedder)
+    # "encoder": the model pools its own features; the generator gives L only.
+    embedding = None if config.embedding == "encoder" else config.embedding
+    common = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
+                  target_scale=4 if config.head == "classification" else 1, embedding=embedding,
+                  embedder=embedder, cache=cache, workers=config.workers,
+                  use_multiprocessing=config.use_multiprocessing)
+    train_gen = ColorizationGenerator(train_files, augment=config.augment, shuffle=True, **common)
+    val_gen = ColorizationGenerator(val_files, augment=False, shuffle=False, **common)
+    return train_gen, val_gen
+
+
+def _model(config, bins, embedding_dim, plan, last_checkpoint=None):
+    """Build and compile the colorizer, or load the last checkpoint (optimizer state included)."""
+    with plan.scope():
+        if last_checkpoint is not None:
+            return keras.saving.load_model(last_checkpoint, compile=True)
+        model = model_lib.build_colorizer(image_size=config.image_size, head=config.head,
+                                          embedding_dim=embedding_dim, width=config.width, bins=bins,
+                                          num_bins=config.num_bins if bins is not None else None,
+                                          encoder=config.encoder, encoder_weights=config.encoder_weights,
+                                          global_features=config.embedding == "encoder",
+                                          batchnorm=config.batchnorm, seed=config.seed)
+        _, _, trainable, learning_rate = config.phases()[0]
+        model_lib.set_encoder_trainable(model, trainable)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss=losses.get_loss(config.head, bins=bins), jit_compile=plan.jit_compile)
+    return model
+
+
+# === The loop ===
+
+
 def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
     """Fit from the last finished epoch through each of `config.phases()`.
 
@@ -245,20 +354,17 @@ def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
     straight to the fine-tuning phase. In a frozen phase, early stopping only
     ends the phase: unfreezing is the next thing to try.
     """
-    from colorfusion import losses
-    from colorfusion import model as model_lib
-    from colorfusion.callbacks import PlateauSchedule, TimeBudget
-
     schedule = next((c for c in callbacks if isinstance(c, PlateauSchedule)), None)
     budget = next((c for c in callbacks if isinstance(c, TimeBudget)), None)
     phases = config.phases()
     encoder = model_lib.encoder_layer(setup.model)
+    checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
     for number, (first, end, trainable, learning_rate) in enumerate(phases):
         if state["epoch"] >= end or (encoder is not None and encoder.trainable and not trainable):
             continue
         if encoder is not None and encoder.trainable != trainable:
-            _say(verbose, f"Epoch {max(first, state['epoch']) + 1}: encoder {'unfrozen for fine-tuning' if trainable else 'frozen'}, "
-                          f"learning rate {learning_rate:g}")
+            change = "unfrozen for fine-tuning" if trainable else "frozen"
+            _say(verbose, f"Epoch {state['epoch'] + 1}: encoder {change}, learning rate {learning_rate:g}")
             with plan.scope():
                 encoder.trainable = trainable
                 setup.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
@@ -269,7 +375,6 @@ def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
         setup.train_gen.set_epoch(start)  # the same shuffles as an uninterrupted run
         setup.model.fit(setup.train_gen, validation_data=setup.val_gen, epochs=end, initial_epoch=start,
                         callbacks=callbacks, verbose=verbose)
-        checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
         state["epoch"] = checkpoint.epoch
         if checkpoint.stopped_reason or (budget is not None and budget.stopped):
             return
@@ -322,8 +427,6 @@ def _resolve_config(settings: dict, paths: dict, resume: bool) -> TrainConfig:
 
 
 def _resolve_files(data, train_files, val_files, split_file, config: TrainConfig):
-    from colorfusion import datasets
-
     if train_files is not None:
         train_files, val_files = list(train_files), list(val_files or [])
     else:
@@ -372,72 +475,15 @@ def _read_history(paths) -> dict:
 
 
 def _callbacks(config, setup, paths, state, history, show):
-    from colorfusion.callbacks import ColorizationPreview, PlateauSchedule, PreviewMetrics, TimeBudget, TrainingCurves
-
     schedule = PlateauSchedule(lr_patience=config.lr_patience, lr_factor=config.lr_factor,
                                stop_patience=config.early_stopping_patience, state=state.get("schedule"))
-    # In this order: PreviewMetrics and PlateauSchedule add to the logs (preview AuC /
-    # PSNR, the epoch's learning rate) that RunCheckpoint and TrainingCurves record.
+    # In this order: ColorizationPreview and PlateauSchedule add to the logs (preview
+    # AuC / PSNR, the epoch's learning rate) that RunCheckpoint and TrainingCurves record.
     return [
-        PreviewMetrics(setup.preview_samples),
-        schedule,
-        RunCheckpoint(paths, state, history, schedule=schedule),
         ColorizationPreview(setup.preview_samples, every_n_epochs=config.preview_every,
                             out_dir=paths["previews"], show=show),
+        schedule,
+        RunCheckpoint(paths, state, history, schedule=schedule),
         # Saved every epoch; shown once, when training ends (see `train`).
         TrainingCurves(out_path=paths["curves"], show=False, history=history),
     ] + ([TimeBudget(config.time_limit_minutes)] if config.time_limit_minutes else [])
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """Atomic best / last checkpoints, state and history after every finished epoch.
-
-    A non-finite loss stops training before anything is saved, so the last
-    good checkpoint stays as it was.
-    """
-
-    def __init__(self, paths: dict, state: dict, history: dict, schedule=None):
-        super().__init__()
-        self.paths = paths
-        self.schedule = schedule
-        self.epoch = state["epoch"]
-        self.best = state.get("best_val_loss")
-        self.history = {k: list(v) for k, v in history.items()}
-        self.stopped_reason = None
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.stopped_reason = f"non-finite loss ({float(loss)}) at batch {batch + 1}"
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        if self.stopped_reason or not all(math.isfinite(float(v)) for v in logs.values()):
-            self.stopped_reason = self.stopped_reason or f"non-finite value in {logs}"
-            self.model.stop_training = True
-            return
-        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-        val_loss = logs.get("val_loss")
-        if val_loss is not None and (self.best is None or val_loss < self.best):
-            self.best = float(val_loss)
-            with io.atomic_path(self.paths["best"]) as tmp:
-                self.model.save(tmp)
-        with io.atomic_path(self.paths["last"]) as tmp:
-            self.model.save(tmp)
-        self.epoch = epoch + 1
-        self._write_history()
-        # state.json last: it names an epoch only once its checkpoint is complete.
-        with io.atomic_write(self.paths["state"], "w") as f:
-            json.dump({"epoch": self.epoch, "best_val_loss": self.best,
-                       "schedule": self.schedule.state if self.schedule is not None else None}, f)
-
-    def _write_history(self):
-        keys = sorted(self.history)
-        with io.atomic_write(self.paths["history"], "w") as f:
-            writer = csv.writer(f)
-            writer.writerow(["epoch", *keys])
-            for i in range(len(self.history[keys[0]]) if keys else 0):
-                writer.writerow([i + 1, *(self.history[k][i] if i < len(self.history[k]) else "" for k in keys)])

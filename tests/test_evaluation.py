@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorfusion import color, io
+from colorfusion import augment, color, io
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
-from colorfusion.evaluate import (METHODS, METRIC_COLUMNS, center_square, evaluate, format_table,
-                                  grayscale_baseline)
+from colorfusion.evaluation import METHODS, METRIC_COLUMNS, evaluate, format_table
 from photos import make_photo, write_photos
 
 
@@ -56,7 +55,7 @@ def test_grayscale_baseline_differs_from_the_truth_and_the_truth_is_perfect(regr
 
 def test_grayscale_baseline_keeps_l_and_drops_colour():
     rgb = make_photo(np.random.default_rng(0), 20, 30)
-    gray = grayscale_baseline(rgb)
+    gray = color.gray_version(rgb)
     assert gray.dtype == np.uint8 and (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
     assert np.abs(color.rgb_to_l(gray) - color.rgb_to_l(rgb)).max() <= 0.5
 
@@ -64,8 +63,8 @@ def test_grayscale_baseline_keeps_l_and_drops_colour():
 def test_photos_are_compared_as_their_centred_square_at_size(regression, tmp_path):
     rgb = np.zeros((40, 100, 3), np.uint8)
     rgb[:, 30:70] = (200, 40, 40)  # the centred 40 x 40 square is all red
-    assert center_square(rgb, 16).shape == (16, 16, 3)
-    assert (np.abs(center_square(rgb, 16).astype(int) - (200, 40, 40)) <= 1).all()
+    assert augment.fit_square(rgb, 16).shape == (16, 16, 3)
+    assert (np.abs(augment.fit_square(rgb, 16).astype(int) - (200, 40, 40)) <= 1).all()
 
 
 def test_unreadable_photos_are_listed_and_the_rest_scored(regression, photos, tmp_path):
@@ -92,13 +91,18 @@ def test_the_grid_shows_the_worst_and_best_photos_without_overlap(regression, ph
         assert grid.size[1] < grid.size[0]  # 2 photos: one worst row, one best row
 
 
-def test_a_classification_model_is_rebalanced_with_its_own_bins(photos, tmp_path):
-    bins = ABBins.fit([io.read_rgb(p) for p in sorted(photos.iterdir())], num_bins=20)
+def test_a_classification_model_is_rebalanced_with_the_evaluated_photos_prior_not_its_own(photos, tmp_path):
+    bins = ABBins.fit([io.read_rgb(p) for p in sorted(photos.iterdir())[:2]], num_bins=20)
     model = model_lib.build_colorizer(image_size=32, head="classification", bins=bins, width=0.125,
                                       embedding_dim=None)
     report = evaluate(model, photos, tmp_path, size=16, progress=False, decode="mode")
-    assert report.summary["rebalancing_bins"] == "the model's own"
+    assert report.summary["rebalancing_bins"] == "fitted on the evaluated photos"
     assert 0 <= report.summary["methods"]["model"]["rebalanced_auc"] <= 1
+    # Same photos, same prior: the grayscale baseline scores the same whatever model is evaluated.
+    regression = model_lib.build_colorizer(image_size=32, head="regression", width=0.125, embedding_dim=None)
+    other = evaluate(regression, photos, tmp_path / "r", size=16, progress=False)
+    gray = [r["methods"]["grayscale"]["rebalanced_auc"] for r in (report.summary, other.summary)]
+    assert gray[0] == pytest.approx(gray[1])
 
 
 def test_format_table_has_one_row_per_method_with_the_means():

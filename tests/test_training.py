@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from colorfusion import model as model_lib
-from colorfusion.train import TrainingError, train
+from colorfusion.training import TrainingError, train
 from photos import write_photos
 
 TINY = dict(image_size=32, epochs=2, batch_size=4, width=0.125, weights=None, learning_rate=2e-3)
@@ -155,7 +155,7 @@ def test_bad_data_folders_raise_one_line_errors(tmp_path):
 _KILL_SCRIPT = """
 import sys, time, keras
 sys.path.insert(0, {tests!r})
-from colorfusion.train import train
+from colorfusion.training import train
 
 class Slow(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):

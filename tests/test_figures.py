@@ -1,9 +1,10 @@
-"""`colorfusion.plots`: the notebook figures draw what they say, and `show` saves / displays them."""
+"""`colorfusion.figures`: the notebook figures draw what they say, and `show` saves / displays them."""
 
 import numpy as np
 import pytest
 
-from colorfusion import augment, color, figures, io, plots
+from colorfusion import augment, color, figures, io
+from colorfusion.colorize import Colorizer
 from colorfusion.bins import ABBins
 from colorfusion.model import build_colorizer
 from photos import make_photo
@@ -19,7 +20,7 @@ def image_axes(fig):
 
 
 def test_lab_channels_figure_shows_the_photo_its_lightness_a_b_and_the_ab_target(photo):
-    fig = plots.lab_channels_figure(photo, chroma_l=70.0)
+    fig = figures.lab_channels_figure(photo, chroma_l=70.0)
     panels = image_axes(fig)
     assert [ax.get_title().split(":")[0] for ax in panels] == ["RGB photo", "L", "a", "b", "ab at L=70 (target)"]
     lab = color.rgb_to_lab(photo)
@@ -31,7 +32,7 @@ def test_lab_channels_figure_shows_the_photo_its_lightness_a_b_and_the_ab_target
 
 
 def test_augmentation_grid_has_the_validation_crop_then_seeded_training_crops(photo):
-    fig = plots.augmentation_grid(photo, size=32, count=3, seed=5)
+    fig = figures.augmentation_grid(photo, size=32, count=3, seed=5)
     arrays = [np.asarray(ax.images[0].get_array()) for ax in image_axes(fig)]
     assert len(arrays) == 4 and all(a.shape == (32, 32, 3) for a in arrays)
     assert np.array_equal(arrays[0], augment.fit_square(photo, 32))
@@ -43,7 +44,7 @@ def test_ab_histogram_counts_every_pixel_and_skips_unreadable_files(photo, tmp_p
     gray = np.full((10, 20, 3), 128, np.uint8)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
-    hist = plots.ab_histogram([photo, gray, io.write_image(tmp_path / "p.png", photo), bad])
+    hist = figures.ab_histogram([photo, gray, io.write_image(tmp_path / "p.png", photo), bad])
     assert hist.sum() == 2 * photo.shape[0] * photo.shape[1] + 200
     assert hist[64, 64] >= 200  # gray pixels: the cell holding ab = (0, 0)
     assert "bad.jpg" in capsys.readouterr().err
@@ -51,16 +52,16 @@ def test_ab_histogram_counts_every_pixel_and_skips_unreadable_files(photo, tmp_p
 
 def test_ab_bins_figure_draws_one_marker_per_bin(photo):
     bins = ABBins.fit([photo], num_bins=30)
-    fig = plots.ab_bins_figure(plots.ab_histogram([photo]), bins)
+    fig = figures.ab_bins_figure(figures.ab_histogram([photo]), bins)
     scatters = [ax.collections[0] for ax in fig.axes[1:3]]
     assert all(len(s.get_offsets()) == 30 for s in scatters)
     assert np.allclose(scatters[1].get_offsets()[:, 1], bins.weights)
 
 
 def test_before_after_figure_has_an_original_column_only_when_known(photo):
-    with_original = plots.before_after_figure([(photo, photo, photo), (photo, photo, None)], names=["a", "b"])
+    with_original = figures.before_after_figure([(photo, photo, photo), (photo, photo, None)], names=["a", "b"])
     assert len(image_axes(with_original)) == 5 and image_axes(with_original)[0].get_title() == "B&W input: a"
-    assert len(image_axes(plots.before_after_figure([(photo, photo, None)]))) == 2
+    assert len(image_axes(figures.before_after_figure([(photo, photo, None)]))) == 2
 
 
 def test_temperature_changes_a_classification_models_colours_but_not_a_regression_models(photo):
@@ -70,14 +71,14 @@ def test_temperature_changes_a_classification_models_colours_but_not_a_regressio
         if head == "classification":  # a fresh model is nearly uniform over the bins: give it a clear preference
             kernel, bias = model.get_layer("ab_logits").get_weights()
             model.get_layer("ab_logits").set_weights([kernel, np.random.default_rng(0).normal(0, 2, bias.shape)])
-        fig = plots.temperature_figure(model, [photo], temperatures=(1.0, 0.05))
+        fig = figures.temperature_figure(Colorizer(model), [photo], temperatures=(1.0, 0.05))
         mean, sharp = (np.asarray(ax.images[0].get_array(), np.float32) for ax in image_axes(fig)[1:])
         assert (np.abs(mean - sharp).max() > 1) == should_differ, head
 
 
 def test_metrics_figure_leaves_the_ground_truth_out_of_the_psnr_panel():
     methods = {name: {"auc": 0.5, "psnr": 20.0} for name in ("model", "grayscale", "ground_truth")}
-    fig = plots.metrics_figure(methods, keys=("auc", "psnr"))
+    fig = figures.metrics_figure(methods, keys=("auc", "psnr"))
     assert [len(ax.patches) for ax in fig.axes] == [3, 2]
 
 
@@ -85,24 +86,9 @@ def test_show_saves_the_figure_and_displays_it_only_in_a_notebook(photo, tmp_pat
     shown = []
     monkeypatch.setattr(figures, "show_png", shown.append)
     monkeypatch.setattr(figures, "in_notebook", lambda: False)
-    assert plots.show(plots.photo_grid([photo]), tmp_path / "a.png") is None
+    assert figures.show(figures.photo_grid([photo]), tmp_path / "a.png") is None
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG" and shown == []
     monkeypatch.setattr(figures, "in_notebook", lambda: True)
-    plots.show(plots.photo_grid([photo]), tmp_path / "b.png")
-    plots.show_image(tmp_path / "a.png")
+    figures.show(figures.photo_grid([photo]), tmp_path / "b.png")
+    figures.show_image(tmp_path / "a.png")
     assert len(shown) == 2 and shown[1] == (tmp_path / "a.png").read_bytes()
-
-
-def test_show_previews_displays_each_new_preview_once(tmp_path, monkeypatch):
-    shown = []
-    monkeypatch.setattr(figures, "in_notebook", lambda: True)
-    monkeypatch.setattr(figures, "show_png", shown.append)
-    (tmp_path / "epoch_001.png").write_bytes(b"old")  # from before a resume: not shown again
-    callback = plots.ShowPreviews(tmp_path)
-    callback.on_train_begin()
-    (tmp_path / "epoch_002.png").write_bytes(b"two")
-    callback.on_epoch_end(1)
-    callback.on_epoch_end(2)
-    (tmp_path / "epoch_003.png").write_bytes(b"three")
-    callback.on_train_end()
-    assert shown == [b"two", b"three"]
