@@ -102,26 +102,43 @@ def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
     out = Path(args.out) / name
     print(f"\n=== {name}: {json.dumps(settings)}", flush=True)
     start = time.monotonic()
-    result = train(train_files=train_files, val_files=monitor, out=out / "run", cache_dir=Path(args.out) / "cache",
-                   resume=(out / "run" / "state.json").exists(), show=False, verbose=2, **settings)
-    minutes = (time.monotonic() - start) / 60
+    if args.evaluate_only:
+        state = json.loads((out / "run" / "state.json").read_text())
+        epochs, minutes = state["epoch"], float("nan")
+    else:
+        result = train(train_files=train_files, val_files=monitor, out=out / "run",
+                       cache_dir=Path(args.out) / "cache", resume="auto", show=False, verbose=2, **settings)
+        epochs, minutes = result.epochs_done, (time.monotonic() - start) / 60
     colorizer = Colorizer.from_path(out / "run", **evaluation)
     report = evaluate(colorizer, evaluated, out / "report", size=256, bins=bins, progress=False)
-    methods = report.summary["methods"]
+    row = summary_row(report.summary, minutes, epochs)
+    if args.temperatures and settings["head"] == "classification":
+        # The same model decoded at other temperatures: no training, a few seconds each.
+        row["temperatures"] = {}
+        for t in args.temperatures:
+            other = evaluate(colorizer.with_decoding("annealed_mean", t), evaluated, out / f"report_T{t:g}",
+                             size=256, bins=bins, progress=False)
+            row["temperatures"][f"{t:g}"] = summary_row(other.summary, minutes, epochs)
+    return row
+
+
+def summary_row(summary: dict, minutes: float, epochs: int) -> dict:
+    """Gains over grayscale and ratios to the truth from an evaluation summary."""
+    methods = summary["methods"]
     model, gray, truth = methods["model"], methods["grayscale"], methods["ground_truth"]
     return {
         "rebalanced_auc_gain": round(100 * (model["rebalanced_auc"] - gray["rebalanced_auc"]), 2),
         "colorfulness_ratio": round(model["colorfulness"] / truth["colorfulness"], 3),
         "psnr_gain": round(model["psnr"] - gray["psnr"], 2),
         "train_minutes": round(minutes, 1),
-        "epochs": result.epochs_done,
+        "epochs": epochs,
         "auc_gain": round(100 * (model["auc"] - gray["auc"]), 2),
         "rebalanced_auc": round(model["rebalanced_auc"], 4),
         "grayscale_rebalanced_auc": round(gray["rebalanced_auc"], 4),
         "psnr": round(model["psnr"], 2),
         "colorfulness": round(model["colorfulness"], 1),
         "true_colorfulness": round(truth["colorfulness"], 1),
-        "n_images": report.summary["n_images"],
+        "n_images": summary["n_images"],
     }
 
 
@@ -133,9 +150,11 @@ def format_rows(rows: dict) -> str:
         if "error" in r:
             lines.append(f"{name:<22}  failed: {r['error']}")
             continue
-        lines.append(f"{name:<22}{r['train_minutes']:>8.1f}{r['epochs']:>7}{r['rebalanced_auc']:>11.4f}"
-                     f"{r['rebalanced_auc_gain']:>+9.2f}{r['colorfulness']:>11.1f}{r['colorfulness_ratio']:>7.2f}"
-                     f"{r['psnr']:>7.2f}{r['psnr_gain']:>+8.2f}")
+        decoded = [(name, r)] + [(f"  T={t}", other) for t, other in r.get("temperatures", {}).items()]
+        for label, d in decoded:
+            lines.append(f"{label:<22}{d['train_minutes']:>8.1f}{d['epochs']:>7}{d['rebalanced_auc']:>11.4f}"
+                         f"{d['rebalanced_auc_gain']:>+9.2f}{d['colorfulness']:>11.1f}{d['colorfulness_ratio']:>7.2f}"
+                         f"{d['psnr']:>7.2f}{d['psnr_gain']:>+8.2f}")
     first = next((r for r in rows.values() if "error" not in r), None)
     if first:
         lines.append(f"{'grayscale':<22}{'':>15}{first['grayscale_rebalanced_auc']:>11.4f}{0:>+9.2f}"
@@ -157,8 +176,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/bench_quality", help="run folders and reports (default runs/bench_quality)")
     parser.add_argument("--minutes", type=float, help="override every variant's training time budget")
     parser.add_argument("--limit", type=int, help="use only this many training photos (a quick check)")
+    parser.add_argument("--temperatures", type=lambda v: [float(t) for t in v.split(",")], default=[],
+                        metavar="T,T", help="also evaluate classification variants at these annealed-mean "
+                                            "temperatures (no retraining)")
     parser.add_argument("--monitor-fraction", type=float, default=0.05,
                         help="share of the training photos that picks the best checkpoint (default 0.05)")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="evaluate the run folders already under --out, without training")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
     args = parser.parse_args(argv)
     if args.list:

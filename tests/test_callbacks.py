@@ -376,3 +376,74 @@ def test_show_png_hands_the_png_to_ipython_display(monkeypatch):
     monkeypatch.setattr(display, "display", shown.append)
     figures.show_png(b"\x89PNG fake")
     assert len(shown) == 1 and isinstance(shown[0], display.Image) and shown[0].data == b"\x89PNG fake"
+
+
+# === PlateauSchedule and TimeBudget ===
+
+
+class FakeModel:
+    """What the schedule callbacks touch: an optimizer's learning rate and stop_training."""
+
+    def __init__(self, rate=1e-3):
+        self.optimizer = keras.optimizers.Adam(rate)
+        self.stop_training = False
+
+
+def run_epochs(callback, values, model=None):
+    model = model or FakeModel()
+    callback.set_model(model)
+    logs = []
+    for epoch, value in enumerate(values):
+        entry = {"val_loss": value}
+        callback.on_epoch_end(epoch, entry)
+        logs.append(entry)
+    return model, logs
+
+
+def test_plateau_schedule_halves_the_rate_after_patience_and_stops_after_its_own():
+    schedule = callbacks.PlateauSchedule(lr_patience=2, lr_factor=0.5, stop_patience=4)
+    model, logs = run_epochs(schedule, [3.0, 2.0, 2.5, 2.4, 2.1, 2.2])
+    assert [entry["learning_rate"] for entry in logs] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4])
+    assert schedule.state == {"best": 2.0, "lr_wait": 0, "stop_wait": 4}
+    assert schedule.stopped and model.stop_training
+
+
+def test_plateau_schedule_continues_from_a_saved_state():
+    first = callbacks.PlateauSchedule(lr_patience=3, stop_patience=3)
+    run_epochs(first, [1.0, 1.5, 1.4])
+    resumed = callbacks.PlateauSchedule(lr_patience=3, stop_patience=3, state=dict(first.state))
+    model, _ = run_epochs(resumed, [1.2])  # the third epoch without improvement, counted across the resume
+    assert resumed.stopped and model.stop_training
+    fresh = callbacks.PlateauSchedule(lr_patience=3, stop_patience=3)
+    _, _ = run_epochs(fresh, [1.2])
+    assert not fresh.stopped
+    resumed.restart_patience()
+    assert resumed.state == {"best": 1.0, "lr_wait": 0, "stop_wait": 0}
+
+
+def test_plateau_schedule_ignores_missing_or_non_finite_values_and_checks_arguments():
+    schedule = callbacks.PlateauSchedule(lr_patience=1, stop_patience=1)
+    model, _ = run_epochs(schedule, [float("nan"), float("inf")])
+    assert schedule.state["best"] is None and not model.stop_training
+    with pytest.raises(ValueError, match="lr_factor"):
+        callbacks.PlateauSchedule(lr_factor=1.0)
+    with pytest.raises(ValueError, match="lr_patience"):
+        callbacks.PlateauSchedule(lr_patience=0)
+
+
+def test_time_budget_stops_when_the_longest_epoch_would_end_past_the_deadline():
+    now = [0.0]
+    budget = callbacks.TimeBudget(minutes=3, clock=lambda: now[0])  # deadline at 180 s
+    model = FakeModel()
+    budget.set_model(model)
+    for start, end in ((0, 50), (50, 110), (110, 130)):
+        now[0] = start
+        budget.on_epoch_begin(0)
+        now[0] = end
+        budget.on_epoch_end(0)
+        if model.stop_training:
+            break
+    # After 110 s the longest epoch (60 s) would still end by 170 s; after 130 s it would not.
+    assert end == 130 and budget.stopped and budget.longest == 60
+    with pytest.raises(ValueError, match="minutes"):
+        callbacks.TimeBudget(0)

@@ -10,6 +10,7 @@ import skimage.data
 from keras import ops
 
 from colorfusion import color
+from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
 from colorfusion.model import BinSoftmax, DecodeAB
 from colorfusion.losses import get_loss
@@ -296,3 +297,81 @@ def test_each_head_memorises_one_photo(head):
     assert float(np.linalg.norm(color.rgb_to_lab(skimage.data.chelsea())[..., 1:], axis=-1).mean()) > 20
     assert errors[-1] < 5.0, errors
     assert errors[-1] < errors[0] / 3
+
+
+# === Pretrained encoder ===
+
+
+@pytest.mark.parametrize("head", ["regression", "classification"])
+@pytest.mark.parametrize("embedding_dim, global_features", [(None, True), (7, False)])
+def test_a_pretrained_encoder_builds_a_unet_with_the_usual_inputs_and_outputs(head, embedding_dim, global_features,
+                                                                               bins):
+    model = build_colorizer(64, head=head, embedding_dim=embedding_dim, encoder="mobilenet", encoder_weights=None,
+                            global_features=global_features, width=0.25, bins=bins)
+    x = _inputs(64, embedding_dim)
+    out = ops.convert_to_numpy(model(x))
+    assert out.shape == ((2, 64, 64, 2) if head == "regression" else (2, 16, 16, bins.num_bins))
+    info = model_info(model)
+    assert info["encoder"] == "mobilenet" and info["embedding_dim"] == embedding_dim and info["head"] == head
+    names = [layer.name for layer in model.layers]
+    # Skips at every stride the head needs; the bottleneck fuses at S/32.
+    assert "decoder_skip4" in names and "decoder_skip8" in names and "decoder_skip16" in names
+    assert ("decoder_skip2" in names) == (head == "regression")
+    assert ("global_pool" in names) == global_features and ("fusion_repeat" in names) == bool(embedding_dim)
+    assert model.get_layer("fusion_concat").output.shape[1] == 2  # 64 / 32
+    assert ops.convert_to_numpy(inference_model(model)(x)).shape == (2, 64, 64, 2)
+
+
+def test_a_scratch_model_has_no_encoder_and_reports_scratch(bins):
+    model = build_colorizer(64, embedding_dim=None, width=0.125)
+    assert model_info(model)["encoder"] == "scratch" and model_lib.encoder_layer(model) is None
+    assert not model_lib.set_encoder_trainable(model, False)
+    with pytest.raises(ValueError, match="encoder"):
+        build_colorizer(64, encoder="inception_resnet_v2", encoder_weights=None)
+
+
+def test_a_frozen_encoder_does_not_train_and_an_unfrozen_one_keeps_its_batchnorm_statistics(bins):
+    model = build_colorizer(64, head="regression", embedding_dim=None, encoder="mobilenet", encoder_weights=None,
+                            width=0.25)
+    encoder = model_lib.encoder_layer(model)
+    kernel = encoder.get_layer("conv1").kernel
+    bn_mean = encoder.get_layer("conv1_bn").moving_mean
+    x = _inputs(64, None, batch=4)
+    y = np.random.default_rng(1).uniform(-0.3, 0.3, (4, 64, 64, 2)).astype(np.float32)
+
+    def step():
+        before = [ops.convert_to_numpy(v).copy() for v in (kernel, bn_mean)]
+        model.compile(keras.optimizers.Adam(1e-2), loss="mse")
+        model.train_on_batch(x, y)
+        return [not np.allclose(b, ops.convert_to_numpy(v)) for b, v in zip(before, (kernel, bn_mean))]
+
+    assert model_lib.set_encoder_trainable(model, False)
+    assert step() == [False, False]  # frozen: nothing in the encoder moves
+    model_lib.set_encoder_trainable(model, True)
+    assert step() == [True, False]  # fine-tuned: weights move, ImageNet BatchNorm statistics stay
+
+
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_a_pretrained_encoder_model_reloads_with_equal_outputs_and_its_frozen_state(head, bins, tmp_path):
+    model = build_colorizer(64, head=head, embedding_dim=None, encoder="mobilenet", encoder_weights=None,
+                            global_features=True, width=0.25, bins=bins)
+    model_lib.set_encoder_trainable(model, False)
+    x = _inputs(64, None, batch=1, seed=4)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(model(x)), atol=1e-5)
+    assert model_lib.encoder_layer(loaded).trainable is False
+    assert model_info(loaded)["encoder"] == "mobilenet"
+
+
+def test_pretrained_encoder_heads_stay_float32_under_mixed_precision(bins):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = build_colorizer(64, head="classification", embedding_dim=None, encoder="mobilenet",
+                                encoder_weights=None, width=0.25, bins=bins)
+        assert model.get_layer("decoder_s4_conv1").compute_dtype == "float16"
+        assert model.get_layer("encoder_gray").compute_dtype == "float32"
+        assert model.outputs[0].dtype == "float32" and inference_model(model).outputs[0].dtype == "float32"
+    finally:
+        keras.config.set_dtype_policy(previous)

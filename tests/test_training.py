@@ -193,3 +193,100 @@ def test_resume_after_kill_9_mid_epoch(photos, tmp_path):
     result = train(photos, run, resume=True, epochs=done + 1, hardware="cpu", verbose=0)
     assert result.epochs_done == done + 1
     assert len(history_rows(run)) == done + 1
+
+
+# === Pretrained encoder, phases, schedule ===
+
+ENCODER = dict(TINY, image_size=64, encoder="mobilenet", encoder_weights=None, embedding="encoder")
+
+
+def test_a_pretrained_encoder_is_frozen_then_fine_tuned_at_the_lower_rate(photos, tmp_path):
+    run = tmp_path / "run"
+    trainable = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: trainable.append(model_lib.encoder_layer(recorder.model).trainable))
+    result = train(photos, run, head="classification", num_bins=40, hardware="cpu", verbose=0, callbacks=[recorder],
+                   freeze_epochs=1, finetune_learning_rate=2e-4, **dict(ENCODER, epochs=3))
+    assert trainable == [False, True, True]
+    rates = [float(r["learning_rate"]) for r in history_rows(run)]
+    assert rates == pytest.approx([2e-3, 2e-4, 2e-4])
+    best = keras.saving.load_model(run / "best.keras")
+    info = model_lib.model_info(best)
+    assert info["encoder"] == "mobilenet" and info["embedding_dim"] is None and info["head"] == "classification"
+    assert result.epochs_done == 3
+    # Resumed inside the fine-tuning phase: no refreeze, the same rate.
+    trainable.clear()
+    train(photos, run, resume=True, epochs=4, hardware="cpu", verbose=0, callbacks=[recorder])
+    assert trainable == [True]
+    assert float(history_rows(run)[-1]["learning_rate"]) == pytest.approx(2e-4)
+
+
+def test_training_phases_follow_the_config():
+    from colorfusion.training import TrainConfig
+
+    assert TrainConfig(epochs=5).phases() == [(0, 5, True, 1e-3)]  # scratch: one phase
+    phases = TrainConfig(epochs=5, encoder="mobilenet", freeze_epochs=2, learning_rate=1e-3).phases()
+    assert phases == [(0, 2, False, 1e-3), (2, 5, True, pytest.approx(1e-4))]
+    assert TrainConfig(epochs=2, encoder="vgg16", freeze_epochs=5).phases() == [(0, 2, False, 1e-3)]
+    assert TrainConfig(epochs=2, encoder="resnet50", freeze_epochs=0).phases() == [(0, 2, True, pytest.approx(1e-4))]
+    for bad in (dict(encoder="inception_resnet_v2"), dict(freeze_epochs=-1), dict(early_stopping_patience=0),
+                dict(rebalance_lambda=1.5), dict(time_limit_minutes=0), dict(embedding="everything")):
+        with pytest.raises(ValueError, match=f"Received: {next(iter(bad))}="):
+            TrainConfig(**bad)
+
+
+def test_early_stopping_ends_the_run_and_a_resume_has_nothing_to_do(photos, tmp_path):
+    run = tmp_path / "run"
+    # The worsening val_loss must reach the schedule: run it before the run's own callbacks.
+    from colorfusion import callbacks as callbacks_lib
+
+    original = callbacks_lib.ColorizationPreview.on_epoch_end
+
+    def worse(self, epoch, logs=None):
+        logs["val_loss"] = 1.0 + epoch
+        original(self, epoch, logs)
+
+    callbacks_lib.ColorizationPreview.on_epoch_end = worse
+    try:
+        result = train(photos, run, embedding=None, hardware="cpu", verbose=0, early_stopping_patience=2,
+                       lr_patience=1, **dict(TINY, epochs=10))
+    finally:
+        callbacks_lib.ColorizationPreview.on_epoch_end = original
+    assert result.epochs_done == 3  # best at epoch 1, two epochs without improvement
+    state = json.loads((run / "state.json").read_text())
+    assert state["schedule"] == {"best": 1.0, "lr_wait": 0, "stop_wait": 2}
+    rates = [float(r["learning_rate"]) for r in history_rows(run)]
+    assert rates == pytest.approx([2e-3, 2e-3, 1e-3])  # halved after each epoch without improvement
+    again = train(photos, run, resume=True, hardware="cpu", verbose=0)
+    assert again.epochs_done == 3 and len(history_rows(run)) == 3
+
+
+def test_resume_auto_starts_a_new_run_then_continues_it(photos, tmp_path):
+    run = tmp_path / "run"
+    first = train(photos, run, resume="auto", embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
+    assert first.epochs_done == 1
+    second = train(photos, run, resume="auto", embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=2))
+    assert second.epochs_done == 2 and len(history_rows(run)) == 2
+    with pytest.raises(ValueError, match="resume"):
+        train(photos, run, resume="yes")
+
+
+def test_train_leaves_the_dtype_policy_as_it_found_it(photos, tmp_path):
+    from colorfusion.hardware import plan_hardware
+
+    keras.config.set_dtype_policy("float32")
+    forced = plan_hardware("cpu", mixed_precision=True)
+    result = train(photos, tmp_path / "run", embedding=None, hardware=forced, verbose=0, **dict(TINY, epochs=1))
+    assert result.hardware["mixed_precision"]
+    assert result.model.get_layer("encoder_conv8").compute_dtype == "float16"  # trained in mixed precision
+    assert keras.config.dtype_policy().name == "float32"
+    fresh = model_lib.build_colorizer(32, embedding_dim=None, width=0.125)
+    assert fresh.get_layer("encoder_conv8").compute_dtype == "float32"
+
+
+def test_a_time_limit_ends_the_run_after_the_epoch_that_reaches_it(photos, tmp_path):
+    # 0.001 minutes: spent within the first epoch, which still finishes and is saved.
+    result = train(photos, tmp_path / "run", embedding=None, hardware="cpu", verbose=0, time_limit_minutes=0.001,
+                   **dict(TINY, epochs=20))
+    assert result.epochs_done == 1 and len(history_rows(tmp_path / "run")) == 1
+    assert (tmp_path / "run" / "best.keras").is_file()

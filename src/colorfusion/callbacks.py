@@ -128,10 +128,10 @@ def colorize_samples(model, samples, decode="annealed_mean", temperature=0.38) -
 # === Callbacks ===
 
 
-def _check_every(every_n_epochs) -> int:
-    if isinstance(every_n_epochs, bool) or int(every_n_epochs) != every_n_epochs or every_n_epochs < 1:
-        raise ValueError(f"every_n_epochs must be a positive integer. Received: every_n_epochs={every_n_epochs!r}")
-    return int(every_n_epochs)
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+    return int(value)
 
 
 class ColorizationPreview(keras.callbacks.Callback):
@@ -171,7 +171,7 @@ class ColorizationPreview(keras.callbacks.Callback):
         _check_samples(samples)
         figures.check_show(show)
         self.samples = samples
-        self.every_n_epochs = _check_every(every_n_epochs)
+        self.every_n_epochs = _positive_int("every_n_epochs", every_n_epochs)
         self.out_dir = Path(out_dir)
         self.show = show
         self.decode = decode
@@ -261,8 +261,8 @@ class PlateauSchedule(keras.callbacks.Callback):
         super().__init__()
         if not 0 < lr_factor < 1:
             raise ValueError(f"lr_factor must be in (0, 1). Received: lr_factor={lr_factor!r}")
-        self.lr_patience = _check_every(lr_patience)
-        self.stop_patience = None if stop_patience is None else _check_every(stop_patience)
+        self.lr_patience = _positive_int("lr_patience", lr_patience)
+        self.stop_patience = None if stop_patience is None else _positive_int("stop_patience", stop_patience)
         self.lr_factor, self.min_lr, self.monitor, self.min_delta = lr_factor, min_lr, monitor, min_delta
         self.state = {"best": None, "lr_wait": 0, "stop_wait": 0, **(state or {})}
         self.stopped = False
@@ -303,25 +303,27 @@ class TimeBudget(keras.callbacks.Callback):
     Args:
         minutes: the budget, counted from construction (so several `fit`
             calls of one run share it).
+        clock: seconds as a float (`time.monotonic`; tests pass their own).
 
     Attributes:
         stopped: True once it stopped training.
     """
 
-    def __init__(self, minutes: float):
+    def __init__(self, minutes: float, clock=time.monotonic):
         super().__init__()
         if not minutes > 0:
             raise ValueError(f"minutes must be positive. Received: minutes={minutes!r}")
-        self.deadline = time.monotonic() + 60.0 * float(minutes)
+        self.clock = clock
+        self.deadline = clock() + 60.0 * float(minutes)
         self.longest = 0.0
         self.stopped = False
         self._epoch_start = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.monotonic()
+        self._epoch_start = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        now = time.monotonic()
+        now = self.clock()
         if self._epoch_start is not None:
             self.longest = max(self.longest, now - self._epoch_start)
         if now + self.longest > self.deadline:
@@ -353,7 +355,7 @@ class TrainingCurves(keras.callbacks.Callback):
         figures.check_show(show)
         self.out_path = Path(out_path)
         self.show = show
-        self.every_n_epochs = _check_every(every_n_epochs)
+        self.every_n_epochs = _positive_int("every_n_epochs", every_n_epochs)
         self.dpi = dpi
         history = dict(history or {})
         length = max((len(v) for v in history.values()), default=0)

@@ -304,9 +304,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         extractor = backbones.feature_extractor(canonical, image_size, weights=encoder_weights, seed=seed,
                                                 name=ENCODER_NAME)
         rgb = GrayToBackbone(canonical, name="encoder_gray")(l_input)
-        # training=False: the backbone's BatchNorm keeps its ImageNet statistics,
-        # also once the encoder is unfrozen for fine-tuning (Keras' transfer-learning recipe).
-        features = {int(stride): tensor for stride, tensor in extractor(rgb, training=False).items()}
+        features = {int(stride): tensor for stride, tensor in extractor(rgb).items()}
         deepest = max(features)
         skips = {stride: tensor for stride, tensor in features.items() if stride < deepest}
         x = conv(256, "encoder_bottleneck", kernel=1)(features[deepest])
@@ -371,13 +369,27 @@ def encoder_layer(model):
 def set_encoder_trainable(model, trainable: bool) -> bool:
     """Freeze or unfreeze a pretrained encoder; False when the model has none.
 
-    Recompile the model afterwards: Keras fixes the trained weights at compile time.
+    Unfreezing leaves the encoder's BatchNormalization layers frozen: they keep
+    their ImageNet statistics (a frozen BatchNorm runs in inference mode in
+    Keras 3), as Keras' fine-tuning guides advise, so small batches of gray
+    photos cannot drag them. Recompile the model afterwards: Keras fixes the
+    trained weights at compile time.
     """
     layer = encoder_layer(model)
     if layer is None:
         return False
     layer.trainable = bool(trainable)
+    if trainable:
+        for inner in _nested_layers(layer):
+            if isinstance(inner, layers.BatchNormalization):
+                inner.trainable = False
     return True
+
+
+def _nested_layers(layer):
+    for inner in getattr(layer, "layers", ()):
+        yield inner
+        yield from _nested_layers(inner)
 
 
 def _bin_softmax(model):

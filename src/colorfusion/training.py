@@ -253,17 +253,17 @@ def _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan,
     elif _stopped_early(config, state):
         _say(verbose, f"{out}: stopped early at epoch {state['epoch']} (val_loss had not improved for "
                       f"{config.early_stopping_patience} epochs); nothing to do")
-        state["epoch"] = config.epochs
     history = _read_history(paths) if resume else {}
     callbacks = _callbacks(config, setup, paths, state, history, show) + list(callbacks)
     with io.atomic_write(paths["config"], "w") as f:
         json.dump(asdict(config), f, indent=2)
-    fit_phases(config, setup, state, callbacks, plan, verbose)
+    if not _stopped_early(config, state):
+        fit_phases(config, setup, state, callbacks, plan, verbose)
     checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
-    if _stopped_early(config, {"schedule": checkpoint.schedule.state}) and checkpoint.epoch < config.epochs:
+    if _stopped_early(config, {"schedule": checkpoint.schedule.state}) and checkpoint.schedule.stopped:
         _say(verbose, f"Early stopping after epoch {checkpoint.epoch}: val_loss has not improved for "
                       f"{config.early_stopping_patience} epochs (best {checkpoint.best:.4f}, kept in {paths['best']})")
-    if any(c.stopped for c in callbacks if isinstance(c, TimeBudget)):
+    elif any(c.stopped for c in callbacks if isinstance(c, TimeBudget)):
         _say(verbose, f"Time limit of {config.time_limit_minutes:g} minutes: stopped after epoch {checkpoint.epoch}")
     result = TrainResult(model=setup.model, history=checkpoint.history, paths=paths,
                          epochs_done=checkpoint.epoch, stopped_reason=checkpoint.stopped_reason,
@@ -366,7 +366,7 @@ def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
             change = "unfrozen for fine-tuning" if trainable else "frozen"
             _say(verbose, f"Epoch {state['epoch'] + 1}: encoder {change}, learning rate {learning_rate:g}")
             with plan.scope():
-                encoder.trainable = trainable
+                model_lib.set_encoder_trainable(setup.model, trainable)
                 setup.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                                     loss=losses.get_loss(config.head, bins=setup.bins), jit_compile=plan.jit_compile)
             if schedule is not None:
