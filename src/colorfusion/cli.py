@@ -178,8 +178,17 @@ def _load_colorizer(args):
 
 
 def cmd_colorize(args) -> int:
-    from colorfusion.colorize import ModelLoadError, colorize_folder
+    from colorfusion.colorize import ModelLoadError, colorize_folder, plan_outputs
 
+    # Nothing to do is an error, found before the model is loaded (which takes seconds).
+    if not plan_outputs(args.inputs, args.output):
+        missing = [item for item in args.inputs if not Path(item).exists()]
+        for item in missing:
+            _error(f"{item}: no such file or folder")
+        empty = [item for item in args.inputs if item not in missing]
+        if empty:
+            _error(f"no images found in {', '.join(empty)}")
+        return 1
     try:
         colorizer = _load_colorizer(args)
     except (ModelLoadError, ValueError) as e:
