@@ -1,5 +1,6 @@
 # Two commands: `make demo` (train a small model, colorize photos it never saw) and
-# `make test` (set up + run the tests).
+# `make test` (set up + run the tests); `make test-kaggle` runs the tests again
+# on Kaggle's package versions (CI runs both).
 # Both set themselves up: a .venv is created when missing and requirements are
 # installed only when requirements.txt or pyproject.toml changed since last time.
 
@@ -69,5 +70,43 @@ test-backends: $(BSTAMP)
 	  KERAS_BACKEND=$$b $(BPY) -m pytest $(BACKEND_TESTS) $(PYTEST_ARGS) || exit 1; \
 	done
 
+## make test-kaggle: the whole suite on Kaggle's package versions
+## (constraints/kaggle.txt), with colorfusion installed the way the notebooks
+## install it there: a wheel, its dependencies resolved against what is already
+## installed, never requirements.txt. Fails when that install moves one of
+## Kaggle's packages. KAGGLE_NUMPY=2.4.6 swaps Kaggle's numpy pin for that
+## version (in its own venv). What CI runs after `make test`.
+KAGGLE_NUMPY ?=
+KVENV  ?= .venv-kaggle$(if $(KAGGLE_NUMPY),-numpy$(KAGGLE_NUMPY))
+KPY    := $(KVENV)/bin/python
+KSTAMP := $(KVENV)/.installed
+KCONSTRAINTS := $(KVENV)/constraints.txt
+# Kaggle's packages that colorfusion uses, installed first at Kaggle's versions.
+KAGGLE_PACKAGES := tensorflow keras numpy scipy scikit-image matplotlib pillow albumentations opencv-python-headless
+# The test tools at requirements.txt's versions (Kaggle's constraints keep its packages where they are).
+TEST_TOOLS = $(shell sed -n -E 's/^(pytest|papermill|nbclient|nbformat|ipykernel)([~=<>][^ #]*).*/\1\2/p' requirements.txt)
+
+.PHONY: test-kaggle
+
+$(KPY):
+	$(PYTHON) -m venv $(KVENV)
+	$(KPY) -m pip install --quiet --upgrade pip
+
+$(KSTAMP): constraints/kaggle.txt requirements.txt | $(KPY)
+	sed -E '$(if $(KAGGLE_NUMPY),s/^numpy==.*/numpy==$(KAGGLE_NUMPY)/)' constraints/kaggle.txt > $(KCONSTRAINTS)
+	$(KPY) -m pip install --quiet -c $(KCONSTRAINTS) $(KAGGLE_PACKAGES)
+	$(KPY) -m pip install --quiet -c $(KCONSTRAINTS) $(TEST_TOOLS)
+	touch $(KSTAMP)
+
+# The wheel is rebuilt and installed afresh on every run: the tests import the
+# installed package (tests/conftest.py checks), so it must be today's code.
+test-kaggle: $(KSTAMP)
+	rm -rf $(KVENV)/dist && $(KPY) -m pip wheel --quiet --no-deps -w $(KVENV)/dist .
+	$(KPY) -m pip uninstall --quiet --yes colorfusion
+	$(KPY) -m pip freeze --all > $(KVENV)/freeze-before.txt
+	$(KPY) -m pip install --quiet $(KVENV)/dist/colorfusion-*.whl
+	$(KPY) constraints/check_pins.py $(KCONSTRAINTS) --before $(KVENV)/freeze-before.txt
+	COLORFUSION_TESTS_IMPORT_INSTALLED=1 $(KPY) -m pytest $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) $(KVENV) .pytest_cache build src/*.egg-info

@@ -120,6 +120,22 @@ def test_a_wrong_model_file_is_one_error_line_naming_it_and_exit_code_1(command,
     assert not (tmp_path / "out").exists() and not (tmp_path / "report").exists()
 
 
+def test_colorize_with_nothing_to_do_is_one_error_line_and_exit_code_1_before_loading_the_model(tmp_path, capsys):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    # The model path does not exist: had it been loaded, the error would name it.
+    args = ["-o", str(tmp_path / "out"), "--model", str(tmp_path / "missing.keras"), "--quiet"]
+
+    assert cli.main(["colorize", str(tmp_path / "empty")] + args) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"error: no images found in {tmp_path / 'empty'}"]
+    assert captured.out == "" and not (tmp_path / "out").exists()
+
+    assert cli.main(["colorize", str(tmp_path / "nowhere"), str(tmp_path / "empty")] + args) == 1
+    assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path / 'nowhere'}: no such file or folder",
+                                                    f"error: no images found in {tmp_path / 'empty'}"]
+
+
 def test_evaluate_prints_the_table_and_writes_the_report(model_file, photos, tmp_path, capsys):
     report = tmp_path / "report"
     code = cli.main(["evaluate", "--model", str(model_file), "--data", str(photos), "--out", str(report),

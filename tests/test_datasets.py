@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from colorfusion import color, datasets, io
 from photos import write_photos
@@ -126,6 +127,99 @@ def test_find_kaggle_dataset_returns_none_without_the_layout(tmp_path):
     (tmp_path / "a" / "train_color").mkdir(parents=True)  # no test_color beside it
     assert datasets.find_kaggle_dataset(tmp_path) is None
     assert datasets.find_kaggle_dataset(tmp_path / "does-not-exist") is None
+
+
+
+# The dataset as Kaggle mounts it: data/{train,test}_{color,black}/imageNNNN.jpg, the
+# same name in the colour and black folders, square 400 x 400 photos (here 40 x 40),
+# some black images single-channel (mode L). The real one has 5000 + 739 pairs.
+_SLUG_OWNER, _SLUG_NAME = datasets.KAGGLE_SLUG.split("/")
+
+
+def _real_layout(data, train_numbers=(1, 2, 3), test_numbers=(5001, 5002), side=40):
+    rng = np.random.default_rng(0)
+    for split, numbers in (("train", train_numbers), ("test", test_numbers)):
+        for k, number in enumerate(numbers):
+            name = f"image{number:04d}.jpg"
+            rgb = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+            io.write_image(data / f"{split}_color" / name, rgb)
+            gray = np.repeat(rgb.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+            black = data / f"{split}_black" / name
+            black.parent.mkdir(parents=True, exist_ok=True)
+            if k % 2 == 0:  # single channel, as some of the real black images are
+                Image.fromarray(gray[..., 0]).save(black)
+            else:
+                Image.fromarray(gray).save(black)
+    return data
+
+
+@pytest.mark.parametrize("mount", [
+    ("datasets", _SLUG_OWNER, _SLUG_NAME),  # notebooks of 2026
+    (_SLUG_NAME,),                          # older notebooks
+    ("datasets", _SLUG_OWNER, _SLUG_NAME, "versions", "3"),
+])
+def test_find_kaggle_dataset_finds_both_kaggle_mounts_and_pairs_by_name(tmp_path, mount):
+    kaggle_input = tmp_path / "input"
+    data = _real_layout(kaggle_input.joinpath(*mount) / "data")
+    (kaggle_input / "datasets" / "other" / "photos" / "a" / "b").mkdir(parents=True)
+
+    layout = datasets.find_kaggle_dataset(kaggle_input)
+
+    assert layout["root"] == data
+    assert [f.name for f in layout["train"]] == ["image0001.jpg", "image0002.jpg", "image0003.jpg"]
+    assert [(g.name, c.name) for g, c in layout["test_pairs"]] == [
+        ("image5001.jpg", "image5001.jpg"), ("image5002.jpg", "image5002.jpg")]
+    assert all(g.parent.name == "train_black" and c.parent.name == "train_color" for g, c in layout["train_pairs"])
+    modes = {Image.open(g).mode for g, _ in layout["train_pairs"]}
+    assert modes == {"L", "RGB"}
+    for gray, colour in layout["train_pairs"]:  # single-channel or not, both read as RGB of the same size
+        assert io.read_rgb(gray).shape == io.read_rgb(colour).shape == (40, 40, 3)
+
+
+def test_find_kaggle_dataset_stops_at_its_depth(tmp_path):
+    _real_layout(tmp_path.joinpath(*"abcdefg") / "data")  # 8 levels below the root
+    assert datasets.find_kaggle_dataset(tmp_path) is None
+    assert datasets.find_kaggle_dataset(tmp_path / "a" / "b") is not None
+
+
+# === run folders ===
+
+
+def _run_folder(folder, checkpoint="best.keras", mtime=None):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / checkpoint).write_bytes(b"PK")
+    (folder / "previews").mkdir()
+    if mtime is not None:
+        os.utime(folder / checkpoint, (mtime, mtime))
+    return folder
+
+
+def test_find_run_folders_finds_runs_of_attached_notebooks_newest_first(tmp_path):
+    kaggle_input = tmp_path / "input"
+    new = _run_folder(kaggle_input / "notebooks" / "me" / "colorfusion-train-classification" / "runs"
+                      / "classification", mtime=3_000_000)
+    old_layout = _run_folder(kaggle_input / "colorfusion-train-regression" / "runs" / "regression",
+                             checkpoint="last.keras", mtime=1_000_000)
+    middle = _run_folder(kaggle_input / "notebooks" / "me" / "colorfusion-train-regression" / "runs" / "regression",
+                         mtime=2_000_000)
+    # Not runs: a config without a checkpoint, a checkpoint without a config, the dataset.
+    (kaggle_input / "notebooks" / "me" / "explore" / "runs" / "explore").mkdir(parents=True)
+    (kaggle_input / "notebooks" / "me" / "explore" / "runs" / "explore" / "config.json").write_text("{}")
+    (kaggle_input / "notebooks" / "me" / "bare").mkdir(parents=True)
+    (kaggle_input / "notebooks" / "me" / "bare" / "best.keras").write_bytes(b"PK")
+    _real_layout(kaggle_input / "datasets" / _SLUG_OWNER / _SLUG_NAME / "data")
+
+    assert datasets.find_run_folders(kaggle_input) == [new, middle, old_layout]
+
+
+def test_find_run_folders_does_not_look_inside_a_run_and_is_empty_elsewhere(tmp_path):
+    outer = _run_folder(tmp_path / "run", mtime=1_000_000)
+    _run_folder(outer / "previews" / "nested", mtime=2_000_000)  # inside a run: not a separate run
+    assert datasets.find_run_folders(tmp_path) == [outer]
+    assert datasets.find_run_folders(tmp_path / "missing") == []
+    (tmp_path / "empty").mkdir()
+    assert datasets.find_run_folders(tmp_path / "empty") == []
 
 
 # === download ===

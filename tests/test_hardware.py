@@ -1,6 +1,10 @@
+import platform
+
 import keras
 import numpy as np
 import pytest
+
+import colorfusion
 
 from colorfusion import hardware
 from colorfusion import model as model_lib
@@ -64,3 +68,21 @@ def test_applied_restores_the_previous_policy_and_distribution(monkeypatch):
         with plan.applied():
             raise RuntimeError("inside")
     assert keras.config.dtype_policy().name == "float32"  # restored after an error too
+
+
+def test_environment_line_names_python_backend_keras_colorfusion_and_no_gpu_here():
+    line = hardware.environment_line()
+    backend = keras.backend.backend()
+    version = __import__(backend).__version__
+    assert "\n" not in line
+    assert line == (f"Python {platform.python_version()} | {backend} {version} | keras {keras.__version__} | "
+                     f"colorfusion {colorfusion.__version__} | no GPU")  # tests hide the GPUs (conftest)
+
+
+@pytest.mark.parametrize("names, expected", [
+    (["Tesla T4", "Tesla T4"], "2 GPUs: Tesla T4, Tesla T4"),
+    (["NVIDIA L4"], "1 GPU: NVIDIA L4"),
+])
+def test_environment_line_counts_and_names_the_gpus(monkeypatch, names, expected):
+    monkeypatch.setattr(hardware, "gpu_names", lambda backend=None: names)
+    assert hardware.environment_line().endswith(f"| {expected}")

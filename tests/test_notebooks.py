@@ -76,6 +76,8 @@ def test_kaggle_metadata_publishes_the_training_notebook_with_gpu_internet_and_d
     assert (folder / meta["code_file"]).resolve() == (NOTEBOOKS / f"{name}.ipynb").resolve()
     assert meta["kernel_type"] == "notebook" and meta["language"] == "python"
     assert meta["enable_gpu"] is True and meta["enable_internet"] is True
+    # Kaggle's "GPU T4 x2" (the multi-GPU path is written for it); enable_gpu alone gets the retired P100.
+    assert meta["machine_shape"] == "NvidiaTeslaT4"
     assert "aayush9753/image-colorization-dataset" in meta["dataset_sources"]
     # Kaggle derives the slug from the title: they must agree.
     assert meta["id"].split("/")[1] == re.sub(r"[^a-z0-9]+", "-", meta["title"].lower()).strip("-")

@@ -3,13 +3,101 @@
 Exit codes: 0 success; 1 the work ran but something failed (a file, a
 diverged loss) or could not start (bad data folder, bad model file);
 2 bad usage (argparse).
+
+Each command prints only its own lines: the backend's start-up noise
+(absl / oneDNN / "no CUDA" lines, which TensorFlow 2.21 prints whatever
+TF_CPP_MIN_LOG_LEVEL says) is dropped by `import_backend_quietly`, and a GPU
+that is present but unusable is one warning line.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import os
+import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+# === A quiet backend start ===
+
+# TensorFlow's C++ start-up lines. From TF 2.21 they come whatever TF_CPP_MIN_LOG_LEVEL
+# says (absl logs them before TensorFlow reads it), so the CLI filters them itself.
+_NOISE = re.compile("|".join([
+    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    r"oneDNN custom operations are on",
+    r"This TensorFlow binary is optimized to use available CPU instructions",
+    r"To enable the following instructions: .* rebuild TensorFlow",
+    r"Unable to register cu(DNN|FFT|BLAS) factory",
+    r"TF-TRT Warning: Could not find TensorRT",
+]))
+# Expected where there is no GPU; where there is one, they say why it cannot be used.
+_GPU_PROBLEM = re.compile("|".join([
+    r"Could not find cuda drivers on your machine",
+    r"failed call to cuInit",
+    r"Cannot dlopen some GPU libraries",
+]))
+_GLOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] ")
+
+
+def nvidia_gpu_present() -> bool:
+    """An NVIDIA device node or nvidia-smi: a GPU that the backend should be able to use."""
+    return bool(glob.glob("/dev/nvidia*")) or shutil.which("nvidia-smi") is not None
+
+
+def filter_startup_lines(lines, gpu_present: bool) -> list[str]:
+    """What a user should see of the backend's start-up output.
+
+    Known start-up noise is dropped; so are the "no CUDA" lines when there is
+    no GPU. With a GPU present, the first such line becomes one warning line
+    (the rest are its echoes). Anything else is kept as it is.
+    """
+    kept, gpu_problem = [], None
+    for line in lines:
+        if not line.strip() or _NOISE.search(line):
+            continue
+        if _GPU_PROBLEM.search(line):
+            gpu_problem = gpu_problem or _GLOG_PREFIX.sub("", line).strip()
+            continue
+        kept.append(line)
+    if gpu_present and gpu_problem:
+        kept.append(f"warning: a GPU is present but the backend cannot use it, running on the CPU: {gpu_problem}")
+    return kept
+
+
+def import_backend_quietly() -> None:
+    """Import Keras and start its backend's devices without the backend's start-up noise.
+
+    The noise is written by C++ straight to file descriptor 2, so fd 2 (not
+    just `sys.stderr`) goes to a temporary file meanwhile; what
+    `filter_startup_lines` keeps is written back to stderr afterwards, also
+    when the import fails.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2: nothing to keep quiet
+        import keras  # noqa: F401
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")  # CUDA start-up (cuInit) logs here, not at import
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", errors="replace").splitlines()
+            for line in filter_startup_lines(lines, nvidia_gpu_present()):
+                print(line, file=sys.stderr)
 
 
 def _weights(value: str):
@@ -181,6 +269,7 @@ def _error(message: str) -> int:
 
 
 def cmd_train(args) -> int:
+    import_backend_quietly()
     from colorfusion.training import TrainingError, train
 
     options = ("head", "image_size", "epochs", "batch_size", "learning_rate", "width", "encoder", "encoder_weights",
@@ -207,8 +296,18 @@ def _load_colorizer(args):
 
 
 def cmd_colorize(args) -> int:
-    from colorfusion.colorize import ModelLoadError, colorize_folder
+    from colorfusion.colorize import ModelLoadError, colorize_folder, plan_outputs
 
+    # Nothing to do is an error, found before the model is loaded (which takes seconds).
+    if not plan_outputs(args.inputs, args.output):
+        missing = [item for item in args.inputs if not Path(item).exists()]
+        for item in missing:
+            _error(f"{item}: no such file or folder")
+        empty = [item for item in args.inputs if item not in missing]
+        if empty:
+            _error(f"no images found in {', '.join(empty)}")
+        return 1
+    import_backend_quietly()
     try:
         colorizer = _load_colorizer(args)
     except (ModelLoadError, ValueError) as e:
@@ -230,6 +329,7 @@ def cmd_evaluate(args) -> int:
     files = find_images(args.data)[: args.limit]
     if not files:
         return _error(f"{args.data}: no images found")
+    import_backend_quietly()
     try:
         colorizer = _load_colorizer(args)
         report = evaluate(colorizer, files, args.out, size=args.size, batch_size=args.batch_size,
@@ -243,12 +343,14 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_fit_bins(args) -> int:
-    from colorfusion.bins import ABBins
     from colorfusion.datasets import find_images
 
     files = find_images(args.data) if Path(args.data).is_dir() else []
     if not files:
         return _error(f"{args.data}: no images found")
+    import_backend_quietly()
+    from colorfusion.bins import ABBins
+
     bins = ABBins.fit_files(files, num_bins=args.num_bins)
     bins.save(args.out)
     print(f"done: {len(bins.centers)} bins from {len(files)} photos -> {args.out}")

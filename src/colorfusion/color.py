@@ -82,7 +82,7 @@ def rgb_to_lab(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         rgb: array of shape (..., 3).
         out: optional C-contiguous float32 array of the same shape that
             receives the result (no allocation for float32 input; used by
-            `fullres` to convert big photos strip by strip).
+            `colorize` to convert big photos strip by strip).
 
     Returns:
         float32 array of the same shape (`out` when given): L in [0, 100],

@@ -24,8 +24,12 @@ names, used as paired inputs for evaluation):
 data/train_color/  data/train_black/  data/test_color/  data/test_black/
 ```
 
-On Kaggle it is mounted under `/kaggle/input/<name>/`; `find_kaggle_dataset`
-finds it there (or under any folder) without being told the exact path.
+On Kaggle an attached dataset is mounted under
+`/kaggle/input/datasets/<owner>/<slug>/` (notebooks created before 2026:
+`/kaggle/input/<slug>/`), and another notebook's output attached as input
+under `/kaggle/input/notebooks/<owner>/<slug>/`. `find_kaggle_dataset` finds
+the dataset under either layout (or under any folder) without being told the
+exact path; `find_run_folders` finds the training runs of attached notebooks.
 
 Example:
 
@@ -35,6 +39,7 @@ train, val = split_files(files, val_fraction=0.1, seed=0)
 layout = find_kaggle_dataset()          # None when not on Kaggle
 if layout:
     train, val = layout["train"], layout["test"]
+runs = find_run_folders()               # [] when no training notebook is attached
 ```
 """
 
@@ -58,7 +63,13 @@ KAGGLE_SLUG = "aayush9753/image-colorization-dataset"
 KAGGLE_INPUT = "/kaggle/input"
 
 _VAL_NAMES = ("val", "valid", "validation", "test")
-_SEARCH_DEPTH = 4  # /kaggle/input/<dataset>/data/train_color is depth 3
+# Folder levels searched below the root: /kaggle/input/datasets/<owner>/<slug>/data
+# is 4; the margin covers a dataset that nests its data one or two folders deeper.
+_SEARCH_DEPTH = 6
+# /kaggle/input/notebooks/<owner>/<slug>/runs/<name> is 5; a notebook may write deeper.
+_RUN_SEARCH_DEPTH = 8
+RUN_CONFIG = "config.json"
+RUN_CHECKPOINTS = ("best.keras", "last.keras")
 
 
 def find_images(root) -> list[Path]:
@@ -187,8 +198,11 @@ def load_image(path, min_side: int | None = None) -> np.ndarray:
 def find_kaggle_dataset(root=KAGGLE_INPUT) -> dict | None:
     """Find the `image-colorization-dataset` layout under `root`.
 
-    Looks (a few levels deep, folders only) for a folder holding both
-    `train_color` and `test_color`.
+    Looks (breadth first, up to 6 folder levels deep, folders only) for a
+    folder holding both `train_color` and `test_color`, so both Kaggle
+    mounts are found: `/kaggle/input/datasets/<owner>/<slug>/data` and the
+    older `/kaggle/input/<slug>/data`. The shallowest match wins; among
+    equally deep ones, the first by name.
 
     Returns:
         None when not found, else a dict: `root` (the folder holding them),
@@ -197,7 +211,8 @@ def find_kaggle_dataset(root=KAGGLE_INPUT) -> dict | None:
         `train_black` / `test_black` that have a colour file of the same
         name; empty when those folders are absent).
     """
-    data = _find_layout_folder(Path(root), _SEARCH_DEPTH)
+    data = next((folder for folder, subdirs in _walk_folders(Path(root), _SEARCH_DEPTH)
+                 if "train_color" in subdirs and "test_color" in subdirs), None)
     if data is None:
         return None
     layout = {"root": data}
@@ -216,22 +231,54 @@ def find_kaggle_dataset(root=KAGGLE_INPUT) -> dict | None:
     return layout
 
 
-def _find_layout_folder(folder: Path, depth: int) -> Path | None:
-    try:
-        subdirs = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-    except OSError:
-        return None
-    if "train_color" in subdirs and "test_color" in subdirs:
-        return folder
-    if depth == 0:
-        return None
-    for name in subdirs:
-        if name.endswith(("_color", "_black")):
-            continue  # thousands of files, never the layout root
-        found = _find_layout_folder(folder / name, depth - 1)
-        if found is not None:
-            return found
-    return None
+def find_run_folders(root=KAGGLE_INPUT) -> list[Path]:
+    """Training-run folders under `root`, newest first.
+
+    A run folder holds `config.json` and `best.keras` or `last.keras` (what
+    `train.train` writes). On Kaggle, the output of a training notebook
+    attached as input is under `/kaggle/input/notebooks/<owner>/<slug>/`
+    (older notebooks: `/kaggle/input/<slug>/`); both are found, up to 8
+    folder levels below `root`. A run folder's own subfolders (previews/)
+    are not searched.
+
+    Returns:
+        The folders, the most recently written checkpoint first (ties by
+        path); [] when there is none or `root` does not exist.
+    """
+    runs = []
+    for folder, _ in _walk_folders(Path(root), _RUN_SEARCH_DEPTH, stop=_is_run_folder):
+        if _is_run_folder(folder):
+            runs.append(folder)
+    return sorted(runs, key=lambda run: (-_newest_checkpoint_time(run), str(run)))
+
+
+def _is_run_folder(folder: Path) -> bool:
+    return (folder / RUN_CONFIG).is_file() and any((folder / name).is_file() for name in RUN_CHECKPOINTS)
+
+
+def _newest_checkpoint_time(run: Path) -> int:
+    return max((run / name).stat().st_mtime_ns for name in RUN_CHECKPOINTS if (run / name).is_file())
+
+
+def _walk_folders(root: Path, depth: int, stop=None):
+    """Yield `(folder, sorted subfolder names)` breadth first, `depth` levels below `root`.
+
+    Hidden folders and the dataset's image folders (`*_color`, `*_black`:
+    thousands of files, never a layout or run root) are not entered, nor are
+    folders for which `stop(folder)` is true. Unreadable folders are skipped.
+    """
+    level = [root]
+    for remaining in range(depth, -1, -1):
+        below = []
+        for folder in level:
+            try:
+                subdirs = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+            except OSError:
+                continue
+            yield folder, subdirs
+            if remaining and not (stop is not None and stop(folder)):
+                below.extend(folder / name for name in subdirs if not name.endswith(("_color", "_black")))
+        level = below
 
 
 class DatasetDownloadError(RuntimeError):

@@ -6,11 +6,16 @@ than one GPU (Kaggle's T4 x2): data-parallel training, through
 `tf.distribute.MirroredStrategy` on TensorFlow or
 `keras.distribution.DataParallel` on JAX. On a CPU: float32, no distribution.
 Everything is chosen automatically and each choice can be overridden.
+
+`environment_line()` says in one line what a notebook runs on (Python,
+backend, Keras, colorfusion, GPUs), for its setup cell to print.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import platform
 from dataclasses import dataclass
 
 import keras
@@ -35,6 +40,46 @@ def count_gpus(backend: str | None = None) -> int:
     except Exception:  # a broken CUDA install must not stop CPU training
         return 0
     return 0
+
+
+def gpu_names(backend: str | None = None) -> list[str]:
+    """Names of the GPUs the active Keras backend can use (e.g. ["Tesla T4", "Tesla T4"])."""
+    backend = backend or keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+                    for gpu in tf.config.list_physical_devices("GPU")]
+        if backend == "jax":
+            import jax
+
+            return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+        if backend == "torch":
+            import torch
+
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # a broken CUDA install: no usable GPU, as count_gpus says
+        return []
+    return []
+
+
+def environment_line() -> str:
+    """One line: Python, the Keras backend and its version, Keras, colorfusion, the GPUs.
+
+    Example: `Python 3.12.12 | tensorflow 2.20.0 | keras 3.13.2 | colorfusion 0.1.0 | 2 GPUs: Tesla T4, Tesla T4`
+    """
+    from colorfusion import __version__
+
+    backend = keras.backend.backend()
+    try:
+        backend_version = importlib.import_module(backend).__version__
+    except Exception:  # a backend without __version__ still gets named
+        backend_version = "(version unknown)"
+    names = gpu_names(backend)
+    gpus = f"{len(names)} GPU{'s' if len(names) > 1 else ''}: {', '.join(names)}" if names else "no GPU"
+    return (f"Python {platform.python_version()} | {backend} {backend_version} | keras {keras.__version__} | "
+            f"colorfusion {__version__} | {gpus}")
 
 
 @dataclass

@@ -1,0 +1,97 @@
+"""A quiet command line: the backend's start-up noise is dropped, a GPU problem is one line."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from colorfusion import cli
+from photos import write_photos
+
+# What TensorFlow 2.21 prints on a machine without a GPU, whatever TF_CPP_MIN_LOG_LEVEL says.
+NOISE = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1795381771.078934    5908 port.cc:153] oneDNN custom operations are on. You may see slightly "
+    "different numerical results due to floating-point round-off errors from different computation orders. "
+    "To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.",
+    "I0000 00:00:1795381771.079408    5908 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+    "GPU will not be used.",
+    "E0000 00:00:1795381787.696940    6005 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "Failed call to cuInit: UNKNOWN ERROR (303)",
+]
+CUINIT = "failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)"
+WARNING = "warning: a GPU is present but the backend cannot use it, running on the CPU: "
+
+
+def test_without_a_gpu_the_start_up_noise_is_dropped_and_other_lines_kept():
+    lines = NOISE[:2] + ["/site-packages/x.py:3: UserWarning: something real", ""] + NOISE[2:] + NOISE
+    assert cli.filter_startup_lines(lines, gpu_present=False) == ["/site-packages/x.py:3: UserWarning: something real"]
+
+
+def test_with_a_gpu_a_cuda_failure_is_one_warning_line():
+    kept = cli.filter_startup_lines(NOISE[:1] + NOISE[3:] + NOISE[2:3], gpu_present=True)
+    assert kept == [WARNING + CUINIT]  # the first CUDA line says why; the rest are its echoes
+    assert cli.filter_startup_lines(NOISE[:2], gpu_present=True) == []  # a working GPU: nothing to say
+
+
+def run_python(code, env_extra, tmp_path):
+    env = {**os.environ, **env_extra}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+
+
+@pytest.fixture
+def noisy_keras(tmp_path):
+    """A stand-in `keras` whose import writes TensorFlow's start-up noise to fd 2, plus one real line."""
+    package = tmp_path / "fake" / "keras"
+    package.mkdir(parents=True)
+    noise = "\n".join(NOISE + ["a real problem"]) + "\n"
+    (package / "__init__.py").write_text(textwrap.dedent(f"""
+        import os, types
+        os.write(2, {noise.encode()!r})
+        backend = types.SimpleNamespace(backend=lambda: "jax")
+    """))
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), *sys.path])}
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_import_backend_quietly_filters_what_the_import_writes_to_fd_2(noisy_keras, tmp_path, gpu):
+    env = dict(noisy_keras)
+    if gpu:  # nvidia-smi on the PATH: a GPU is there, so the CUDA failure is news
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n")
+        (bin_dir / "nvidia-smi").chmod(0o755)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    else:
+        env["PATH"] = os.path.dirname(sys.executable)
+    done = run_python("from colorfusion.cli import import_backend_quietly; import_backend_quietly(); "
+                      "import sys; print('after', file=sys.stderr)", env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    gpu_present = gpu or cli.nvidia_gpu_present()  # this machine's own /dev/nvidia* counts too
+    expected = ["a real problem"]
+    if gpu_present:
+        expected.append(WARNING + "Could not find cuda drivers on your machine, GPU will not be used.")
+    assert done.stderr.splitlines() == expected + ["after"]
+
+
+def test_help_prints_no_backend_noise(tmp_path):
+    done = run_python("import sys; from colorfusion.cli import main; sys.argv[0] = 'colorfusion'; main(['--help'])",
+                      {}, tmp_path)
+    assert done.returncode == 0 and done.stderr == "" and done.stdout.startswith("usage: colorfusion")
+
+
+@pytest.mark.slow
+def test_a_command_that_starts_the_backend_prints_only_its_own_line(tmp_path):
+    photo = write_photos(tmp_path / "photos", count=1)[0]
+    missing = tmp_path / "missing.keras"
+    done = subprocess.run([sys.executable, "-m", "colorfusion.cli", "colorize", str(photo), "-o", str(tmp_path / "out"),
+                           "--model", str(missing)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    expected = [f"error: {missing}: no such model file or run folder"]
+    if cli.nvidia_gpu_present():  # a machine with a GPU may add its one warning line
+        assert done.stderr.splitlines()[-1:] == expected and len(done.stderr.splitlines()) <= 2
+    else:
+        assert done.stderr.splitlines() == expected
