@@ -28,8 +28,11 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 ## matplotlib (or on DATA=DIR), colorize photos it did not train on, write
 ## $(DEMO_OUT)/before_after.png and the run folder. A few minutes on a CPU, no network.
 DEMO_OUT ?= demo_out
+# Encoder weights: ImageNet when they can be downloaded; WEIGHTS=FILE uses a local
+# Keras MobileNet file instead (on the project's offline machines, the one in ../shared).
+WEIGHTS ?= $(wildcard ../shared/weights/mobilenet_2_5_224_tf_no_top.h5)
 demo: $(STAMP)
-	$(PY) -m colorfusion.demo --out "$(DEMO_OUT)" $(if $(DATA),--data "$(DATA)")
+	$(PY) -m colorfusion.demo --out "$(DEMO_OUT)" $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
 ## make test: the whole suite (what CI runs)
 test: $(STAMP)

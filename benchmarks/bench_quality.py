@@ -49,6 +49,7 @@ VARIANTS = {
     "pretrained_64": dict(image_size=64),
     "pretrained_128": {},
     "frozen_128": dict(freeze_epochs=10_000),
+    "frozen_crop_0.25_128": dict(freeze_epochs=10_000, crop_scale=(0.25, 1.0)),
     "finetune_early_128": dict(freeze_epochs=2),
     # head
     "regression_128": dict(head="regression"),

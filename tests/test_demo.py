@@ -37,9 +37,9 @@ def test_run_demo_trains_colorizes_held_out_photos_and_writes_the_grid(tmp_path,
     assert (result.run_dir / "best.keras").is_file() and (result.run_dir / "previews").is_dir()
     assert len(result.heldout) == 3 and not set(result.heldout) & set(result.train_files)
     assert sorted(p.name for p in result.colorized) == sorted(f"{p.stem}.png" for p in result.heldout)
-    assert result.weights is None and result.embedding is None
+    assert result.weights is None and result.encoder == "scratch"
     text = "\n".join(lines)
-    assert "No semantic branch" in text and str(result.grid) in text and str(result.run_dir) in text
+    assert "No pretrained weights" in text and str(result.grid) in text and str(result.run_dir) in text
     # A second demo replaces the first run instead of refusing to overwrite it.
     demo.run_demo(tmp_path / "photos", tmp_path / "out", image_size=32, width=0.125, epochs=1,
                   weights="none", log=lines.append)
@@ -49,3 +49,24 @@ def test_run_demo_trains_colorizes_held_out_photos_and_writes_the_grid(tmp_path,
 def test_demo_command_reports_a_missing_data_folder(tmp_path, capsys):
     assert demo.main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 1
     assert "error:" in capsys.readouterr().err and not (tmp_path / "out" / "run").exists()
+
+
+@pytest.mark.slow
+def test_run_demo_uses_a_local_pretrained_encoder_file(tmp_path, no_kaggle, monkeypatch):
+    import keras
+
+    from colorfusion.model import encoder_layer, model_info
+
+    monkeypatch.setenv("COLORFUSION_CACHE", str(tmp_path / "cache"))
+    write_photos(tmp_path / "photos", count=8, sizes=(40, 64))
+    # A stand-in for Keras' MobileNet file: its name says alpha 0.25, no classifier.
+    weights = tmp_path / "mobilenet_2_5_224_tf_no_top.weights.h5"
+    keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, include_top=False, weights=None).save_weights(weights)
+    lines = []
+    result = demo.run_demo(tmp_path / "photos", tmp_path / "out", image_size=32, epochs=2, weights=str(weights),
+                           log=lines.append)
+    assert result.encoder == "mobilenet" and result.weights == str(weights.resolve())
+    model = keras.saving.load_model(result.run_dir / "best.keras", compile=False)
+    assert model_info(model)["encoder"] == "mobilenet" and encoder_layer(model) is not None
+    assert any("Encoder: mobilenet" in line for line in lines)
+    assert len(result.colorized) == 3

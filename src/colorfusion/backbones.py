@@ -85,7 +85,7 @@ BACKBONES = {
 ENCODER_BACKBONES = tuple(name for name, spec in BACKBONES.items() if spec.taps)
 
 # Keras' own file names for MobileNet weights carry alpha and input size.
-_MOBILENET_FILE = re.compile(r"^mobilenet_(\d_\d+)_(\d+)_tf(_no_top)?\.h5$")
+_MOBILENET_FILE = re.compile(r"^mobilenet_(\d_\d+)_(\d+)_tf(_no_top)?(\.weights)?\.h5$")
 _MOBILENET_V2_FILE = re.compile(r"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_([\d.]+)_(\d+)(_no_top)?\.h5$")
 _MOBILENET_ALPHAS = {"1_0": 1.0, "7_5": 0.75, "5_0": 0.5, "2_5": 0.25}
 

@@ -41,7 +41,7 @@ class DemoResult:
     train_files: list
     heldout: list
     weights: object
-    embedding: object
+    encoder: str
     seconds: float
 
 
@@ -56,22 +56,29 @@ def plan_epochs(n_train: int, batch_size: int, images: int = 1440, min_epochs: i
     return repeat, max(min_epochs, round(images / (n_train * repeat)))
 
 
-def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=16, epochs=None,
-             max_photos=240, weights="auto", backbone="mobilenet", seed=0, log=say) -> DemoResult:
+def run_demo(data=None, out="demo_out", *, image_size=None, width=0.5, batch_size=16, epochs=None,
+             max_photos=240, weights="auto", encoder="mobilenet", seed=0, log=say) -> DemoResult:
     """Train a small model, colorize held-out photos, write a before / after grid.
+
+    The recipe is the one `benchmarks/bench_quality.py` recommends for a CPU
+    (classification head, a pretrained encoder frozen while the decoder
+    learns, then fine-tuned), scaled down to a few minutes.
 
     Args:
         data: a folder of colour photos; None uses `data_source()` without
             downloading (the package-shipped photos off Kaggle).
         out: the demo folder: `run/` (the run folder), `bw/`, `colorized/`,
             `before_after.png`; a previous demo run in `out/run` is replaced.
+        image_size: training size; None: 128 with a pretrained encoder, 64
+            from scratch.
         epochs: None plans about 1440 training images in all (`plan_epochs`).
         max_photos: at most this many training photos (a big folder stays a
             few minutes).
-        weights: "auto" (ImageNet when it can be downloaded, else None),
-            "imagenet", None or a local `.h5` file. Without real weights the
-            semantic branch is left out: a random backbone adds no semantics,
-            only time.
+        weights: encoder weights: "auto" (ImageNet when it can be downloaded
+            or is cached, else none), "imagenet", None or a local `.h5` file.
+            Without real weights the encoder is trained from scratch: a
+            random pretrained-shaped encoder adds time, not semantics.
+        encoder: the pretrained encoder (`backbones.ENCODER_BACKBONES`).
     """
     start = time.time()
     out = Path(out)
@@ -79,26 +86,26 @@ def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=
                          seed=seed, log=log)
     train_files = subset(source.train, max_photos, seed)
     heldout = bw_inputs(source, out / "bw", count=6, log=log)
-    chosen = choose_weights("imagenet" if weights == "auto" else weights, backbone, log=log)
-    embedding = "cache" if chosen is not None else None
-    if embedding is None:
-        log("No semantic branch: the model sees L only (a random backbone would add no semantics, only time)")
+    chosen = choose_weights("imagenet" if weights == "auto" else weights, encoder, log=log)
+    if chosen is None:
+        encoder = "scratch"
+        log("No pretrained weights: the encoder learns from scratch, and colours stay close to sepia")
     else:
-        log(f"Semantic branch: {backbone} with {chosen} weights")
+        log(f"Encoder: {encoder} with {Path(chosen).name if chosen != 'imagenet' else 'ImageNet'} weights")
+    image_size = image_size or (64 if encoder == "scratch" else 128)
     repeat, planned = plan_epochs(len(train_files), batch_size)
     epochs = epochs or planned
     run_dir = out / "run"
     if (run_dir / "config.json").is_file():
         log(f"Replacing the previous demo run in {run_dir}")
         shutil.rmtree(run_dir)
-    log(f"Training a classification model ({image_size} px, width {width}) on {len(train_files)} photos "
-        f"for {epochs} epochs of {len(train_files) * repeat} random crops; validating on "
-        f"{len(source.test[:16])} held-out photos, never trained on")
+    log(f"Training a classification model ({image_size} px) on {len(train_files)} photos for {epochs} epochs "
+        f"of {len(train_files) * repeat} random crops; validating on {len(source.test[:16])} held-out photos, "
+        f"never trained on")
     train(train_files=train_files * repeat, val_files=source.test[:16], out=run_dir, head="classification",
-          image_size=image_size, width=width, batch_size=batch_size, epochs=epochs, learning_rate=2e-3,
-          lr_patience=8, preview_every=5, weights=chosen, backbone=backbone, embedding=embedding,
-          embedding_output="pooled" if chosen and "no_top" in str(chosen) else "predictions",
-          seed=seed, cache_dir=out / "cache", hardware="auto", show=False, verbose=2)
+          image_size=image_size, width=width, batch_size=batch_size, epochs=epochs, learning_rate=1e-3,
+          encoder=encoder, encoder_weights=chosen, freeze_epochs=max(1, epochs // 2), embedding="encoder",
+          lr_patience=8, preview_every=5, seed=seed, hardware="auto", show=False, verbose=2)
     colorizer = Colorizer.from_path(run_dir)
     report = colorize_folder([bw for bw, _ in heldout], out / "colorized", colorizer, overwrite=True,
                              progress=False, log=log)
@@ -106,7 +113,7 @@ def run_demo(data=None, out="demo_out", *, image_size=64, width=0.5, batch_size=
     grid = figures.save_figure(figures.before_after_figure(rows, [Path(bw).stem for bw, *_ in rows]),
                                out / "before_after.png")
     result = DemoResult(run_dir, grid, report.written, train_files, [rgb for _, rgb in heldout], chosen,
-                        embedding, time.time() - start)
+                        encoder, time.time() - start)
     _summary(result, log)
     return result
 
@@ -135,15 +142,18 @@ def main(argv=None) -> int:
     parser.add_argument("--data", help="folder of colour photos (default: the package-shipped photos)")
     parser.add_argument("--out", default="demo_out", help="demo folder (default demo_out)")
     parser.add_argument("--epochs", type=int, help="epochs (default: planned for a few minutes on a CPU)")
-    parser.add_argument("--image-size", type=int, default=64, help="training size in pixels (default 64)")
-    parser.add_argument("--width", type=float, default=0.5, help="filter-count multiplier (default 0.5)")
+    parser.add_argument("--image-size", type=int,
+                        help="training size in pixels (default 128 with a pretrained encoder, 64 from scratch)")
+    parser.add_argument("--width", type=float, default=0.5, help="decoder filter-count multiplier (default 0.5)")
     parser.add_argument("--max-photos", type=int, default=240, help="at most this many training photos (default 240)")
-    parser.add_argument("--weights", default="auto", help="auto (default), imagenet, none or a local .h5 file")
-    parser.add_argument("--backbone", default="mobilenet", help="semantic-branch backbone (default mobilenet)")
+    parser.add_argument("--weights", default="auto",
+                        help="encoder weights: auto (ImageNet when it can be had, else none; the default), "
+                             "imagenet, none or a local .h5 file such as mobilenet_2_5_224_tf_no_top.h5")
+    parser.add_argument("--encoder", default="mobilenet", help="pretrained encoder (default mobilenet)")
     args = parser.parse_args(argv)
     try:
         run_demo(args.data or None, args.out, image_size=args.image_size, width=args.width, epochs=args.epochs,
-                 max_photos=args.max_photos, weights=args.weights, backbone=args.backbone)
+                 max_photos=args.max_photos, weights=args.weights, encoder=args.encoder)
     except (FileNotFoundError, ValueError, TrainingError, ModelLoadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

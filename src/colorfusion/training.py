@@ -88,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     num_bins: int = 200
     augment: bool = True
+    crop_scale: tuple = (0.5, 1.0)  # area range of the random training crops, as a share of the photo
     preview_every: int = 1
     preview_samples: int = 4
     workers: int = 2  # a background thread prepares the next batch during the step
@@ -101,6 +102,7 @@ class TrainConfig:
             self.weights = str(self.weights)
         if isinstance(self.encoder_weights, Path):
             self.encoder_weights = str(self.encoder_weights)
+        self.crop_scale = tuple(self.crop_scale)  # a list after a JSON round trip
         if self.finetune_learning_rate is None:
             self.finetune_learning_rate = self.learning_rate / 10
         checks = {
@@ -118,6 +120,7 @@ class TrainConfig:
                 isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 1),
             "rebalance_lambda": 0 <= self.rebalance_lambda <= 1,
             "lr_patience": isinstance(self.lr_patience, int) and self.lr_patience >= 1,
+            "crop_scale": len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
             "lr_factor": 0 < self.lr_factor < 1,
             "time_limit_minutes": self.time_limit_minutes is None or self.time_limit_minutes > 0,
             "embedding_output": self.embedding_output in ("predictions", "pooled"),
@@ -319,7 +322,8 @@ def _generators(config, train_files, val_files, embedder, cache_dir):
                   target_scale=4 if config.head == "classification" else 1, embedding=embedding,
                   embedder=embedder, cache=cache, workers=config.workers,
                   use_multiprocessing=config.use_multiprocessing)
-    train_gen = ColorizationGenerator(train_files, augment=config.augment, shuffle=True, **common)
+    train_gen = ColorizationGenerator(train_files, augment=config.augment, shuffle=True,
+                                      augment_options={"scale": config.crop_scale}, **common)
     val_gen = ColorizationGenerator(val_files, augment=False, shuffle=False, **common)
     return train_gen, val_gen
 
