@@ -1,6 +1,6 @@
 """Benchmark: does the input pipeline make a training step wait?
 
-Training throughput (images per second) of `colorfusion.train.train()`'s loop
+Training throughput (images per second) of `colorfusion.training.train()`'s loop
 (files on disk -> ColorizationGenerator -> model.fit, with cached
 embeddings) against a bare `model.train_on_batch` loop over the same batches
 already in memory, with the same model, batch and machine, in one run.
@@ -70,7 +70,8 @@ def run_train(files, args, out, cache, workers):
     n_val = max(1, len(files) // 20)
     train(train_files=files[n_val:], val_files=files[:n_val], out=out, cache_dir=cache, callbacks=[timer],
           head="regression", image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs + 1,
-          width=args.width, backbone="mobilenet", weights=None, embedding="cache", preview_every=1000,
+          width=args.width, encoder="scratch", early_stopping_patience=None, backbone="mobilenet", weights=None,
+          embedding="cache", preview_every=1000,
           preview_samples=1, workers=workers, hardware="cpu", verbose=0, show=False)
     n_train = len(files) - n_val
     return n_train * args.epochs / sum(timer.seconds[1:]), n_train

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -6,7 +7,7 @@ from colorfusion import cli
 from photos import write_photos
 
 TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.125",
-        "--weights", "none", "--embedding", "none"]
+        "--encoder", "scratch", "--weights", "none", "--embedding", "none"]
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def test_train_writes_a_run_folder_and_prints_a_one_line_summary(tmp_path, capsy
     assert code == 0 and "2 epochs" in out
     # The same folder with another head is refused in one line.
     code, _, err = run_cli(["train", "--data", str(photos), "--out", str(tmp_path / "run"), "--resume",
-                            "--head", "classification"], capsys)
+                            "--head", "regression"], capsys)
     assert code == 1
     assert err.strip().startswith("error:") and "another configuration" in err and len(err.strip().splitlines()) == 1
 
@@ -86,3 +87,24 @@ def test_train_help_lists_every_option(capsys):
     for option in ("--data", "--out", "--head", "--image-size", "--epochs", "--batch-size", "--weights",
                    "--embedding", "--resume", "--learning-rate", "--seed"):
         assert option in text
+
+
+def test_train_help_states_the_defaults_train_uses():
+    """Every "(default X)" in `colorfusion train --help` is TrainConfig's default for that option."""
+    from colorfusion.training import TrainConfig
+
+    parser = cli.build_parser()
+    train = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    defaults = TrainConfig()
+    checked = 0
+    for action in train._actions:
+        found = re.search(r"\(default (\S+?)[,)]", action.help or "")
+        if not found or action.dest not in TrainConfig.__dataclass_fields__:
+            continue
+        stated, actual = found.group(1), getattr(defaults, action.dest)
+        if isinstance(actual, (int, float)) and not isinstance(actual, bool):
+            assert float(stated) == actual, action.dest
+        else:
+            assert stated == str(actual), action.dest
+        checked += 1
+    assert checked >= 10

@@ -16,7 +16,7 @@ from colorfusion import model as model_lib
 from colorfusion.training import TrainingError, train
 from photos import write_photos
 
-TINY = dict(image_size=32, epochs=2, batch_size=4, width=0.125, weights=None, learning_rate=2e-3)
+TINY = dict(image_size=32, epochs=2, batch_size=4, width=0.125, encoder="scratch", weights=None, learning_rate=2e-3)
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +126,13 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(photos, tmp_p
 
 def test_a_new_run_refuses_a_folder_holding_another_configuration(photos, tmp_path):
     run = tmp_path / "run"
-    train(photos, run, embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
+    train(photos, run, head="regression", embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
     with pytest.raises(TrainingError, match="another configuration"):
         train(photos, run, head="classification", embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
     with pytest.raises(TrainingError, match="another configuration"):
         train(photos, run, resume=True, image_size=64, hardware="cpu", verbose=0)
     with pytest.raises(TrainingError, match="--resume"):
-        train(photos, run, embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
+        train(photos, run, head="regression", embedding=None, hardware="cpu", verbose=0, **dict(TINY, epochs=1))
 
 
 def test_bad_data_folders_raise_one_line_errors(tmp_path):
@@ -224,7 +224,7 @@ def test_a_pretrained_encoder_is_frozen_then_fine_tuned_at_the_lower_rate(photos
 def test_training_phases_follow_the_config():
     from colorfusion.training import TrainConfig
 
-    assert TrainConfig(epochs=5).phases() == [(0, 5, True, 1e-3)]  # scratch: one phase
+    assert TrainConfig(epochs=5, encoder="scratch").phases() == [(0, 5, True, 1e-3)]  # scratch: one phase
     phases = TrainConfig(epochs=5, encoder="mobilenet", freeze_epochs=2, learning_rate=1e-3).phases()
     assert phases == [(0, 2, False, 1e-3), (2, 5, True, pytest.approx(1e-4))]
     assert TrainConfig(epochs=2, encoder="vgg16", freeze_epochs=5).phases() == [(0, 2, False, 1e-3)]

@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from colorfusion import augment, color, figures, io, metrics
+from colorfusion.model import TEMPERATURE, inference_model
 
 # === Samples ===
 
@@ -101,15 +102,13 @@ def _check_samples(samples) -> int:
     return len(rgb)
 
 
-def colorize_samples(model, samples, decode="annealed_mean", temperature=0.38) -> np.ndarray:
+def colorize_samples(model, samples, decode="annealed_mean", temperature=TEMPERATURE) -> np.ndarray:
     """Colorize the samples with `model` (either head); uint8 RGB (N, S, S, 3).
 
     The model's output goes through `colorfusion.model.inference_model`, so a
     regression or a classification model (or an inference model) all give
     ab / 128; it is joined with the samples' own L.
     """
-    from colorfusion.model import inference_model  # lazy: keeps this module light to import
-
     infer = inference_model(model, decode=decode, temperature=temperature)
     x = samples["x"]
     names = [tensor.name for tensor in infer.inputs]
@@ -166,7 +165,7 @@ class ColorizationPreview(keras.callbacks.Callback):
     """
 
     def __init__(self, samples, every_n_epochs=1, out_dir="previews", show="auto",
-                 decode="annealed_mean", temperature=0.38, dpi=100, log_metrics=True, prefix="preview_"):
+                 decode="annealed_mean", temperature=TEMPERATURE, dpi=100, log_metrics=True, prefix="preview_"):
         super().__init__()
         _check_samples(samples)
         figures.check_show(show)
@@ -205,8 +204,6 @@ class ColorizationPreview(keras.callbacks.Callback):
     def colorize(self) -> np.ndarray:
         """The samples colorized by the model now (uint8); sets `last_scores`."""
         if self._inference is None or self._inference[0] is not self.model:
-            from colorfusion.model import inference_model  # lazy: keeps this module light to import
-
             self._inference = (self.model, inference_model(self.model, self.decode, self.temperature))
         pred = colorize_samples(self._inference[1], self.samples)
         self.last_scores = [metrics.image_metrics(t, p) for t, p in zip(self.samples["rgb"], pred)]

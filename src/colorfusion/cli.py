@@ -158,8 +158,9 @@ def _add_model_options(parser) -> None:
                         help="how a classification model turns bin probabilities into colour: annealed_mean "
                              "(vivid yet consistent), expectation (smooth, desaturated), mode (vivid, patchy); "
                              "ignored for regression models (default annealed_mean)")
-    parser.add_argument("--temperature", type=_positive_float, default=0.38, metavar="T",
-                        help="annealed-mean temperature: lower is more vivid, 1 = expectation (default 0.38)")
+    parser.add_argument("--temperature", type=_positive_float, metavar="T",
+                        help="annealed-mean temperature: lower is more vivid, 1 = expectation "
+                             "(default 0.38, colorfusion.model.TEMPERATURE)")
     parser.add_argument("--weights", type=_weights_override, default=None,
                         help="backbone weights of the semantic branch, overriding the run folder's: imagenet, "
                              "none (random, from the run's seed) or a local .h5 file (default: as trained)")
@@ -181,22 +182,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
     # Defaults shown in --help are those of training.TrainConfig.
     train.add_argument("--head", choices=("regression", "classification"),
-                       help="regression (tanh x 128 ab) or classification (softmax over ab bins); default regression")
+                       help="regression (tanh x 128 ab) or classification (softmax over ab bins) "
+                            "(default classification)")
     train.add_argument("--image-size", type=_positive_int, help="training size in pixels (default 256)")
-    train.add_argument("--epochs", type=_positive_int, help="total epochs (default 10)")
+    train.add_argument("--epochs", type=_positive_int,
+                       help="at most this many epochs; early stopping usually ends sooner (default 40)")
     train.add_argument("--batch-size", type=_positive_int, help="batch size (default 16)")
-    train.add_argument("--learning-rate", type=float, help="initial Adam learning rate (default 1e-3)")
+    train.add_argument("--learning-rate", type=float, help="initial Adam learning rate (default 0.001)")
     train.add_argument("--width", type=float, help="scale of the network's own filter counts (default 1.0)")
     train.add_argument("--encoder", type=_encoder,
                        help="scratch, or a pretrained keras.applications encoder (mobilenet, mobilenet_v2, vgg16, "
-                            "resnet50, efficientnet_b0, ...) whose features feed a U-Net decoder")
+                            "resnet50, efficientnet_b0, ...) whose features feed a U-Net decoder (default mobilenet)")
     train.add_argument("--encoder-weights", type=_weights,
-                       help="weights of a pretrained encoder: imagenet (downloads), none or a local .h5 file")
-    train.add_argument("--freeze-epochs", type=int, help="epochs the pretrained encoder stays frozen (default 2)")
+                       help="weights of a pretrained encoder: imagenet (downloads), none or a local .h5 file "
+                            "(default imagenet)")
+    train.add_argument("--freeze-epochs", type=int,
+                       help="at most this many epochs with the pretrained encoder frozen; a stalled val_loss "
+                            "unfreezes it sooner (default 30)")
     train.add_argument("--finetune-learning-rate", type=_positive_float,
                        help="learning rate once the encoder is unfrozen (default: learning rate / 10)")
     train.add_argument("--early-stopping-patience", type=_positive_int,
-                       help="stop after this many epochs without a better val_loss (default: never)")
+                       help="stop after this many epochs without a better val_loss (default 6)")
     train.add_argument("--time-limit", type=_positive_float, dest="time_limit_minutes", metavar="MINUTES",
                        help="stop before an epoch would end after this many minutes")
     train.add_argument("--rebalance-lambda", type=float,
@@ -205,10 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backbone",
                        help="keras.applications backbone of the semantic branch (default inception_resnet_v2)")
     train.add_argument("--weights", type=_weights,
-                       help="semantic backbone weights: imagenet (downloads), none (random) or a local .h5 file")
+                       help="semantic backbone weights: imagenet (downloads), none (random) or a local .h5 file "
+                            "(default imagenet)")
     train.add_argument("--embedding", type=_embedding,
                        help="semantic input: cache (embed each photo once with --backbone), exact (every batch), "
-                            "encoder (pool the model's own encoder features), none")
+                            "encoder (pool the model's own encoder features), none (default encoder)")
     train.add_argument("--val-fraction", type=float, help="validation share of the photos (default 0.1)")
     train.add_argument("--split-file", help="path<TAB>split list (train/val) instead of a random split")
     train.add_argument("--seed", type=int, help="random seed (default 0)")

@@ -298,7 +298,7 @@ class Colorizer:
             `model.inference_model`.
         decode: "annealed_mean" (default), "expectation" or "mode"; how a
             classification head turns bin probabilities into ab.
-        temperature: annealed-mean temperature (0.38 as in Zhang et al.).
+        temperature: annealed-mean temperature; None: `model.TEMPERATURE`.
         embedder: an `embeddings.Embedder`; required exactly when the model
             has an "embedding" input (`from_path` builds the run's own).
         interpolation: "bicubic" (default) or "bilinear", to resize ab to the
@@ -310,7 +310,7 @@ class Colorizer:
         rgb, lab = colorizer(photo, return_lab=True)  # lab[..., 0] is the photo's own L
     """
 
-    def __init__(self, model, decode="annealed_mean", temperature=0.38, embedder=None,
+    def __init__(self, model, decode="annealed_mean", temperature=None, embedder=None,
                  interpolation="bicubic"):
         from colorfusion import model as model_lib
 
@@ -326,10 +326,12 @@ class Colorizer:
         if self.embedding_dim and embedder is None:
             raise ValueError("This model has a semantic input: pass embedder=Embedder(...) with the backbone "
                              "it was trained with (Colorizer.from_path reads it from the run folder).")
-        self.inference = model_lib.inference_model(model, decode=decode, temperature=temperature)
+        self.decode = decode
+        self.temperature = model_lib.TEMPERATURE if temperature is None else float(temperature)
+        self.inference = model_lib.inference_model(model, decode=decode, temperature=self.temperature)
 
     @classmethod
-    def from_path(cls, path, decode="annealed_mean", temperature=0.38, embedder=None, weights=None, **kwargs):
+    def from_path(cls, path, decode="annealed_mean", temperature=None, embedder=None, weights=None, **kwargs):
         """Load a `.keras` file or run folder, with the embedder its run used.
 
         Args:
@@ -348,7 +350,7 @@ class Colorizer:
             embedder = load_embedder(path, info, weights=weights)
         return cls(model, decode=decode, temperature=temperature, embedder=embedder, **kwargs)
 
-    def with_decoding(self, decode="annealed_mean", temperature=0.38) -> "Colorizer":
+    def with_decoding(self, decode="annealed_mean", temperature=None) -> "Colorizer":
         """The same model and embedder with another decoding of a classification head."""
         return Colorizer(self.model, decode=decode, temperature=temperature, embedder=self.embedder,
                          interpolation=self.interpolation)

@@ -55,6 +55,8 @@ PROBS_NAME = "ab_probs"  # the classification head's softmax
 ENCODER_NAME = "encoder_backbone"  # the pretrained encoder, one nested model (frozen / fine-tuned as a whole)
 _UNET_FILTERS = {16: 256, 8: 128, 4: 64, 2: 32}  # decoder filters at each stride (times width)
 DECODE_METHODS = ("expectation", "annealed_mean", "mode")
+# The annealed-mean temperature everything decodes with unless told otherwise.
+TEMPERATURE = 0.38
 
 
 # === Layers ===
@@ -122,7 +124,7 @@ class DecodeAB(keras.layers.Layer):
         ab_scaled = DecodeAB(bins.centers, "annealed_mean", 0.38)(probs)
     """
 
-    def __init__(self, centers, method="annealed_mean", temperature=0.38, **kwargs):
+    def __init__(self, centers, method="annealed_mean", temperature=TEMPERATURE, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         centers = np.asarray(centers, np.float32)
@@ -431,7 +433,7 @@ def model_bins(model):
     return model_info(model)["bins"]
 
 
-def inference_model(model, decode="annealed_mean", temperature=0.38):
+def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE):
     """A model with the same inputs whose output is ab / 128 at S x S.
 
     A classification model's bin probabilities are decoded (`layers.DecodeAB`)
