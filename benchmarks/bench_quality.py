@@ -36,8 +36,8 @@ SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "m
 # pretrained encoder stays frozen until val_loss stalls (early stopping ends that phase),
 # then everything is fine-tuned at a tenth of the learning rate until it stalls again.
 BASE = dict(head="classification", image_size=128, batch_size=16, epochs=300, learning_rate=1e-3,
-            encoder="mobilenet", embedding="encoder", freeze_epochs=40, rebalance_lambda=0.5,
-            early_stopping_patience=6, lr_patience=3, time_limit_minutes=15)
+            encoder="mobilenet", embedding="encoder", freeze_epochs=100, rebalance_lambda=0.5,
+            early_stopping_patience=10, lr_patience=3, time_limit_minutes=15)
 # The pre-encoder recipe of the README: scratch encoder, 64 px, width 0.5, MobileNet embeddings.
 SCRATCH = dict(encoder="scratch", image_size=64, width=0.5, embedding="cache", backbone="mobilenet")
 
@@ -182,8 +182,8 @@ def main(argv=None) -> int:
     parser.add_argument("--temperatures", type=lambda v: [float(t) for t in v.split(",")], default=[],
                         metavar="T,T", help="also evaluate classification variants at these annealed-mean "
                                             "temperatures (no retraining)")
-    parser.add_argument("--monitor-fraction", type=float, default=0.05,
-                        help="share of the training photos that picks the best checkpoint (default 0.05)")
+    parser.add_argument("--monitor-fraction", type=float, default=0.1,
+                        help="share of the training photos that picks the best checkpoint (default 0.1)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="evaluate the run folders already under --out, without training")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")

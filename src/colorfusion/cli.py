@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--finetune-learning-rate", type=_positive_float,
                        help="learning rate once the encoder is unfrozen (default: learning rate / 10)")
     train.add_argument("--early-stopping-patience", type=_positive_int,
-                       help="stop after this many epochs without a better val_loss (default 6)")
+                       help="stop after this many epochs without a better val_loss (default 10)")
     train.add_argument("--time-limit", type=_positive_float, dest="time_limit_minutes", metavar="MINUTES",
                        help="stop before an epoch would end after this many minutes")
     train.add_argument("--rebalance-lambda", type=float,

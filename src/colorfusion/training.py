@@ -68,7 +68,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_patience: int = 3
     lr_factor: float = 0.5
-    early_stopping_patience: int | None = 6  # stop after this many epochs without a better val_loss (None: never)
+    early_stopping_patience: int | None = 10  # stop after this many epochs without a better val_loss (None: never)
     time_limit_minutes: float | None = None  # stop before an epoch would end past this (per call of train)
     width: float = 1.0
     # The encoder: "scratch", or a pretrained keras.applications backbone frozen for at most
