@@ -32,3 +32,13 @@ def pytest_configure(config):
         if os.path.abspath(colorfusion.__file__).startswith(source + os.sep):
             raise pytest.UsageError(f"colorfusion is imported from the source tree ({colorfusion.__file__}), "
                                     f"not from the installed wheel")
+
+
+@pytest.fixture
+def no_kaggle(tmp_path, monkeypatch):
+    """No Kaggle credentials anywhere, no Kaggle mount, Keras cache in tmp."""
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return tmp_path / "no-kaggle-input"

@@ -6,12 +6,6 @@ import pytest
 from colorfusion import backbones
 
 
-@pytest.fixture
-def no_kaggle(tmp_path, monkeypatch):
-    """Keras cache in tmp."""
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-
-
 def test_choose_weights_keeps_imagenet_only_where_it_can_be_had(tmp_path, no_kaggle, monkeypatch):
     monkeypatch.setattr(backbones, "_reachable", lambda host, timeout: False)
     lines = []

@@ -452,3 +452,17 @@ def test_as_pixels_scales_uint16_to_unit_range_and_reads_pil_images():
 def test_as_pixels_rejects_other_shapes_types_and_ranges(array, match):
     with pytest.raises(ValueError, match=match):
         colorize.as_pixels(array)
+
+
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_a_pretrained_encoder_model_saves_loads_and_colorizes_at_full_resolution(head, tmp_path):
+    bins = ABBins.fit([make_photo(np.random.default_rng(3), 40, 40)], num_bins=30)
+    model = model_lib.build_colorizer(64, head=head, embedding_dim=None, encoder="mobilenet", encoder_weights=None,
+                                      global_features=True, width=0.25, bins=bins if head != "regression" else None)
+    model.save(tmp_path / "model.keras")
+    colorizer = Colorizer.from_path(tmp_path / "model.keras")
+    photo = make_photo(np.random.default_rng(4), 301, 177)  # odd sizes, not the model's
+    rgb, lab = colorizer(photo, return_lab=True)
+    assert rgb.shape == (301, 177, 3) and rgb.dtype == np.uint8
+    np.testing.assert_allclose(lab[..., 0], color.rgb_to_l(photo)[..., 0], atol=1e-4)  # the photo's own L
+    np.testing.assert_array_equal(rgb, Colorizer(model)(photo))

@@ -308,16 +308,6 @@ def test_load_image_reports_unreadable_files(tmp_path):
         datasets.load_image(bad, min_side=32)
 
 
-@pytest.fixture
-def no_kaggle(tmp_path, monkeypatch):
-    """No Kaggle credentials anywhere, no Kaggle mount, Keras cache in tmp."""
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    return tmp_path / "no-kaggle-input"
-
-
 def kaggle_layout(root, train=6, test=3):
     data = root / "data"
     write_photos(data / "train_color", count=train, seed=1)

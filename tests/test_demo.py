@@ -6,16 +6,6 @@ from colorfusion import demo
 from photos import write_photos
 
 
-@pytest.fixture
-def no_kaggle(tmp_path, monkeypatch):
-    """No Kaggle credentials anywhere, no Kaggle mount, Keras cache in tmp."""
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    return tmp_path / "no-kaggle-input"
-
-
 
 # === make demo ===
 
