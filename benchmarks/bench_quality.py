@@ -52,15 +52,14 @@ VARIANTS = {
     "finetune_early_128": dict(freeze_epochs=2),
     # head
     "regression_128": dict(head="regression"),
-    # class rebalancing: Zhang's lambda 0.5 (the others), and stronger
+    # class rebalancing: Zhang's lambda 0.5 (the others), stronger, and weaker
     "lambda_0.25": dict(rebalance_lambda=0.25),
+    "lambda_0.75": dict(rebalance_lambda=0.75),
     # learning rate
     "lr_3e-4": dict(learning_rate=3e-4),
     # resolution
     "pretrained_64": dict(image_size=64),
     "pretrained_224": dict(image_size=224),
-    # augmentation: crops down to a quarter of the photo
-    "crop_0.25_128": dict(crop_scale=(0.25, 1.0)),
 }
 # Decoding settings of the evaluation (not of training); a variant may set them.
 EVAL_KEYS = ("decode", "temperature")

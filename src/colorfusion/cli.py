@@ -160,7 +160,7 @@ def _add_model_options(parser) -> None:
                              "ignored for regression models (default annealed_mean)")
     parser.add_argument("--temperature", type=_positive_float, metavar="T",
                         help="annealed-mean temperature: lower is more vivid, 1 = expectation "
-                             "(default 0.38, colorfusion.model.TEMPERATURE)")
+                             "(default 0.7, colorfusion.model.TEMPERATURE)")
     parser.add_argument("--weights", type=_weights_override, default=None,
                         help="backbone weights of the semantic branch, overriding the run folder's: imagenet, "
                              "none (random, from the run's seed) or a local .h5 file (default: as trained)")

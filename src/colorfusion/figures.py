@@ -333,7 +333,7 @@ def before_after_figure(rows, names=None, titles=("B&W input", "colorized", "ori
     return fig
 
 
-def temperature_figure(colorizer, images, temperatures=(1.0, 0.6, 0.38, 0.2, 0.05)):
+def temperature_figure(colorizer, images, temperatures=(1.0, 0.7, 0.38, 0.2, 0.05)):
     """Annealed-mean decoding at several temperatures T, one row per photo.
 
     T = 1 is the mean of the predicted colour distribution (safe, dull);
