@@ -290,3 +290,30 @@ def test_a_time_limit_ends_the_run_after_the_epoch_that_reaches_it(photos, tmp_p
                    **dict(TINY, epochs=20))
     assert result.epochs_done == 1 and len(history_rows(tmp_path / "run")) == 1
     assert (tmp_path / "run" / "best.keras").is_file()
+
+
+def test_a_frozen_phase_that_stalls_hands_over_to_fine_tuning_also_across_a_resume(photos, tmp_path, monkeypatch):
+    from colorfusion import callbacks as callbacks_lib
+
+    original = callbacks_lib.ColorizationPreview.on_epoch_end
+
+    def worse(self, epoch, logs=None):  # val_loss never improves after the first epoch
+        logs["val_loss"] = 1.0 + epoch
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(callbacks_lib.ColorizationPreview, "on_epoch_end", worse)
+    run = tmp_path / "run"
+    settings = dict(ENCODER, epochs=10, freeze_epochs=8, early_stopping_patience=1, lr_patience=5)
+    trainable = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: trainable.append(model_lib.encoder_layer(recorder.model).trainable))
+    # Frozen epochs 1-2 (stalls after 2), then the first fine-tuning epoch crashes.
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(photos, run, head="regression", hardware="cpu", verbose=0,
+              callbacks=[recorder, FailMidEpoch(epoch=2, batch=0)], **settings)
+    assert trainable == [False, False, True]
+    assert json.loads((run / "state.json").read_text())["schedule"]["stop_wait"] == 1
+    trainable.clear()
+    result = train(photos, run, resume=True, hardware="cpu", verbose=0, callbacks=[recorder])
+    assert trainable == [True]  # fine-tuning, not "nothing to do"; it stalls again after one epoch
+    assert result.epochs_done == 3

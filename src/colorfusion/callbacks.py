@@ -264,6 +264,11 @@ class PlateauSchedule(keras.callbacks.Callback):
         self.state = {"best": None, "lr_wait": 0, "stop_wait": 0, **(state or {})}
         self.stopped = False
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether val_loss has gone `stop_patience` epochs without improving (it stops training then)."""
+        return self.stop_patience is not None and self.state["stop_wait"] >= self.stop_patience
+
     def restart_patience(self) -> None:
         """Start both waits from zero (a new phase of training), keeping the best value."""
         self.state.update(lr_wait=0, stop_wait=0)

@@ -133,7 +133,6 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"Invalid training setting. Received: {name}={getattr(self, name)!r}")
 
-
     @property
     def pretrained_encoder(self) -> bool:
         return self.encoder != "scratch"
@@ -163,6 +162,8 @@ def _is_encoder_backbone(name) -> bool:
 
 @dataclass
 class TrainResult:
+    """What `train` returns: the model as trained (its last epoch), the history and the run folder's files."""
+
     model: object
     history: dict
     paths: dict
@@ -253,16 +254,18 @@ def _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan,
                       resume=resume, verbose=verbose)
     state = _read_state(paths) if resume else {"epoch": 0, "best_val_loss": None}
     out = paths["config"].parent
+    # A run that stalled with its encoder still frozen goes on to fine-tuning.
+    finished = _stopped_early(config, state) and not _fine_tuning_ahead(config, setup.model)
     if state["epoch"] >= config.epochs:
         _say(verbose, f"{out}: already trained for {state['epoch']} epochs (asked for {config.epochs}); nothing to do")
-    elif _stopped_early(config, state):
+    elif finished:
         _say(verbose, f"{out}: stopped early at epoch {state['epoch']} (val_loss had not improved for "
                       f"{config.early_stopping_patience} epochs); nothing to do")
     history = _read_history(paths) if resume else {}
     callbacks = _callbacks(config, setup, paths, state, history, show) + list(callbacks)
     with io.atomic_write(paths["config"], "w") as f:
         json.dump(asdict(config), f, indent=2)
-    if not _stopped_early(config, state):
+    if not finished:
         fit_phases(config, setup, state, callbacks, plan, verbose)
     checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
     if _stopped_early(config, {"schedule": checkpoint.schedule.state}) and checkpoint.schedule.stopped:
@@ -368,6 +371,8 @@ def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
     for number, (first, end, trainable, learning_rate) in enumerate(phases):
         if state["epoch"] >= end or (encoder is not None and encoder.trainable and not trainable):
             continue
+        if not trainable and schedule is not None and schedule.exhausted and number < len(phases) - 1:
+            continue  # resumed after this frozen phase had stalled: on to fine-tuning
         if encoder is not None and encoder.trainable != trainable:
             change = "unfrozen for fine-tuning" if trainable else "frozen"
             _say(verbose, f"Epoch {state['epoch'] + 1}: encoder {change}, learning rate {learning_rate:g}")
@@ -388,6 +393,12 @@ def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
             if number == len(phases) - 1:
                 return
             schedule.stopped = False  # a frozen phase that stalls: go on to fine-tuning
+
+
+def _fine_tuning_ahead(config, model) -> bool:
+    """Whether the model's encoder is frozen and a fine-tuning phase is still to come."""
+    encoder = model_lib.encoder_layer(model)
+    return encoder is not None and not encoder.trainable and any(trainable for *_, trainable, _ in config.phases())
 
 
 def _stopped_early(config, state) -> bool:
