@@ -332,7 +332,7 @@ def test_a_run_folder_with_a_semantic_branch_colorizes_with_the_embedder_it_was_
     monkeypatch.setenv("COLORFUSION_CACHE", str(tmp_path / "cache"))
     photos = write_photos(tmp_path / "photos", count=6)
     # Pooled features: a random backbone's softmax is uniform whatever the seed, its features are not.
-    train(tmp_path / "photos", tmp_path / "run", backbone="mobilenet", weights=None, embedding="cache",
+    train(tmp_path / "photos", tmp_path / "run", encoder="scratch", backbone="mobilenet", weights=None, embedding="cache",
           embedding_output="pooled", image_size=32, width=0.125, epochs=1, batch_size=4, seed=3, hardware="cpu", show=False, verbose=0)
     colorizer = Colorizer.from_path(tmp_path / "run")
     assert (colorizer.embedder.backbone, colorizer.embedder.seed) == ("mobilenet", 3)

@@ -162,7 +162,7 @@ class Slow(keras.callbacks.Callback):
         time.sleep(0.3)
 
 train({photos!r}, {run!r}, embedding=None, hardware="cpu", verbose=0, callbacks=[Slow()],
-      image_size=32, epochs=50, batch_size=4, width=0.125, weights=None)
+      image_size=32, epochs=50, batch_size=4, width=0.125, encoder="scratch", weights=None)
 """
 
 
@@ -170,15 +170,16 @@ train({photos!r}, {run!r}, embedding=None, hardware="cpu", verbose=0, callbacks=
 def test_resume_after_kill_9_mid_epoch(photos, tmp_path):
     run = tmp_path / "run"
     script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), photos=str(photos), run=str(run))
+    log = tmp_path / "training.log"
     process = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
             state = run / "state.json"
             if state.exists() and json.loads(state.read_text())["epoch"] >= 2:
                 break
-            assert process.poll() is None, "training process died on its own"
+            assert process.poll() is None, "training process died on its own:\n" + log.read_text()[-2000:]
             time.sleep(0.2)
         else:
             pytest.fail("training never finished two epochs")
