@@ -60,7 +60,7 @@ def test_exif_rotated_jpeg_comes_back_upright(tmp_path):
 
 def test_grayscale_l_mode(tmp_path):
     path = tmp_path / "gray.png"
-    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8), mode="L").save(path)
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(path)
     out = io.read_rgb(path)
     assert out.shape == (8, 8, 3)
     np.testing.assert_array_equal(out[..., 0], np.arange(64).reshape(8, 8))
@@ -73,7 +73,7 @@ def test_la_mode_composites_on_white(tmp_path):
     la[..., 1] = 0  # fully transparent black -> white
     la[0, 0, 1] = 255  # one opaque black pixel
     path = tmp_path / "la.png"
-    Image.fromarray(la, mode="LA").save(path)
+    Image.fromarray(la).save(path)
     out = io.read_rgb(path)
     assert tuple(out[1, 1]) == (255, 255, 255) and tuple(out[0, 0]) == (0, 0, 0)
 
@@ -83,7 +83,7 @@ def test_rgba_alpha_is_composited_on_white(tmp_path):
     rgba[..., 0] = 255  # red
     rgba[..., 3] = 128  # half transparent
     path = tmp_path / "rgba.png"
-    Image.fromarray(rgba, mode="RGBA").save(path)
+    Image.fromarray(rgba).save(path)
     out = io.read_rgb(path)
     # red over white at alpha 0.5: R stays 255, G and B become about 127
     assert out[0, 0, 0] == 255 and 120 < out[0, 0, 1] < 135 and out[0, 0, 1] == out[0, 0, 2]
@@ -127,7 +127,7 @@ def test_16_bit_png_uses_full_range(tmp_path):
 def test_float_tiff_in_unit_range(tmp_path):
     gray = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
     path = tmp_path / "float.tif"
-    Image.fromarray(gray, mode="F").save(path)
+    Image.fromarray(gray).save(path)
     out = io.read_rgb(path)
     assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 255
 
