@@ -102,14 +102,18 @@ def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
     settings, evaluation = variant_settings(name, args.weights, args.minutes)
     out = Path(args.out) / name
     print(f"\n=== {name}: {json.dumps(settings)}", flush=True)
+    # The training time is kept beside the run so that --evaluate-only reports it too.
+    timing = out / "training_time.json"
     start = time.monotonic()
     if args.evaluate_only:
         state = json.loads((out / "run" / "state.json").read_text())
-        epochs, minutes = state["epoch"], float("nan")
+        recorded = json.loads(timing.read_text()) if timing.exists() else {}
+        epochs, minutes = state["epoch"], recorded.get("minutes")
     else:
         result = train(train_files=train_files, val_files=monitor, out=out / "run",
                        cache_dir=Path(args.out) / "cache", resume="auto", show=False, verbose=2, **settings)
         epochs, minutes = result.epochs_done, (time.monotonic() - start) / 60
+        timing.write_text(json.dumps({"minutes": round(minutes, 2), "epochs": epochs}))
     colorizer = Colorizer.from_path(out / "run", **evaluation)
     report = evaluate(colorizer, evaluated, out / "report", size=256, bins=bins, progress=False)
     row = summary_row(report.summary, minutes, epochs)
@@ -131,7 +135,7 @@ def summary_row(summary: dict, minutes: float, epochs: int) -> dict:
         "rebalanced_auc_gain": round(100 * (model["rebalanced_auc"] - gray["rebalanced_auc"]), 2),
         "colorfulness_ratio": round(model["colorfulness"] / truth["colorfulness"], 3),
         "psnr_gain": round(model["psnr"] - gray["psnr"], 2),
-        "train_minutes": round(minutes, 1),
+        "train_minutes": None if minutes is None else round(minutes, 1),  # None: trained elsewhere, not timed
         "epochs": epochs,
         "auc_gain": round(100 * (model["auc"] - gray["auc"]), 2),
         "rebalanced_auc": round(model["rebalanced_auc"], 4),
@@ -153,7 +157,8 @@ def format_rows(rows: dict) -> str:
             continue
         decoded = [(name, r)] + [(f"  T={t}", other) for t, other in r.get("temperatures", {}).items()]
         for label, d in decoded:
-            lines.append(f"{label:<22}{d['train_minutes']:>8.1f}{d['epochs']:>7}{d['rebalanced_auc']:>11.4f}"
+            minutes = "-" if d["train_minutes"] is None else f"{d['train_minutes']:.1f}"
+            lines.append(f"{label:<22}{minutes:>8}{d['epochs']:>7}{d['rebalanced_auc']:>11.4f}"
                          f"{d['rebalanced_auc_gain']:>+9.2f}{d['colorfulness']:>11.1f}{d['colorfulness_ratio']:>7.2f}"
                          f"{d['psnr']:>7.2f}{d['psnr_gain']:>+8.2f}")
     first = next((r for r in rows.values() if "error" not in r), None)

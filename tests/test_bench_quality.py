@@ -1,0 +1,56 @@
+"""benchmarks/bench_quality.py: the table and the last-line JSON the README's results come from."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from photos import write_photos
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_quality.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def strict_json(line: str) -> dict:
+    def reject(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=reject)
+
+
+def test_every_variant_is_a_valid_training_recipe():
+    from colorfusion.training import TrainConfig
+
+    bench = load_bench()
+    assert "default" in bench.VARIANTS
+    for name in bench.VARIANTS:
+        settings, _ = bench.variant_settings(name, None)
+        TrainConfig(**settings)  # an unknown or misspelt setting raises here, not an hour into a run
+
+
+@pytest.mark.slow
+def test_a_variant_trains_evaluates_and_reports_json_with_its_training_time(tmp_path, capsys):
+    bench = load_bench()
+    write_photos(tmp_path / "photos", count=24, sizes=(48, 96))
+    args = ["--data", str(tmp_path / "photos"), "--variants", "minutes_5", "--weights", "none",
+            "--out", str(tmp_path / "bench"), "--minutes", "0.01", "--temperatures", "1.0"]
+    assert bench.main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    row = strict_json(lines[-1])["variants"]["minutes_5"]
+    assert {"rebalanced_auc_gain", "colorfulness_ratio", "psnr_gain", "train_minutes"} <= set(row)
+    assert row["epochs"] >= 1 and row["train_minutes"] > 0
+    assert 0 <= row["colorfulness_ratio"] and set(row["temperatures"]) == {"1"}
+    assert any(line.startswith("grayscale") for line in lines) and any(line.startswith("real photos") for line in lines)
+
+    # Evaluating the same run folder again reports the training time it took, not NaN.
+    assert bench.main(args + ["--evaluate-only"]) == 0
+    again = strict_json(capsys.readouterr().out.strip().splitlines()[-1])["variants"]["minutes_5"]
+    assert again["train_minutes"] == row["train_minutes"]
+    assert again["rebalanced_auc_gain"] == row["rebalanced_auc_gain"]
