@@ -26,11 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorfusion import figures
-from colorfusion.backbones import choose_weights
-from colorfusion.colorize import Colorizer, ModelLoadError, colorize_folder
-from colorfusion.datasets import bw_inputs, data_source, subset
-from colorfusion.training import TrainingError, train
+from colorfusion.cli import import_backend_quietly
+
 
 
 @dataclass
@@ -80,6 +77,13 @@ def run_demo(data=None, out="demo_out", *, image_size=None, width=0.5, batch_siz
             random pretrained-shaped encoder adds time, not semantics.
         encoder: the pretrained encoder (`backbones.ENCODER_BACKBONES`).
     """
+    # Imported here, not at the top: `main()` first starts the backend without its start-up noise.
+    from colorfusion import figures
+    from colorfusion.backbones import choose_weights
+    from colorfusion.colorize import Colorizer, colorize_folder
+    from colorfusion.datasets import bw_inputs, data_source, subset
+    from colorfusion.training import train
+
     start = time.time()
     out = Path(out)
     source = data_source(data, download=False, sample_dir=out / "photos", test_fraction=0.1, min_test=3,
@@ -151,6 +155,10 @@ def main(argv=None) -> int:
                              "imagenet, none or a local .h5 file such as mobilenet_2_5_224_tf_no_top.h5")
     parser.add_argument("--encoder", default="mobilenet", help="pretrained encoder (default mobilenet)")
     args = parser.parse_args(argv)
+    import_backend_quietly()
+    from colorfusion.colorize import ModelLoadError
+    from colorfusion.training import TrainingError
+
     try:
         run_demo(args.data or None, args.out, image_size=args.image_size, width=args.width, epochs=args.epochs,
                  max_photos=args.max_photos, weights=args.weights, encoder=args.encoder)
