@@ -66,7 +66,17 @@ def main():
     shutil.copyfile(Path(args.run) / "curves.png", out / "curves.png")
     written.append(out / "curves.png")
     for path in written:
+        shrink_png(path)
         print(f"{path}: {path.stat().st_size // 1024} KB")
+
+
+def shrink_png(path: Path) -> None:
+    """256 colours, dithered: a third of the size, and the README's images stay a few hundred KB in all."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+    small.save(path, optimize=True)
 
 
 if __name__ == "__main__":

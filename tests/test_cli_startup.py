@@ -95,3 +95,19 @@ def test_a_command_that_starts_the_backend_prints_only_its_own_line(tmp_path):
         assert done.stderr.splitlines()[-1:] == expected and len(done.stderr.splitlines()) <= 2
     else:
         assert done.stderr.splitlines() == expected
+
+
+@pytest.mark.slow
+def test_train_prints_no_backend_log_line_mid_training(tmp_path):
+    # TensorFlow logs an E0000 oneDNN line at the first training step on CPUs without AVX-512.
+    write_photos(tmp_path / "photos", count=8)
+    done = subprocess.run([sys.executable, "-m", "colorfusion.cli", "train", "--data", str(tmp_path / "photos"),
+                           "--out", str(tmp_path / "run"), "--image-size", "32", "--epochs", "1", "--batch-size", "4",
+                           "--width", "0.125", "--encoder", "scratch", "--weights", "none", "--embedding", "none"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "COLORFUSION_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    backend_lines = [line for line in done.stderr.splitlines() if cli._GLOG_PREFIX.match(line)]
+    if not cli.nvidia_gpu_present():
+        assert backend_lines == []
+    assert "done: 1 epochs" in done.stdout

@@ -32,6 +32,7 @@ _NOISE = re.compile("|".join([
     r"To enable the following instructions: .* rebuild TensorFlow",
     r"Unable to register cu(DNN|FFT|BLAS) factory",
     r"TF-TRT Warning: Could not find TensorRT",
+    r"oneDNN supports DT_INT32 only on platforms with AVX-512",
 ]))
 # Expected where there is no GPU; where there is one, they say why it cannot be used.
 _GPU_PROBLEM = re.compile("|".join([
@@ -67,13 +68,14 @@ def filter_startup_lines(lines, gpu_present: bool) -> list[str]:
     return kept
 
 
-def import_backend_quietly() -> None:
+def import_backend_quietly(training: bool = False) -> None:
     """Import Keras and start its backend's devices without the backend's start-up noise.
 
     The noise is written by C++ straight to file descriptor 2, so fd 2 (not
     just `sys.stderr`) goes to a temporary file meanwhile; what
     `filter_startup_lines` keeps is written back to stderr afterwards, also
-    when the import fails.
+    when the import fails. `training=True` also takes one step on a toy model
+    meanwhile (`_first_training_step`), for the line TensorFlow logs there.
     """
     try:
         sys.stderr.flush()
@@ -90,6 +92,8 @@ def import_backend_quietly() -> None:
                 import tensorflow as tf
 
                 tf.config.list_physical_devices("GPU")  # CUDA start-up (cuInit) logs here, not at import
+                if training:
+                    _first_training_step()
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -98,6 +102,25 @@ def import_backend_quietly() -> None:
             lines = captured.read().decode("utf-8", errors="replace").splitlines()
             for line in filter_startup_lines(lines, nvidia_gpu_present()):
                 print(line, file=sys.stderr)
+
+
+def _first_training_step() -> None:
+    """One training step of a toy Conv2D + UpSampling2D model, then a clean Keras session.
+
+    On a CPU without AVX-512, TensorFlow's oneDNN graph pass logs "E0000 ...
+    oneDNN supports DT_INT32 only on platforms with AVX-512" once per process,
+    at the first training step with an upsampling gradient: harmless (it falls
+    back to Eigen) but it reads as an error in the middle of training. Taking
+    that step here, while fd 2 is captured, spends it; about a second.
+    """
+    import keras
+    import numpy as np
+
+    toy = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 3, padding="same"),
+                            keras.layers.UpSampling2D()])
+    toy.compile(optimizer="sgd", loss="mse")
+    toy.fit(np.zeros((1, 4, 4, 1), np.float32), np.zeros((1, 8, 8, 1), np.float32), epochs=1, verbose=0)
+    keras.utils.clear_session()
 
 
 def _weights(value: str):
@@ -276,7 +299,7 @@ def _error(message: str) -> int:
 
 
 def cmd_train(args) -> int:
-    import_backend_quietly()
+    import_backend_quietly(training=True)
     from colorfusion.training import TrainingError, train
 
     options = ("head", "image_size", "epochs", "batch_size", "learning_rate", "width", "encoder", "encoder_weights",

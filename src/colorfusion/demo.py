@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                              "imagenet, none or a local .h5 file such as mobilenet_2_5_224_tf_no_top.h5")
     parser.add_argument("--encoder", default="mobilenet", help="pretrained encoder (default mobilenet)")
     args = parser.parse_args(argv)
-    import_backend_quietly()
+    import_backend_quietly(training=True)
     from colorfusion.colorize import ModelLoadError
     from colorfusion.training import TrainingError
 
