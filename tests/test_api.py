@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,40 @@ def test_importing_the_package_imports_no_backend_and_sets_the_environment_defau
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'colourise'"):
         colorfusion.colourise  # noqa: B018
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Each module of the package -> the package modules it imports at its top level."""
+    import ast
+
+    package = Path(colorfusion.__file__).parent
+    graph = {}
+    for path in package.glob("*.py"):
+        imported = set()
+        for node in ast.parse(path.read_text()).body:  # top level only: imports inside functions are deliberate
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("colorfusion"):
+                names = [node.module.split(".")[1]] if "." in node.module else [a.name for a in node.names]
+                imported.update(names)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[1] for a in node.names if a.name.startswith("colorfusion."))
+        graph[path.stem] = imported & {p.stem for p in package.glob("*.py")}
+    return graph
+
+
+def test_the_package_has_at_most_20_modules_and_no_import_cycle():
+    graph = package_imports()
+    assert len(graph) <= 20, sorted(graph)
+    state = {}
+
+    def visit(module, trail):
+        if state.get(module) == "open":
+            raise AssertionError("import cycle: " + " -> ".join(trail + [module]))
+        if state.get(module) != "done":
+            state[module] = "open"
+            for other in graph[module]:
+                visit(other, trail + [module])
+            state[module] = "done"
+
+    for module in graph:
+        visit(module, [])
+    assert "color" in graph["generator"]  # the parser sees the imports it should
