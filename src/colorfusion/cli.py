@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int,
                        help="at most this many epochs; early stopping usually ends sooner (default 40)")
     train.add_argument("--batch-size", type=_positive_int, help="batch size (default 16)")
-    train.add_argument("--learning-rate", type=float, help="initial Adam learning rate (default 0.0003)")
+    train.add_argument("--learning-rate", type=float, help="initial Adam learning rate (default 0.001)")
     train.add_argument("--width", type=float, help="scale of the network's own filter counts (default 1.0)")
     train.add_argument("--encoder", type=_encoder,
                        help="scratch, or a pretrained keras.applications encoder (mobilenet, mobilenet_v2, vgg16, "

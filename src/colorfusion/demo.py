@@ -106,7 +106,6 @@ def run_demo(data=None, out="demo_out", *, image_size=None, width=0.5, batch_siz
     log(f"Training a classification model ({image_size} px) on {len(train_files)} photos for {epochs} epochs "
         f"of {len(train_files) * repeat} random crops; validating on {len(source.test[:16])} held-out photos, "
         f"never trained on")
-    # learning_rate 1e-3, above train()'s 3e-4: the demo has about a hundred steps, not thousands.
     train(train_files=train_files * repeat, val_files=source.test[:16], out=run_dir, head="classification",
           image_size=image_size, width=width, batch_size=batch_size, epochs=epochs, learning_rate=1e-3,
           encoder=encoder, encoder_weights=chosen, freeze_epochs=max(1, epochs // 2), embedding="encoder",
