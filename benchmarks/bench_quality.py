@@ -32,7 +32,7 @@ from pathlib import Path
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
-# What every variant shares unless it says otherwise: the recommended CPU recipe. The
+# What every variant shares unless it says otherwise (`default` weakens the rebalancing). The
 # pretrained encoder stays frozen until val_loss stalls (early stopping ends that phase),
 # then everything is fine-tuned at a tenth of the learning rate until it stalls again.
 BASE = dict(head="classification", image_size=128, batch_size=16, epochs=300, learning_rate=1e-3,
@@ -42,8 +42,12 @@ BASE = dict(head="classification", image_size=128, batch_size=16, epochs=300, le
 SCRATCH = dict(encoder="scratch", image_size=64, width=0.5, embedding="cache", backbone="mobilenet")
 
 VARIANTS = {
-    "default": dict(time_limit_minutes=60),
-    # the same recipe stopped after 5 minutes: the epochs axis
+    # The recommended CPU recipe: BASE with weaker class rebalancing (lambda 0.75 met two of
+    # the three quality targets where BASE's 0.5 met one; see README's Results).
+    "default": dict(rebalance_lambda=0.75, time_limit_minutes=60),
+    # BASE itself (Zhang et al.'s lambda 0.5), the recipe the variants below change one thing of
+    "lambda_0.5": dict(time_limit_minutes=60),
+    # BASE stopped after 5 minutes: the epochs axis
     "minutes_5": dict(time_limit_minutes=5),
     # encoder: from scratch (the earlier recipe) vs pretrained; frozen throughout vs fine-tuned early
     "scratch_64": SCRATCH,
@@ -52,9 +56,8 @@ VARIANTS = {
     "finetune_early_128": dict(freeze_epochs=2),
     # head
     "regression_128": dict(head="regression"),
-    # class rebalancing: Zhang's lambda 0.5 (the others), stronger, and weaker
+    # class rebalancing stronger than Zhang's 0.5 (weaker: default)
     "lambda_0.25": dict(rebalance_lambda=0.25),
-    "lambda_0.75": dict(rebalance_lambda=0.75),
     # learning rate
     "lr_3e-4": dict(learning_rate=3e-4),
     # resolution

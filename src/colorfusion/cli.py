@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop before an epoch would end after this many minutes")
     train.add_argument("--rebalance-lambda", type=float,
                        help="classification: mix of the uniform distribution into the colour prior; smaller "
-                            "gives rare, vivid colours more weight (default 0.5, Zhang et al.)")
+                            "gives rare, vivid colours more weight (default 0.75; Zhang et al. use 0.5)")
     train.add_argument("--backbone",
                        help="keras.applications backbone of the semantic branch (default inception_resnet_v2)")
     train.add_argument("--weights", type=_weights,

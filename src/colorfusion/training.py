@@ -85,7 +85,9 @@ class TrainConfig:
     weights: str | None = "imagenet"
     embedding_output: str = "predictions"
     embedding: str | None = "encoder"
-    rebalance_lambda: float = 0.5  # classification: mix of uniform into the prior (smaller: rarer colours weigh more)
+    # Classification: mix of uniform into the colour prior (smaller: rarer colours weigh more). Zhang et al.
+    # use 0.5; bench_quality measured 0.75 better here (+0.22 points, +0.71 dB PSNR, 0.06 less colourful).
+    rebalance_lambda: float = 0.75
     val_fraction: float = 0.1
     seed: int = 0
     num_bins: int = 200
