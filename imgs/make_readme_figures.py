@@ -52,8 +52,10 @@ def main():
                                  f"photos not seen in training (model input {colorizer.image_size} px)")
     written = [figures.save_figure(fig, out / "preview.png", dpi=60)]
 
-    photos = by_name(BEFORE_AFTER)
-    rows = [(color.gray_version(rgb), colorizer(color.gray_version(rgb)), rgb) for rgb in photos]
+    rows = []
+    for rgb in by_name(BEFORE_AFTER):
+        bw = color.gray_version(rgb)
+        rows.append((bw, colorizer(bw), rgb))
     written.append(figures.save_figure(figures.before_after_figure(rows, names=list(BEFORE_AFTER)),
                                        out / "before_after.png", dpi=60))
     if args.compare:

@@ -29,7 +29,6 @@ from pathlib import Path
 from colorfusion.cli import import_backend_quietly
 
 
-
 @dataclass
 class DemoResult:
     run_dir: Path

@@ -256,21 +256,22 @@ def _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan,
                       resume=resume, verbose=verbose)
     state = _read_state(paths) if resume else {"epoch": 0, "best_val_loss": None}
     out = paths["config"].parent
-    # A run that stalled with its encoder still frozen goes on to fine-tuning.
-    finished = _stopped_early(config, state) and not _fine_tuning_ahead(config, setup.model)
+    history = _read_history(paths) if resume else {}
+    callbacks = _callbacks(config, setup, paths, state, history, show) + list(callbacks)
+    checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
+    # A run resumed after early stopping has nothing left to do, unless it stalled with its
+    # encoder still frozen: then it goes on to fine-tuning.
+    finished = checkpoint.schedule.exhausted and not _fine_tuning_ahead(config, setup.model)
     if state["epoch"] >= config.epochs:
         _say(verbose, f"{out}: already trained for {state['epoch']} epochs (asked for {config.epochs}); nothing to do")
     elif finished:
         _say(verbose, f"{out}: stopped early at epoch {state['epoch']} (val_loss had not improved for "
                       f"{config.early_stopping_patience} epochs); nothing to do")
-    history = _read_history(paths) if resume else {}
-    callbacks = _callbacks(config, setup, paths, state, history, show) + list(callbacks)
     with io.atomic_write(paths["config"], "w") as f:
         json.dump(asdict(config), f, indent=2)
     if not finished:
         fit_phases(config, setup, state, callbacks, plan, verbose)
-    checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
-    if _stopped_early(config, {"schedule": checkpoint.schedule.state}) and checkpoint.schedule.stopped:
+    if checkpoint.schedule.stopped:
         _say(verbose, f"Early stopping after epoch {checkpoint.epoch}: val_loss has not improved for "
                       f"{config.early_stopping_patience} epochs (best {checkpoint.best:.4f}, kept in {paths['best']})")
     elif any(c.stopped for c in callbacks if isinstance(c, TimeBudget)):
@@ -401,12 +402,6 @@ def _fine_tuning_ahead(config, model) -> bool:
     """Whether the model's encoder is frozen and a fine-tuning phase is still to come."""
     encoder = model_lib.encoder_layer(model)
     return encoder is not None and not encoder.trainable and any(trainable for *_, trainable, _ in config.phases())
-
-
-def _stopped_early(config, state) -> bool:
-    schedule = state.get("schedule") or {}
-    patience = config.early_stopping_patience
-    return patience is not None and schedule.get("stop_wait", 0) >= patience
 
 
 def _say(verbose, message):
