@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -466,3 +467,78 @@ def test_a_pretrained_encoder_model_saves_loads_and_colorizes_at_full_resolution
     assert rgb.shape == (301, 177, 3) and rgb.dtype == np.uint8
     np.testing.assert_allclose(lab[..., 0], color.rgb_to_l(photo)[..., 0], atol=1e-4)  # the photo's own L
     np.testing.assert_array_equal(rgb, Colorizer(model)(photo))
+
+
+# === Training / inference parity (any-size models) ===
+
+
+def l_dependent_model():
+    """An any-size regression model whose ab is a fixed function of L at each pixel (not constant)."""
+    inputs = keras.Input((None, None, 1), name="L")
+    ab = keras.layers.Conv2D(2, 1, activation="tanh", name="ab",
+                             kernel_initializer=keras.initializers.Constant([[[[0.6, -0.4]]]]),
+                             bias_initializer=keras.initializers.Constant([0.1, 0.05]))(inputs)
+    return keras.Model([inputs], ab)
+
+
+def test_the_network_sees_what_the_generator_gave_it_in_training(tmp_path):
+    from colorfusion.generator import ColorizationGenerator
+
+    photo = mid_photo(96, 96, seed=5)
+    path = io.write_image(tmp_path / "square.png", photo)
+    generator = ColorizationGenerator([path], batch_size=1, image_size=64, augment=False, shuffle=False,
+                                      embedding=None)
+    trained_on = generator[0][0]["L"][0]
+    colorizer = Colorizer(l_dependent_model(), size=64)
+    seen = []
+    model = colorizer.inference
+
+    def spy(inputs, **kwargs):  # what the network is called with at inference
+        seen.append(np.asarray(inputs["L"]))
+        return model(inputs, **kwargs)
+
+    colorizer.inference = spy
+    colorizer(path)
+    assert len(seen) == 1 and seen[0].shape == (1, 64, 64, 1) == (1, *trained_on.shape)
+    np.testing.assert_allclose(seen[0][0], trained_on, atol=1e-4)
+
+
+def test_full_resolution_ab_is_the_small_prediction_resized_in_place_and_orientation():
+    photo = mid_photo(90, 150, seed=6)
+    model = l_dependent_model()
+    colorizer = Colorizer(model, size=64)
+    _, lab = colorizer(photo, return_lab=True)
+    l_full, l_small = colorizer.prepare(photo)
+    assert l_small.shape == (64, 96, 1)  # the photo's aspect ratio at short side 64, sides multiples of 32
+    small = np.asarray(model({"L": color.l_to_model(l_small[None])})[0]) * color.AB_SCALE
+    expected = cv2.resize(small, (150, 90), interpolation=cv2.INTER_CUBIC)
+    np.testing.assert_allclose(lab[..., 1:], expected, atol=0.05)
+    # Independently of the pipeline: ab follows the photo's own L at full resolution, not a flipped copy.
+    direct = np.asarray(model({"L": color.l_to_model(l_full[None, ..., None])})[0]) * color.AB_SCALE
+    error = np.abs(lab[..., 1:] - direct).mean()
+    flipped = np.abs(lab[::-1, ::-1, 1:] - direct).mean()
+    assert error < 1.0 and error < flipped / 3, (error, flipped)
+
+
+def test_network_shape_keeps_the_aspect_ratio_with_sides_multiples_of_32():
+    assert colorize.network_shape(3000, 4000, 256) == (256, 352)
+    assert colorize.network_shape(4000, 3000, 256) == (352, 256)
+    assert colorize.network_shape(500, 500, 200) == (192, 192)
+    assert colorize.network_shape(100, 10_000, 128) == (128, 128 * colorize.MAX_ASPECT)  # capped panorama
+    assert colorize.network_shape(7, 5, 16) == (32, 32)  # never below one stride
+
+
+def test_a_fixed_size_model_still_sees_its_own_square():
+    colorizer = Colorizer(tiny_model())
+    assert colorizer.network_shape(90, 150) == (32, 32)
+    assert colorizer(mid_photo(90, 150)).shape == (90, 150, 3)
+
+
+def test_photos_of_different_shapes_in_one_call_are_each_colorized_at_their_own_shape():
+    model = l_dependent_model()
+    colorizer = Colorizer(model, size=64)
+    photos = [mid_photo(90, 150, seed=1), mid_photo(150, 90, seed=2), mid_photo(64, 64, seed=3)]
+    together = colorizer.colorize_many(photos)
+    alone = [colorizer(p) for p in photos]
+    assert [t.shape for t in together] == [(90, 150, 3), (150, 90, 3), (64, 64, 3)]
+    assert all(np.array_equal(a, b) for a, b in zip(together, alone))

@@ -317,9 +317,38 @@ def test_a_pretrained_encoder_builds_a_unet_with_the_usual_inputs_and_outputs(he
     # Skips at every stride the head needs; the bottleneck fuses at S/32.
     assert "decoder_skip4" in names and "decoder_skip8" in names and "decoder_skip16" in names
     assert ("decoder_skip2" in names) == (head == "regression")
-    assert ("global_pool" in names) == global_features and ("fusion_repeat" in names) == bool(embedding_dim)
-    assert model.get_layer("fusion_concat").output.shape[1] == 2  # 64 / 32
+    assert ("global_pool" in names) == global_features and ("fusion_grid" in names) == bool(embedding_dim)
+    assert model.get_layer("fusion_concat").output.shape[-1] > 0 and info["image_size"] is None  # any size
     assert ops.convert_to_numpy(inference_model(model)(x)).shape == (2, 64, 64, 2)
+
+
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_a_pretrained_encoder_model_takes_any_size_and_computes_what_a_fixed_size_one_does(head, bins):
+    keras.utils.set_random_seed(3)
+    any_size = build_colorizer(64, head=head, embedding_dim=5, encoder="mobilenet", encoder_weights=None,
+                               global_features=True, width=0.25, bins=bins)
+    fixed = build_colorizer(64, head=head, embedding_dim=5, encoder="mobilenet", encoder_weights=None,
+                            global_features=True, width=0.25, bins=bins, any_size=False)
+    fixed.set_weights(any_size.get_weights())
+    assert model_info(fixed)["image_size"] == 64 and model_info(any_size)["image_size"] is None
+    square = _inputs(64, 5)
+    np.testing.assert_allclose(ops.convert_to_numpy(any_size(square)), ops.convert_to_numpy(fixed(square)),
+                               atol=1e-5)
+    # A 64 x 96 photo: the output follows the input's shape (ab at S, or bins at S/4), decoded at full size.
+    wide = {"L": np.random.default_rng(0).uniform(-1, 1, (1, 64, 96, 1)).astype(np.float32),
+            "embedding": square["embedding"][:1]}
+    out = ops.convert_to_numpy(any_size(wide))
+    assert out.shape == ((1, 64, 96, 2) if head == "regression" else (1, 16, 24, bins.num_bins))
+    assert ops.convert_to_numpy(inference_model(any_size)(wide)).shape == (1, 64, 96, 2)
+
+
+def test_broadcast_to_grid_repeats_each_vector_over_its_own_feature_map():
+    vectors = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    grid = np.zeros((2, 3, 5, 7), np.float32)
+    out = ops.convert_to_numpy(model_lib.BroadcastToGrid()([vectors, grid]))
+    assert out.shape == (2, 3, 5, 2)
+    np.testing.assert_array_equal(out[1, 2, 4], [3.0, 4.0])
+    np.testing.assert_array_equal(out[0, 0, 0], [1.0, 2.0])
 
 
 def test_a_scratch_model_has_no_encoder_and_reports_scratch(bins):

@@ -195,7 +195,7 @@ def build_backbone(backbone: str, input_size: int, weights="imagenet", include_t
 
     Args:
         backbone: a `BACKBONES` name.
-        input_size: side of the square input.
+        input_size: side of the square input; None: any height and width.
         weights: see `resolve_weights`; a Keras MobileNet file name also sets `alpha`.
         include_top: keep the classifier (the 1000-class softmax).
         pooling: "avg" for pooled features without the classifier.
@@ -232,8 +232,11 @@ def build_backbone(backbone: str, input_size: int, weights="imagenet", include_t
 
 
 def feature_extractor(backbone: str, input_size: int, weights="imagenet", seed: int = 0,
-                      name: str = "encoder_backbone", **kwargs):
+                      name: str = "encoder_backbone", any_size: bool = False, **kwargs):
     """The backbone as a model from its preprocessed input to its features at each stride.
+
+    With `any_size` the model takes inputs of any height and width (multiples
+    of the deepest stride); `input_size` is then only checked.
 
     Returns:
         A functional `keras.Model` whose outputs are a dict `{stride: features}`
@@ -254,7 +257,8 @@ def feature_extractor(backbone: str, input_size: int, weights="imagenet", seed: 
     if input_size % deepest or input_size < 32:
         raise ValueError(f"The {canonical} encoder needs an image size that is a multiple of {deepest} "
                          f"(at least 32). Received: image_size={input_size!r}")
-    model = build_backbone(canonical, input_size, weights=weights, include_top=False, seed=seed, **kwargs)
+    model = build_backbone(canonical, None if any_size else input_size, weights=weights, include_top=False,
+                           seed=seed, **kwargs)
     outputs = {str(stride): model.get_layer(layer).output for stride, layer in sorted(taps.items())}
     return keras.Model(model.inputs, outputs, name=name)
 

@@ -1,12 +1,15 @@
 """Full-resolution colorization of one photo, an array, or whole folders.
 
-The model sees the photo resized to its input size (256 by default), exactly
-as in training (RGB resized, then its L); the ab it predicts is resized back
-to the photo's own size and joined with the photo's full-resolution L. The
+The model sees the photo resized as in training (RGB resized, then its L):
+keeping its aspect ratio, short side `INFERENCE_SIZE` (each side a multiple
+of 32), for a model that takes any size (a pretrained encoder), or squeezed
+into the square of a model with a fixed input. The ab it predicts is resized
+back to the photo's own size and joined with the photo's full-resolution L. The
 output therefore has exactly the input's size and every detail of its
 lightness: only the colour comes from the network.
 
-    colorizer = Colorizer.from_path("runs/exp1")          # a run folder or a .keras file
+    colorizer = Colorizer.pretrained()                     # the model that ships in the package
+    colorizer = Colorizer.from_path("runs/exp1")          # or a run folder, or a .keras file
     rgb = colorizer("old_photo.jpg")                        # uint8 RGB, same size as the photo
     colorize_folder(["scans/"], "colorized/", colorizer)   # mirror a tree, skip bad files
 
@@ -95,16 +98,24 @@ def load_model(path):
     """Load a colorizer (either head, raw or from `inference_model`).
 
     Args:
-        path: a `.keras` file or a run folder.
+        path: a `.keras` file or a run folder; "pretrained" for the model
+            that ships in the package (`colorfusion.pretrained`), or a `.npz`
+            file in its format.
 
     Raises:
         ModelLoadError: missing, not a `.keras` file, not loadable, or not a
-            colorfusion model (no "L" input of a fixed square size).
+            colorfusion model (no "L" input, either a fixed square or of any size).
     """
     import keras
 
     from colorfusion import model as model_lib  # registers the custom layers
+    from colorfusion import pretrained
 
+    if pretrained.is_pretrained(path):  # the shipped model, or a file in its format
+        try:
+            return pretrained.load(None if str(path).lower() == pretrained.NAME else path)
+        except pretrained.PretrainedError as e:
+            raise ModelLoadError(str(e)) from None
     path = resolve_model_path(path)
     if not zipfile.is_zipfile(path):  # Keras would say "file not found" for a damaged or foreign file
         raise ModelLoadError(f"{path}: not a loadable Keras model (not a zip archive, which a .keras file is; "
@@ -117,7 +128,8 @@ def load_model(path):
         info = model_lib.model_info(loaded)
     except Exception as e:  # noqa: BLE001 - a model of any shape may come in
         raise ModelLoadError(f"{path}: not a colorfusion colorizer ({first_line(e)})") from None
-    if not isinstance(info["image_size"], int) or loaded.inputs[0].shape[2] != info["image_size"]:
+    if loaded.inputs[0].shape[2] != info["image_size"] or not (
+            info["image_size"] is None or isinstance(info["image_size"], int)):
         raise ModelLoadError(f"{path}: not a colorfusion colorizer (its 'L' input is not a fixed square: "
                              f"{tuple(loaded.inputs[0].shape)})")
     return loaded
@@ -125,6 +137,10 @@ def load_model(path):
 
 def run_config_for(path) -> dict:
     """The `config.json` of the run folder holding `path`; {} for a bare model file."""
+    from colorfusion import pretrained
+
+    if pretrained.is_pretrained(path):
+        return {}
     path = Path(path)
     config_file = (path if path.is_dir() else path.parent) / "config.json"
     if not config_file.is_file():
@@ -289,6 +305,25 @@ def in_bands(height: int, work) -> None:
 
 # === Colorizer ===
 
+# The short side a photo is colorized at by a model that takes any size (README "Colour at the
+# right resolution": measured on the validation photos and a 12 MP photo).
+INFERENCE_SIZE = 256
+INPUT_MULTIPLE = 32  # the deepest stride of the pretrained encoders
+MAX_ASPECT = 4  # a panorama's long side is capped at 4 short sides (memory)
+
+
+def network_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(h, w): the photo's aspect ratio at `short_side`, each side a multiple of 32.
+
+    Example:
+        network_shape(3000, 4000, 256) == (256, 352)
+    """
+    short = max(INPUT_MULTIPLE, round(short_side / INPUT_MULTIPLE) * INPUT_MULTIPLE)
+    ratio = min(max(height, width) / max(1, min(height, width)), MAX_ASPECT)
+    long = max(short, round(short * ratio / INPUT_MULTIPLE) * INPUT_MULTIPLE)
+    return (short, long) if height <= width else (long, short)
+
+
 
 class Colorizer:
     """A colorization model ready for full-resolution inference.
@@ -303,6 +338,11 @@ class Colorizer:
             has an "embedding" input (`from_path` builds the run's own).
         interpolation: "bicubic" (default) or "bilinear", to resize ab to the
             photo's size.
+        size: for a model that takes any size (a pretrained encoder: the
+            shipped model, runs trained since 0.3), the short side the photo
+            is resized to for the network, keeping its aspect ratio (each
+            side a multiple of 32). None: `INFERENCE_SIZE`. A model with a
+            fixed square input sees every photo resized to that square.
 
     Example:
         colorizer = Colorizer(model)
@@ -311,15 +351,20 @@ class Colorizer:
     """
 
     def __init__(self, model, decode="annealed_mean", temperature=None, embedder=None,
-                 interpolation="bicubic"):
+                 interpolation="bicubic", size=None):
         from colorfusion import model as model_lib
 
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {tuple(INTERPOLATIONS)}. "
                              f"Received: interpolation={interpolation!r}")
         info = model_lib.model_info(model)
+        size = INFERENCE_SIZE if size is None else size
+        if not isinstance(size, int) or size < INPUT_MULTIPLE:
+            raise ValueError(f"size must be an integer of at least {INPUT_MULTIPLE}. Received: size={size!r}")
         self.model = model
-        self.image_size = int(info["image_size"])
+        # None: any size; the photo keeps its aspect ratio at short side `size`.
+        self.image_size = None if info["image_size"] is None else int(info["image_size"])
+        self.size = size
         self.embedding_dim = info["embedding_dim"]
         self.embedder = embedder
         self.interpolation = interpolation
@@ -350,10 +395,24 @@ class Colorizer:
             embedder = load_embedder(path, info, weights=weights)
         return cls(model, decode=decode, temperature=temperature, embedder=embedder, **kwargs)
 
+    @classmethod
+    def pretrained(cls, decode="annealed_mean", temperature=None, **kwargs) -> "Colorizer":
+        """The model that ships in the package: colorize with no training and no network.
+
+        Example:
+            rgb = Colorizer.pretrained()("old_photo.jpg")
+        """
+        return cls.from_path("pretrained", decode=decode, temperature=temperature, **kwargs)
+
     def with_decoding(self, decode="annealed_mean", temperature=None) -> "Colorizer":
         """The same model and embedder with another decoding of a classification head."""
         return Colorizer(self.model, decode=decode, temperature=temperature, embedder=self.embedder,
-                         interpolation=self.interpolation)
+                         interpolation=self.interpolation, size=self.size)
+
+    def with_size(self, size) -> "Colorizer":
+        """The same model, decoding and embedder, run at another short side (any-size models)."""
+        return Colorizer(self.model, decode=self.decode, temperature=self.temperature, embedder=self.embedder,
+                         interpolation=self.interpolation, size=size)
 
     def __call__(self, image, return_lab: bool = False):
         """Colorize one image (path, PIL image or array) at its full resolution."""
@@ -364,26 +423,47 @@ class Colorizer:
         if not images:
             return []
         prepared = [self.prepare(image) for image in images]
-        ab_small = self.predict_ab(np.stack([l_small for _, l_small in prepared]))
+        ab_small = self.predict_ab_many([l_small for _, l_small in prepared])
         return [self.finish(l_full, ab, return_lab) for (l_full, _), ab in zip(prepared, ab_small)]
 
     # The three steps, public so that folder mode can batch and report per file.
 
+    def network_shape(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the network input for a photo of `height` x `width`."""
+        if self.image_size is not None:
+            return self.image_size, self.image_size
+        return network_shape(height, width, self.size)
+
     def prepare(self, image) -> tuple[np.ndarray, np.ndarray]:
-        """(full-resolution L (H, W), L at model size (S, S, 1)), float32 in [0, 100]."""
+        """(full-resolution L (H, W), L at network size (h, w, 1)), float32 in [0, 100]."""
         pixels = as_pixels(image)
-        size = self.image_size
+        height, width = self.network_shape(*pixels.shape[:2])
         # Like training: RGB resized first, then its L.
-        small = io.resize(pixels, size, size)
+        small = io.resize(pixels, width, height)
         return lightness(pixels), lightness(small)[..., None]
 
+    def predict_ab_many(self, l_smalls) -> list[np.ndarray]:
+        """`predict_ab` of L maps of several shapes: one model call per shape, results in input order."""
+        by_shape = {}
+        for index, l_small in enumerate(l_smalls):
+            by_shape.setdefault(np.shape(l_small), []).append(index)
+        results = [None] * len(l_smalls)
+        for indices in by_shape.values():
+            for index, ab in zip(indices, self.predict_ab(np.stack([l_smalls[i] for i in indices]))):
+                results[index] = ab
+        return results
+
     def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
-        """ab in Lab units (N, S, S, 2) for a batch of L (N, S, S, 1) in [0, 100]."""
+        """ab in Lab units (N, h, w, 2) for a batch of L (N, h, w, 1) in [0, 100]."""
         l_small = np.asarray(l_small, np.float32)
         count = len(l_small)
         inputs = {"L": color.l_to_model(l_small)}
         if self.embedding_dim:
             inputs["embedding"] = np.asarray(self.embedder.embed_l(l_small), np.float32)
+        if self.image_size is None:
+            # Any size: a direct call, not `predict_on_batch`, whose compiled function would be
+            # retraced with the photo's sides unknown, which Keras' bilinear upsampling refuses.
+            return color.ab_from_model(np.asarray(self.inference(inputs, training=False)))
         # Pad to a power of two: a few batch shapes, so the compiled function is
         # traced a few times, not once per odd-sized last batch.
         padded = 1 << max(0, count - 1).bit_length()
@@ -392,7 +472,7 @@ class Colorizer:
         return color.ab_from_model(np.asarray(self.inference.predict_on_batch(inputs))[:count])
 
     def finish(self, l_full: np.ndarray, ab_small: np.ndarray, return_lab: bool = False):
-        """Resize ab (S, S, 2) to L's size (H, W) and join: uint8 RGB, and with `return_lab` the Lab."""
+        """Resize ab (h, w, 2) to L's size (H, W) and join: uint8 RGB, and with `return_lab` the Lab."""
         height, width = l_full.shape
         ab_small = np.asarray(ab_small, np.float32)
         if height * width >= ab_small.shape[0] * ab_small.shape[1]:  # the usual case: enlarge smoothly
@@ -546,7 +626,7 @@ def _colorize_batch(pairs, colorizer: Colorizer, report: FolderReport, log) -> N
     if not ready:
         return
     try:
-        ab_small = colorizer.predict_ab(np.stack([l_small for *_, l_small in ready]))
+        ab_small = colorizer.predict_ab_many([l_small for *_, l_small in ready])
     except Exception as e:  # noqa: BLE001
         for src, *_ in ready:
             _fail(report, log, src, f"model failed: {_reason(e)}")

@@ -206,12 +206,35 @@ class GrayToBackbone(keras.layers.Layer):
         return {**super().get_config(), "backbone": self.backbone}
 
 
+@keras.saving.register_keras_serializable(package="colorfusion")
+class BroadcastToGrid(keras.layers.Layer):
+    """A vector per example (B, D) repeated over the grid of a feature map (B, H, W, C) -> (B, H, W, D).
+
+    Fuses a global vector (an embedding, the pooled encoder features) at
+    every position of a feature map whose size is only known at run time, so
+    that the network runs on photos of any shape (`RepeatVector` + `Reshape`
+    fix the grid when the model is built).
+
+    Example:
+        tiled = BroadcastToGrid(name="global_grid")([vector, feature_map])
+    """
+
+    def call(self, inputs):
+        vector, grid = inputs
+        ones = ops.ones_like(ops.cast(grid[..., :1], vector.dtype))  # (B, H, W, 1)
+        return vector[:, None, None, :] * ones
+
+    def compute_output_shape(self, input_shapes):
+        vector_shape, grid_shape = input_shapes
+        return tuple(grid_shape[:-1]) + (vector_shape[-1],)
+
+
 # === The network ===
 
 
 def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_bins=None,
                     width=1.0, bins=None, encoder="scratch", encoder_weights="imagenet",
-                    global_features=False, batchnorm=None, seed=0, name="colorizer"):
+                    global_features=False, batchnorm=None, seed=0, any_size=None, name="colorizer"):
     """Build the colorization network (a functional Keras model).
 
     Args:
@@ -243,6 +266,12 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
             means on with a pretrained encoder, off for "scratch" (as in the
             paper).
         seed: seed of a randomly initialised pretrained encoder.
+        any_size: build for inputs of any height and width (multiples of
+            32): the network is convolutional, so a photo can be colorized
+            at its own aspect ratio instead of squeezed into the training
+            square. None means on with a pretrained encoder and off for
+            "scratch" (whose models keep the fixed S x S input). `image_size`
+            stays the size the model is trained at.
         name: model name.
 
     Example:
@@ -271,6 +300,9 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
             raise ValueError(f"num_bins must match bins ({bins.num_bins}). Received: num_bins={num_bins!r}")
     if batchnorm is None:
         batchnorm = encoder != "scratch"
+    if any_size is None:
+        any_size = encoder != "scratch"
+    side = None if any_size else image_size
 
     def filters(n):
         return max(1, int(round(n * width)))
@@ -287,7 +319,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         return block
 
     # === Inputs ===
-    l_input = keras.Input((image_size, image_size, 1), name="L")
+    l_input = keras.Input((side, side, 1), name="L")
     inputs = [l_input]
     embedding = None
     if embedding_dim is not None:
@@ -305,8 +337,8 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         skips = {}
     else:
         canonical = backbones.canonical_name(encoder)
-        extractor = backbones.feature_extractor(canonical, image_size, weights=encoder_weights, seed=seed,
-                                                name=ENCODER_NAME)
+        extractor = backbones.feature_extractor(canonical, side or image_size, weights=encoder_weights, seed=seed,
+                                                name=ENCODER_NAME, any_size=any_size)
         rgb = GrayToBackbone(canonical, name="encoder_gray")(l_input)
         features = {int(stride): tensor for stride, tensor in extractor(rgb).items()}
         deepest = max(features)
@@ -314,16 +346,13 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         x = conv(256, "encoder_bottleneck", kernel=1)(features[deepest])
 
     # === Fusion ===
-    grid = x.shape[1]
     fused = [x]
     if embedding is not None:
-        e = layers.RepeatVector(grid * grid, name="fusion_repeat")(embedding)
-        fused.append(layers.Reshape((grid, grid, embedding_dim), name="fusion_grid")(e))
+        fused.append(BroadcastToGrid(name="fusion_grid")([embedding, x]))
     if global_features:
         g = layers.GlobalAveragePooling2D(name="global_pool")(x)
         g = layers.Dense(filters(256), activation="relu", name="global_dense")(g)
-        g = layers.RepeatVector(grid * grid, name="global_repeat")(g)
-        fused.append(layers.Reshape((grid, grid, filters(256)), name="global_grid")(g))
+        fused.append(BroadcastToGrid(name="global_grid")([g, x]))
     if len(fused) > 1:
         x = layers.Concatenate(name="fusion_concat")(fused)
         x = layers.Conv2D(filters(256), 1, activation="relu", name="fusion_conv")(x)
@@ -337,7 +366,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
     else:
         # U-Net: up x2, join the encoder's features at that stride, two convolutions;
         # down to S/4 (classification) or S/2 (regression, then bilinear to S).
-        stride = image_size // grid
+        stride = max(features)
         last = 4 if head == "classification" else 2
         while stride > last:
             stride //= 2
@@ -405,7 +434,8 @@ def model_info(model) -> dict:
     """Describe a colorizer, raw or inference, without caring about its head.
 
     Returns:
-        dict with `image_size` (S), `encoder` ("scratch" or the backbone's
+        dict with `image_size` (S, or None for a model that takes any size:
+        multiples of 32), `encoder` ("scratch" or the backbone's
         name), `head` ("regression" or
         "classification"), `embedding_dim` (D or None), `num_bins` (Q or
         None), `bins` (`ABBins` or None) and `decoded` (True when the output
@@ -414,7 +444,7 @@ def model_info(model) -> dict:
     by_name = {tensor.name: tensor for tensor in model.inputs}
     if "L" not in by_name:
         raise ValueError(f"Not a colorfusion model: it has no input named 'L'. Received: inputs={list(by_name)}")
-    image_size = by_name["L"].shape[1]
+    image_size = by_name["L"].shape[1]  # None: any size (multiples of 32)
     embedding = by_name.get("embedding")
     softmax = _bin_softmax(model)
     output = model.outputs[0]
@@ -426,7 +456,8 @@ def model_info(model) -> dict:
         "embedding_dim": None if embedding is None else embedding.shape[-1],
         "num_bins": None if softmax is None else softmax.bins.num_bins,
         "bins": None if softmax is None else softmax.bins,
-        "decoded": len(model.outputs) == 1 and output.shape[-1] == 2 and output.shape[1] == image_size,
+        "decoded": len(model.outputs) == 1 and output.shape[-1] == 2 and (
+            softmax is None or any(isinstance(layer, DecodeAB) for layer in model.layers)),
     }
 
 
@@ -457,6 +488,7 @@ def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE):
         return model
     probs = model.outputs[0]
     ab = DecodeAB(info["bins"].centers, method=decode, temperature=temperature, name="ab_decode")(probs)
-    factor = info["image_size"] // probs.shape[1]
+    # The classification head predicts at a quarter of the input size.
+    factor = 4 if info["image_size"] is None else info["image_size"] // probs.shape[1]
     ab = layers.UpSampling2D(factor, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(ab)
     return keras.Model(model.inputs, ab, name=f"{model.name}_inference")
