@@ -30,7 +30,11 @@ import traceback
 from pathlib import Path
 
 
-SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
+SHARED_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "shared" / "weights"
+SHARED_WEIGHTS = SHARED_WEIGHTS_DIR / "mobilenet_2_5_224_tf_no_top.h5"
+# MobileNetV2 alpha 1.0 ImageNet weights rebuilt from an 8-bit export (BatchNorm neutral: it stays in
+# inference mode, which colorfusion does for any pretrained encoder, frozen or fine-tuned).
+MOBILENET_V2_FILE = "mobilenet_v2_1.0_224_no_top_from_int8_tflite.h5"
 
 # What every variant shares unless it says otherwise (`default` weakens the rebalancing). The
 # pretrained encoder stays frozen until val_loss stalls (early stopping ends that phase),
@@ -63,6 +67,25 @@ VARIANTS = {
     # resolution
     "pretrained_64": dict(image_size=64),
     "pretrained_224": dict(image_size=224),
+    # The release recipe's candidates (issue "Colorize out of the box"; train on SPLIT_ALL.tsv's 6098
+    # photos): MobileNetV2 alpha 1.0 (~72 % ImageNet top-1, against ~50 % for MobileNet alpha 0.25),
+    # frozen throughout (fine-tuning it at lr/10 only raised val_loss in a first try), a decoder at
+    # half width so that the model stays under 12 MB in float16; one change each.
+    "v2_128": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5, freeze_epochs=10_000,
+                   rebalance_lambda=0.75, time_limit_minutes=60),
+    "v2_160": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5, freeze_epochs=10_000,
+                   rebalance_lambda=0.75, time_limit_minutes=60, image_size=160),
+    "v2_128_lambda_0.5": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5,
+                              freeze_epochs=10_000, rebalance_lambda=0.5, time_limit_minutes=60),
+    "v2_128_finetune": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5, freeze_epochs=3,
+                            finetune_learning_rate=1e-4, rebalance_lambda=0.75, time_limit_minutes=60),
+    # The shipped model's recipe (benchmarks/train_release.py): v2_128, chosen by the 8-minute table
+    # (README "Results"), trained for longer: at most 60 epochs, early stopping after 8 without a
+    # better val_loss, on SPLIT_ALL.tsv.
+    "release": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5, freeze_epochs=10_000,
+                    rebalance_lambda=0.75, epochs=60, early_stopping_patience=8, time_limit_minutes=None),
+    "v2_128_crops": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5, freeze_epochs=10_000,
+                         rebalance_lambda=0.75, time_limit_minutes=60, crop_scale=(0.25, 1.0)),
 }
 # Decoding settings of the evaluation (not of training); a variant may set them.
 EVAL_KEYS = ("decode", "temperature")
@@ -75,7 +98,16 @@ def variant_settings(name: str, weights, minutes=None) -> tuple[dict, dict]:
         spec["time_limit_minutes"] = minutes
     evaluation = {key: spec.pop(key) for key in EVAL_KEYS if key in spec}
     if spec["encoder"] != "scratch":
-        spec["encoder_weights"] = weights
+        # A variant may name its own weights file, looked up beside --weights (or in ../shared/weights).
+        own = spec.get("encoder_weights")
+        if own and weights not in (None, "none", "imagenet", "<weights>"):
+            spec["encoder_weights"] = str(Path(weights).parent / own)
+        elif own and (SHARED_WEIGHTS_DIR / own).is_file():
+            spec["encoder_weights"] = str(SHARED_WEIGHTS_DIR / own)
+        elif own:
+            spec["encoder_weights"] = "imagenet"  # on Kaggle: the float original, downloaded
+        else:
+            spec["encoder_weights"] = weights
     if spec["embedding"] in ("cache", "exact"):
         spec["weights"] = weights
     return spec, evaluation

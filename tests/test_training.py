@@ -318,3 +318,65 @@ def test_a_frozen_phase_that_stalls_hands_over_to_fine_tuning_also_across_a_resu
     result = train(photos, run, resume=True, hardware="cpu", verbose=0, callbacks=[recorder])
     assert trainable == [True]  # fine-tuning, not "nothing to do"; it stalls again after one epoch
     assert result.epochs_done == 3
+
+
+# === Starting from the shipped model (init) and offline defaults ===
+
+
+def _logits_kernel(model):
+    return np.asarray(model.get_layer("ab_logits").kernel)
+
+
+@pytest.mark.slow
+def test_init_pretrained_starts_from_the_shipped_model_with_its_architecture_and_bins(photos, tmp_path):
+    from colorfusion.colorize import load_pretrained, read_pretrained_config
+
+    shipped = load_pretrained()
+    run = tmp_path / "run"
+    # A learning rate too small to move anything: after one epoch the weights are still the shipped ones.
+    train(photos, run, init="pretrained", image_size=64, epochs=1, batch_size=4, learning_rate=1e-12,
+          hardware="cpu", verbose=0)
+    config = json.loads((run / "config.json").read_text())
+    build = read_pretrained_config()["build"]
+    assert (config["encoder"], config["width"], config["head"]) == (build["encoder"], build["width"], build["head"])
+    best = keras.saving.load_model(run / "best.keras", compile=False)
+    np.testing.assert_allclose(_logits_kernel(best), _logits_kernel(shipped), atol=1e-6)
+    trained_bins, shipped_bins = model_lib.model_bins(best), model_lib.model_bins(shipped)
+    np.testing.assert_array_equal(trained_bins.centers, shipped_bins.centers)
+
+
+def test_init_refuses_settings_that_contradict_the_model_it_starts_from(photos, tmp_path):
+    with pytest.raises(TrainingError, match="width"):
+        train(photos, tmp_path / "run", init="pretrained", width=3.0, epochs=1, hardware="cpu", verbose=0)
+    with pytest.raises(TrainingError, match="init: .*missing"):
+        train(photos, tmp_path / "run2", init=str(tmp_path / "missing"), epochs=1, hardware="cpu", verbose=0)
+
+
+@pytest.mark.slow
+def test_offline_the_default_encoder_starts_from_the_imagenet_weights_inside_the_shipped_model(photos, tmp_path,
+                                                                                                 monkeypatch):
+    from colorfusion import backbones
+    from colorfusion.colorize import load_pretrained
+
+    monkeypatch.setattr(backbones, "_reachable", lambda host, timeout: False)  # no network, whatever this machine has
+    run = tmp_path / "run"
+    lines = []
+    monkeypatch.setattr("colorfusion.training._say", lambda verbose, message: lines.append(message))
+    # Defaults but the size of the work: encoder mobilenet_v2, encoder_weights "imagenet".
+    train(photos, run, image_size=32, epochs=1, batch_size=4, hardware="cpu", verbose=0)
+    assert any("ImageNet weights inside the shipped model" in line for line in lines)
+    best = keras.saving.load_model(run / "best.keras", compile=False)
+    encoder = model_lib.encoder_layer(best)
+    shipped_encoder = model_lib.encoder_layer(load_pretrained())
+    assert encoder.trainable is False  # the first epoch trains the decoder only
+    for ours, theirs in zip(encoder.weights, shipped_encoder.weights):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=1e-6)
+
+
+def test_offline_an_encoder_without_shipped_weights_is_one_line_saying_what_to_do(photos, tmp_path, monkeypatch):
+    from colorfusion import backbones
+
+    monkeypatch.setattr(backbones, "_reachable", lambda host, timeout: False)
+    with pytest.raises(TrainingError, match="cannot be downloaded here.*--encoder mobilenet_v2") as caught:
+        train(photos, tmp_path / "run", encoder="resnet50", image_size=32, epochs=1, hardware="cpu", verbose=0)
+    assert "\n" not in str(caught.value)

@@ -2,7 +2,11 @@
 
 Exit codes: 0 success; 1 the work ran but something failed (a file, a
 diverged loss) or could not start (bad data folder, bad model file);
-2 bad usage (argparse).
+2 bad usage (argparse); 130 interrupted. A failure is one line on stderr,
+never a traceback (`COLORFUSION_DEBUG=1` shows it).
+
+`colorize` and `evaluate` use the model that ships in the package unless
+`--model` names another.
 
 Each command prints only its own lines: the backend's start-up noise
 (absl / oneDNN / "no CUDA" lines, which TensorFlow 2.21 prints whatever
@@ -175,8 +179,13 @@ def _positive_int(value: str) -> int:
 
 def _add_model_options(parser) -> None:
     """--model and the inference options shared by colorize and evaluate."""
-    parser.add_argument("--model", required=True, metavar="PATH",
-                        help="a .keras model file (from training or inference_model) or a run folder (its best.keras)")
+    parser.add_argument("--model", default="pretrained", metavar="PATH",
+                        help="a run folder (its best.keras), a .keras model file, or 'pretrained': the model that "
+                             "ships in the package (default)")
+    parser.add_argument("--inference-size", type=_positive_int, default=None, metavar="PX",
+                        help="short side the photo is resized to for the network, keeping its aspect ratio "
+                             "(models with a pretrained encoder; default 256); a model with a fixed square "
+                             "input uses its own size")
     parser.add_argument("--decode", choices=("annealed_mean", "expectation", "mode"), default="annealed_mean",
                         help="how a classification model turns bin probabilities into colour: annealed_mean "
                              "(vivid yet consistent), expectation (smooth, desaturated), mode (vivid, patchy); "
@@ -212,12 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="at most this many epochs; early stopping usually ends sooner (default 40)")
     train.add_argument("--batch-size", type=_positive_int, help="batch size (default 16)")
     train.add_argument("--learning-rate", type=float, help="initial Adam learning rate (default 0.001)")
-    train.add_argument("--width", type=float, help="scale of the network's own filter counts (default 1.0)")
+    train.add_argument("--width", type=float, help="scale of the network's own filter counts (default 0.5)")
     train.add_argument("--encoder", type=_encoder,
                        help="scratch, or a pretrained keras.applications encoder (mobilenet, mobilenet_v2, vgg16, "
-                            "resnet50, efficientnet_b0, ...) whose features feed a U-Net decoder (default mobilenet)")
+                            "resnet50, efficientnet_b0, ...) whose features feed a U-Net decoder (default mobilenet_v2)")
     train.add_argument("--encoder-weights", type=_weights,
-                       help="weights of a pretrained encoder: imagenet (downloads), none or a local .h5 file "
+                       help="weights of a pretrained encoder: imagenet (downloads; offline, mobilenet_v2 takes "
+                            "the ImageNet weights inside the shipped model), none or a local .h5 file "
                             "(default imagenet)")
     train.add_argument("--freeze-epochs", type=int,
                        help="at most this many epochs with the pretrained encoder frozen; a stalled val_loss "
@@ -244,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--preview-every", type=_positive_int, help="preview every N epochs (default 1)")
     train.add_argument("--workers", type=_positive_int, help="data loading threads (default 2: one prepares the next batch while the model steps)")
+    train.add_argument("--init", metavar="MODEL",
+                       help="start from a trained model instead of a fresh decoder: 'pretrained' (the model that "
+                            "ships in the package), a run folder or a .keras file; the run takes its architecture "
+                            "and colour bins")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
 
     colorize = commands.add_parser(
@@ -291,6 +305,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - a command fails in one line, never with a traceback
+        if os.environ.get("COLORFUSION_DEBUG"):
+            raise
+        from colorfusion.colorize import first_line
+
+        return _error(f"{args.command} failed: {first_line(e)} (COLORFUSION_DEBUG=1 shows the traceback)")
 
 
 def _error(message: str) -> int:
@@ -305,13 +325,13 @@ def cmd_train(args) -> int:
     options = ("head", "image_size", "epochs", "batch_size", "learning_rate", "width", "encoder", "encoder_weights",
                "freeze_epochs", "finetune_learning_rate", "early_stopping_patience", "time_limit_minutes",
                "rebalance_lambda", "backbone", "weights", "embedding", "val_fraction", "seed", "preview_every",
-               "workers")
+               "workers", "init")
     settings = {name: getattr(args, name) for name in options if hasattr(args, name)}
     try:
         result = train(args.data, args.out, split_file=getattr(args, "split_file", None),
                        resume=getattr(args, "resume", False), show=False, **settings)
     except (TrainingError, ValueError) as e:
-        return _error(str(e))
+        return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
     history = result.history
     best = min(history.get("val_loss", [float("nan")]))
     print(f"done: {result.epochs_done} epochs, best val_loss {best:.4f}, run folder {Path(args.out)}"
@@ -322,7 +342,8 @@ def cmd_train(args) -> int:
 def _load_colorizer(args):
     from colorfusion.colorize import Colorizer
 
-    return Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature, weights=args.weights)
+    return Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature, weights=args.weights,
+                               size=args.inference_size)
 
 
 def cmd_colorize(args) -> int:

@@ -17,12 +17,14 @@ Models of either head work: `model.inference_model` decodes a
 classification model (annealed mean by default), so nothing here asks which
 head a model has.
 
-Three parts, top to bottom:
+Four parts, top to bottom:
 
-- loading: `load_model` takes a `.keras` file or a run folder (its
-  `best.keras`) and, for a model with a semantic input, `load_embedder`
-  rebuilds the `Embedder` its run used; every failure is a `ModelLoadError`
-  with one line naming the file and the reason;
+- loading: `load_model` takes a `.keras` file, a run folder (its
+  `best.keras`) or "pretrained" and, for a model with a semantic input,
+  `load_embedder` rebuilds the `Embedder` its run used; every failure is a
+  `ModelLoadError` with one line naming the file and the reason;
+- the shipped model: the trained colorizer that lives in the package as data
+  (`load_pretrained`, `save_pretrained`, its file format);
 - full-resolution pixels: a 12 MP photo is 144 MB as float32 RGB, and
   converting it in one piece spends more time moving memory than converting.
   OpenCV's float Lab conversion is two to three times faster on strips of
@@ -37,6 +39,8 @@ Three parts, top to bottom:
 
 from __future__ import annotations
 
+import hashlib
+import io as bytes_io
 import json
 import os
 import sys
@@ -99,7 +103,7 @@ def load_model(path):
 
     Args:
         path: a `.keras` file or a run folder; "pretrained" for the model
-            that ships in the package (`colorfusion.pretrained`), or a `.npz`
+            that ships in the package (`load_pretrained`), or a `.npz`
             file in its format.
 
     Raises:
@@ -109,13 +113,9 @@ def load_model(path):
     import keras
 
     from colorfusion import model as model_lib  # registers the custom layers
-    from colorfusion import pretrained
 
-    if pretrained.is_pretrained(path):  # the shipped model, or a file in its format
-        try:
-            return pretrained.load(None if str(path).lower() == pretrained.NAME else path)
-        except pretrained.PretrainedError as e:
-            raise ModelLoadError(str(e)) from None
+    if is_pretrained(path):  # the shipped model, or a file in its format
+        return load_pretrained(None if str(path).lower() == PRETRAINED else path)
     path = resolve_model_path(path)
     if not zipfile.is_zipfile(path):  # Keras would say "file not found" for a damaged or foreign file
         raise ModelLoadError(f"{path}: not a loadable Keras model (not a zip archive, which a .keras file is; "
@@ -137,9 +137,7 @@ def load_model(path):
 
 def run_config_for(path) -> dict:
     """The `config.json` of the run folder holding `path`; {} for a bare model file."""
-    from colorfusion import pretrained
-
-    if pretrained.is_pretrained(path):
+    if is_pretrained(path):
         return {}
     path = Path(path)
     config_file = (path if path.is_dir() else path.parent) / "config.json"
@@ -178,6 +176,125 @@ def load_embedder(path, model_info: dict, weights=None):
         raise ModelLoadError(f"{source}: the model expects {model_info['embedding_dim']}-d embeddings but "
                              f"{embedder!r} gives {dim}-d ones")
     return embedder
+
+
+# === The shipped model ===
+
+# One trained colorizer lives in the package as data (`models/colorfusion.npz`, in the wheel
+# too) with its model card beside it; `load_model("pretrained")`, `Colorizer.pretrained()`, the
+# CLI without `--model` and `train(init="pretrained")` come here. The file is a compressed
+# `.npz`, not a `.keras` file, so that its weights can be stored in float16 (half the size, within
+# the 12 MB the repository allows, the same colours: README "Model card"):
+#   config: UTF-8 JSON of {"format", "version", "keras": the model's Keras config,
+#           "build": the build_colorizer arguments, "training": what the model card quotes};
+#   w0000, w0001, ...: the weights in `model.get_weights()` order, float16 (others as they are).
+# `benchmarks/train_release.py` writes it with `save_pretrained`.
+
+PRETRAINED = "pretrained"  # what `load_model`, `--model` and `init` accept for the shipped model
+PRETRAINED_FILE = Path(__file__).resolve().parent / "models" / "colorfusion.npz"
+MODEL_CARD = PRETRAINED_FILE.parent / "MODEL_CARD.md"
+PRETRAINED_FORMAT = "colorfusion-pretrained"
+PRETRAINED_VERSION = 1
+
+
+def is_pretrained(path) -> bool:
+    """Whether `path` names the shipped model ("pretrained") or a file in its format (`.npz`)."""
+    return (isinstance(path, str) and path.lower() == PRETRAINED) or Path(str(path)).suffix.lower() == ".npz"
+
+
+def pretrained_available() -> bool:
+    """Whether the installed package carries its model file."""
+    return PRETRAINED_FILE.is_file()
+
+
+def file_sha256(path=PRETRAINED_FILE) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_pretrained(model, path, build: dict, training: dict | None = None, dtype="float16") -> Path:
+    """Write `model` in the shipped format (atomically): its Keras config, its build arguments, its weights.
+
+    Args:
+        model: a colorizer from `build_colorizer` (raw, not an inference model).
+        path: the `.npz` file to write.
+        build: the `build_colorizer` arguments that rebuild it (head, width,
+            encoder, image_size, ...), recorded for `train(init=...)`.
+        training: what the model card should be able to quote (recipe, data,
+            epochs, machine).
+        dtype: storage type of the float weights ("float16" halves the file).
+    """
+    import keras
+
+    config = {"format": PRETRAINED_FORMAT, "version": PRETRAINED_VERSION,
+              "keras": keras.saving.serialize_keras_object(model), "build": build, "training": training or {}}
+    arrays = {"config": np.frombuffer(json.dumps(config).encode("utf-8"), np.uint8)}
+    for index, weight in enumerate(model.get_weights()):
+        weight = np.asarray(weight)
+        arrays[f"w{index:04d}"] = weight.astype(dtype) if weight.dtype.kind == "f" else weight
+    buffer = bytes_io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    with io.atomic_write(path, "wb") as f:
+        f.write(buffer.getvalue())
+    return Path(path)
+
+
+def read_pretrained_config(path=None) -> dict:
+    """The `config` record of a file in the shipped format (default: the shipped model)."""
+    return _open_pretrained(path)[0]
+
+
+def load_pretrained(path=None):
+    """The shipped model (or another file in its format) as a Keras model with float32 weights.
+
+    Raises:
+        ModelLoadError: the file is missing (an install without package
+            data), damaged, or not in this format; one line.
+    """
+    import keras
+
+    from colorfusion import model as model_lib  # registers the custom layers
+
+    config, weights, path = _open_pretrained(path)
+    try:
+        model = keras.saving.deserialize_keras_object(config["keras"])
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for a config it cannot rebuild
+        raise ModelLoadError(f"{path}: cannot rebuild the model from its config ({first_line(e)})") from None
+    expected = [tuple(w.shape) for w in model.weights]
+    found = [tuple(w.shape) for w in weights]
+    if expected != found:
+        raise ModelLoadError(f"{path}: its weights do not fit its model ({len(found)} arrays for "
+                             f"{len(expected)} weights, or different shapes): the file is damaged")
+    model.set_weights([w.astype(v.dtype) for w, v in zip(weights, model.weights)])
+    try:
+        model_lib.model_info(model)
+    except ValueError as e:
+        raise ModelLoadError(f"{path}: not a colorfusion colorizer ({first_line(e)})") from None
+    return model
+
+
+def _open_pretrained(path=None):
+    path = Path(path) if path is not None else PRETRAINED_FILE
+    if not path.is_file():
+        hint = (" (this installation lacks the package data: reinstall colorfusion)" if path == PRETRAINED_FILE
+                else "")
+        raise ModelLoadError(f"{path}: no such model file{hint}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            config = json.loads(archive["config"].tobytes().decode("utf-8"))
+            names = sorted(name for name in archive.files if name.startswith("w"))
+            weights = [archive[name] for name in names]
+    except Exception as e:  # noqa: BLE001 - zip, npz and JSON errors alike mean "not this format"
+        raise ModelLoadError(f"{path}: not a colorfusion model file ({first_line(e)})") from None
+    if not isinstance(config, dict) or config.get("format") != PRETRAINED_FORMAT:
+        raise ModelLoadError(f"{path}: not a colorfusion model file (no '{PRETRAINED_FORMAT}' record)")
+    if config.get("version", 0) > PRETRAINED_VERSION:
+        raise ModelLoadError(f"{path}: made by a newer colorfusion (format version {config['version']}); "
+                              f"upgrade colorfusion")
+    return config, weights, path
 
 
 # === Full-resolution pixels ===

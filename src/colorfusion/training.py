@@ -47,6 +47,8 @@ from colorfusion.embeddings import Embedder, EmbeddingCache, default_cache_dir
 from colorfusion.generator import ColorizationGenerator
 from colorfusion.hardware import HardwarePlan, plan_hardware
 
+# What a model starting from another (`init`) takes from it.
+ARCHITECTURE_KEYS = ("head", "width", "encoder", "embedding", "num_bins", "batchnorm")
 # Settings that define what the model is: a resumed run must match them.
 IDENTITY_KEYS = ("head", "image_size", "width", "embedding", "backbone", "weights", "num_bins", "embedding_output",
                  "encoder", "encoder_weights", "batchnorm", "rebalance_lambda")
@@ -70,11 +72,12 @@ class TrainConfig:
     lr_factor: float = 0.5
     early_stopping_patience: int | None = 10  # stop after this many epochs without a better val_loss (None: never)
     time_limit_minutes: float | None = None  # stop before an epoch would end past this (per call of train)
-    width: float = 1.0
+    width: float = 0.5  # the decoder's filter counts: half keeps the shipped model under 12 MB
     # The encoder: "scratch", or a pretrained keras.applications backbone frozen for at most
     # `freeze_epochs` (early stopping ends that phase sooner when val_loss stalls), then
-    # fine-tuned with everything else at `finetune_learning_rate`.
-    encoder: str = "mobilenet"
+    # fine-tuned with everything else at `finetune_learning_rate`. MobileNetV2 is the shipped
+    # model's: offline, its ImageNet weights come from inside that model.
+    encoder: str = "mobilenet_v2"
     encoder_weights: str | None = "imagenet"
     freeze_epochs: int = 30
     finetune_learning_rate: float | None = None  # None: learning_rate / 10
@@ -97,6 +100,10 @@ class TrainConfig:
     preview_samples: int = 4
     workers: int = 2  # a background thread prepares the next batch during the step
     use_multiprocessing: bool = False
+    # Start from a trained model instead of a fresh decoder: "pretrained" (the model that ships
+    # in the package), a run folder (its best.keras), a .keras or .npz file. The run takes that
+    # model's architecture and, for the classification head, its colour bins.
+    init: str | None = None
 
     def __post_init__(self):
         if backbones.is_no_top_file(self.weights):
@@ -106,6 +113,8 @@ class TrainConfig:
             self.weights = str(self.weights)
         if isinstance(self.encoder_weights, Path):
             self.encoder_weights = str(self.encoder_weights)
+        if isinstance(self.init, Path):
+            self.init = str(self.init)
         self.crop_scale = tuple(self.crop_scale)  # a list after a JSON round trip
         if self.finetune_learning_rate is None:
             self.finetune_learning_rate = self.learning_rate / 10
@@ -130,6 +139,7 @@ class TrainConfig:
             "embedding_output": self.embedding_output in ("predictions", "pooled"),
             "val_fraction": 0 < self.val_fraction < 1,
             "preview_every": self.preview_every >= 1,
+            "init": self.init is None or (isinstance(self.init, str) and bool(self.init)),
         }
         for name, ok in checks.items():
             if not ok:
@@ -295,10 +305,14 @@ def build_run(config, train_files, val_files, paths, bins=None, cache_dir=None, 
     """The embedder, bins, generators, model (built, or the last checkpoint) and preview samples of a run."""
     plan = plan or plan_hardware("cpu")
     embedder = Embedder.for_run(asdict(config)) if config.embedding in ("cache", "exact") else None
+    init = load_init(config.init) if config.init and not resume else None
+    if init is not None and bins is None and config.head == "classification" and not paths["bins"].exists():
+        bins = model_lib.model_bins(init)  # its head's logits are over its own bins
     bins = _resolve_bins(config, train_files, paths, bins, verbose)
     train_gen, val_gen = _generators(config, train_files, val_files, embedder, cache_dir)
     embedding_dim = embedder.dim if embedder is not None else None
-    model = _model(config, bins, embedding_dim, plan, paths["last"] if resume else None)
+    model = _model(config, bins, embedding_dim, plan, paths["last"] if resume else None, init=init,
+                   verbose=verbose)
     preview = samples_from_files(val_files[: config.preview_samples], config.image_size, embedder)
     return RunSetup(model=model, train_gen=train_gen, val_gen=val_gen, preview_samples=preview,
                     embedder=embedder, bins=bins)
@@ -336,22 +350,90 @@ def _generators(config, train_files, val_files, embedder, cache_dir):
     return train_gen, val_gen
 
 
-def _model(config, bins, embedding_dim, plan, last_checkpoint=None):
-    """Build and compile the colorizer, or load the last checkpoint (optimizer state included)."""
+def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, verbose=1):
+    """Build and compile the colorizer, or load the last checkpoint (optimizer state included).
+
+    A fresh model starts from `init` (all its weights) when given; otherwise
+    its pretrained encoder gets `encoder_weights`, or offline, where ImageNet
+    weights cannot be downloaded, the ImageNet weights inside the shipped
+    model when it has the same encoder.
+    """
     with plan.scope():
         if last_checkpoint is not None:
             return keras.saving.load_model(last_checkpoint, compile=True)
+        encoder_weights, encoder_source = None, None
+        if init is None and config.pretrained_encoder:
+            encoder_weights, encoder_source = _encoder_weights(config, verbose)
         model = model_lib.build_colorizer(image_size=config.image_size, head=config.head,
                                           embedding_dim=embedding_dim, width=config.width, bins=bins,
                                           num_bins=config.num_bins if bins is not None else None,
-                                          encoder=config.encoder, encoder_weights=config.encoder_weights,
+                                          encoder=config.encoder, encoder_weights=encoder_weights,
                                           global_features=config.embedding == "encoder",
                                           batchnorm=config.batchnorm, seed=config.seed)
+        if init is not None:
+            _copy_weights(init, model, f"init={config.init!r}")
+        elif encoder_source is not None:
+            _copy_weights(model_lib.encoder_layer(encoder_source), model_lib.encoder_layer(model),
+                          "the shipped model's encoder")
         _, _, trainable, learning_rate = config.phases()[0]
         model_lib.set_encoder_trainable(model, trainable)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=losses.get_loss(config.head, bins=bins), jit_compile=plan.jit_compile)
     return model
+
+
+def load_init(init):
+    """The trained model a run starts from: "pretrained", a run folder, a .keras or .npz file."""
+    from colorfusion.colorize import ModelLoadError, load_model
+
+    try:
+        return load_model(init)
+    except ModelLoadError as e:
+        raise TrainingError(f"init: {e}") from None
+
+
+def init_architecture(init) -> dict:
+    """The architecture settings (`ARCHITECTURE_KEYS`) of the model `init` names, as far as it records them."""
+    from colorfusion.colorize import (PRETRAINED, ModelLoadError, is_pretrained, read_pretrained_config,
+                                      resolve_model_path, run_config_for)
+
+    try:
+        if is_pretrained(init):
+            recorded = read_pretrained_config(None if str(init).lower() == PRETRAINED else init)["build"]
+        else:
+            recorded = run_config_for(resolve_model_path(init))
+    except ModelLoadError as e:
+        raise TrainingError(f"init: {e}") from None
+    return {key: recorded[key] for key in ARCHITECTURE_KEYS if key in recorded}
+
+
+def _encoder_weights(config, verbose):
+    """(weights for build_colorizer, a model to copy the encoder from or None) for a fresh run."""
+    if config.encoder_weights != "imagenet" or backbones.choose_weights(
+            "imagenet", config.encoder, log=lambda line: None) == "imagenet":
+        return config.encoder_weights, None
+    from colorfusion.colorize import load_pretrained, pretrained_available, read_pretrained_config
+
+    shipped = read_pretrained_config()["build"] if pretrained_available() else {}
+    if shipped.get("encoder") != backbones.canonical_name(config.encoder):
+        raise TrainingError(
+            f"The ImageNet weights of the {config.encoder} encoder cannot be downloaded here (no network): "
+            f"use --encoder {shipped.get('encoder', 'mobilenet_v2')} (its ImageNet weights ship inside "
+            f"colorfusion), --encoder-weights FILE (a local .h5), or --encoder-weights none")
+    _say(verbose, f"ImageNet weights cannot be downloaded here: the {config.encoder} encoder starts from the "
+                  f"ImageNet weights inside the shipped model")
+    return None, load_pretrained()
+
+
+def _copy_weights(source, target, what: str) -> None:
+    """Every weight of `source` into `target`, which must have the same architecture."""
+    found = [tuple(w.shape) for w in source.weights]
+    expected = [tuple(w.shape) for w in target.weights]
+    if found != expected:
+        raise TrainingError(f"{what} does not fit this run's model ({len(found)} weights against "
+                            f"{len(expected)}, or other shapes): give the run the same head, encoder, width "
+                            f"and embedding as that model, or leave them unset")
+    target.set_weights(source.get_weights())
 
 
 # === The loop ===
@@ -428,6 +510,14 @@ def _resolve_config(settings: dict, paths: dict, resume: bool) -> TrainConfig:
             detail = ", ".join(f"{k}={saved.get(k)!r} (asked {settings[k]!r})" for k in mismatched)
             raise TrainingError(f"{paths['config'].parent}: run folder holds another configuration: {detail}")
         return TrainConfig(**{k: v for k, v in merged.items() if k in TrainConfig.__dataclass_fields__})
+    if settings.get("init"):
+        # The run takes the architecture of the model it starts from; asking for another is an error.
+        architecture = init_architecture(settings["init"])
+        clashing = [k for k in architecture if k in settings and settings[k] != architecture[k]]
+        if clashing:
+            detail = ", ".join(f"{k}={architecture[k]!r} (asked {settings[k]!r})" for k in clashing)
+            raise TrainingError(f"init={settings['init']!r} is a model with {detail}: leave these unset")
+        settings = {**settings, **architecture}
     config = TrainConfig(**settings)
     if saved is not None and (paths["last"].exists() or paths["best"].exists()):
         differing = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(config, k)]

@@ -1,0 +1,136 @@
+"""Train the model that ships inside the package, and pack it: one command, seeded, resumable.
+
+    python benchmarks/train_release.py            # ../shared/data, SPLIT_ALL.tsv, runs/release
+
+Trains the `release` recipe of `bench_quality.py` (the variant the recipe
+table chose) on the training photos of `SPLIT_ALL.tsv`, a 5 % slice of them
+picking the best checkpoint, never the 144 validation photos. Run it again
+after an interruption and it goes on from the last finished epoch
+(`resume="auto"`). Then it
+
+1. packs `best.keras` into `src/colorfusion/models/colorfusion.npz` (float16
+   weights, `colorize.save_pretrained`), with what the model card quotes;
+2. evaluates the packed model and the float32 checkpoint at 256 x 256 on the
+   validation photos beside grayscale and the real photos, and prints a table
+   and, as its last line, JSON (also written to `RUN/release_report.json`).
+
+`--evaluate-only` repeats step 2 (and 1 with `--pack`) without training.
+The same seed, photos and epochs give the same model on the same machine
+and versions (a run that early-stops is as reproducible; `--epochs N`
+reproduces one that was stopped by hand after N epochs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_quality  # noqa: E402 - the recipe lives with the variants it was chosen among
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(SHARED_DATA), help="root the split file's paths are relative to")
+    parser.add_argument("--split-file", default=str(SHARED_DATA / "SPLIT_ALL.tsv"))
+    parser.add_argument("--out", default="runs/release", help="the run folder (default runs/release)")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+                        help="stop after the epoch that passes this many minutes (the model card then records "
+                             "the epochs done: --epochs N reproduces the model)")
+    parser.add_argument("--model-file", default=str(REPO / "src" / "colorfusion" / "models" / "colorfusion.npz"),
+                        help="where the packed model goes (default: the package's)")
+    parser.add_argument("--weights", default=str(bench_quality.SHARED_WEIGHTS),
+                        help="a weights file beside which the recipe's encoder weights are found, or imagenet")
+    parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
+    parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
+    args = parser.parse_args(argv)
+
+    from colorfusion import datasets
+    from colorfusion.bins import ABBins
+    from colorfusion.colorize import Colorizer, file_sha256, load_model, load_pretrained
+    from colorfusion.evaluation import evaluate
+    from colorfusion.training import train
+
+    settings, evaluation = bench_quality.variant_settings("release", args.weights)
+    settings.pop("time_limit_minutes", None)  # epochs and early stopping end it: reproducible
+    if args.epochs:
+        settings["epochs"] = args.epochs
+    if args.time_limit:
+        settings["time_limit_minutes"] = args.time_limit
+    out = Path(args.out)
+    train_files, val_files = datasets.read_split_file(args.split_file, args.data)
+    monitor, train_files = datasets.split_files(train_files, val_fraction=0.05, seed=1)[::-1]
+    print(f"release recipe: {json.dumps(settings)}\n{len(train_files)} training photos, {len(monitor)} picking "
+          f"the checkpoint, {len(val_files)} validation photos evaluated", flush=True)
+
+    timing = out / "training_time.json"
+    if not args.evaluate_only:
+        start = time.monotonic()
+        before = json.loads(timing.read_text())["minutes"] if timing.exists() else 0.0
+        result = train(train_files=train_files, val_files=monitor, out=out, resume="auto", show=False,
+                       verbose=2, **settings)
+        minutes = before + (time.monotonic() - start) / 60
+        out.mkdir(parents=True, exist_ok=True)
+        timing.write_text(json.dumps({"minutes": round(minutes, 1), "epochs": result.epochs_done}))
+    if not args.evaluate_only or args.pack:
+        pack(out, Path(args.model_file), settings, train_files, monitor, args)
+
+    bins = ABBins.fit_files(val_files, max_side=256, progress=False)
+    rows = {}
+    for label, model in (("packed (float16)", load_pretrained(args.model_file)),
+                         ("best.keras (float32)", load_model(out))):
+        colorizer = Colorizer(model, size=256, **evaluation)
+        report = evaluate(colorizer, val_files, out / f"report_{label.split()[0]}", size=256, bins=bins,
+                          progress=False)
+        rows[label] = bench_quality.summary_row(report.summary, None, None)
+    for label, row in rows.items():
+        print(f"{label:<22} rebalanced AuC {row['rebalanced_auc']:.4f} ({row['rebalanced_auc_gain']:+.2f} points "
+              f"over gray {row['grayscale_rebalanced_auc']:.4f}), colourfulness {row['colorfulness']:.1f} "
+              f"({row['colorfulness_ratio']:.2f} of the real {row['true_colorfulness']:.1f}), PSNR {row['psnr']:.2f} "
+              f"({row['psnr_gain']:+.2f} dB)")
+    result = {"model_file": str(args.model_file), "sha256": file_sha256(args.model_file),
+              "bytes": os.path.getsize(args.model_file), "rows": rows}
+    (out / "release_report.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+    return 0
+
+
+def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args) -> None:
+    """best.keras -> the package's float16 model file, with the facts the model card quotes."""
+    import keras
+
+    from colorfusion.colorize import load_model, save_pretrained
+
+    state = json.loads((out / "state.json").read_text())
+    timing = json.loads((out / "training_time.json").read_text()) if (out / "training_time.json").exists() else {}
+    build = {key: settings.get(key, default) for key, default in (
+        ("head", None), ("image_size", None), ("width", None), ("encoder", None), ("embedding", None),
+        ("num_bins", 200), ("batchnorm", None), ("rebalance_lambda", None))}
+    build["encoder_weights"] = Path(str(settings.get("encoder_weights"))).name
+    training = {
+        "command": "python benchmarks/train_release.py",
+        "recipe": {k: v for k, v in settings.items() if k not in ("encoder_weights", "time_limit_minutes")},
+        "photos": {"split_file": Path(args.split_file).name, "trained_on": len(train_files),
+                   "picking_checkpoint": len(monitor)},
+        "epochs_done": state.get("epoch"), "best_val_loss": state.get("best_val_loss"),
+        "minutes": timing.get("minutes"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
+        "backend": f"{keras.backend.backend()}, Keras {keras.__version__}",
+    }
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    save_pretrained(load_model(out), model_file, build=build, training=training)
+    print(f"packed {out / 'best.keras'} -> {model_file} ({os.path.getsize(model_file) / 1e6:.2f} MB)", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

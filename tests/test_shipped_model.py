@@ -1,0 +1,207 @@
+"""The model that ships in the package (`colorize.load_pretrained`): its file format, its colours, its use by default."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from colorfusion import color, colorize
+from colorfusion import model as model_lib
+from colorfusion.colorize import (MODEL_CARD, PRETRAINED_FILE, Colorizer, ModelLoadError, file_sha256, is_pretrained,
+                                  load_model, load_pretrained, pretrained_available, read_pretrained_config,
+                                  save_pretrained)
+from photos import make_photo
+
+
+def tiny_encoder_model(seed=0):
+    """A classification colorizer on a random MobileNetV2 encoder: any size, as the shipped model."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return model_lib.build_colorizer(64, head="classification", embedding_dim=None, encoder="mobilenet_v2",
+                                     encoder_weights=None, global_features=True, width=0.125, num_bins=16,
+                                     bins=None)
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    model = tiny_encoder_model()
+    path = save_pretrained(model, tmp_path_factory.mktemp("packed") / "model.npz",
+                           build={"head": "classification", "width": 0.125, "encoder": "mobilenet_v2"})
+    return model, path
+
+
+# === The file format ===
+
+
+def test_save_stores_float16_weights_and_load_gives_the_same_colours(packed):
+    model, path = packed
+    with np.load(path) as archive:
+        stored = [archive[name] for name in sorted(archive.files) if name.startswith("w")]
+        config = json.loads(archive["config"].tobytes())
+    assert {w.dtype for w in stored} == {np.dtype("float16")} and len(stored) == len(model.weights)
+    assert config["format"] == colorize.PRETRAINED_FORMAT and config["build"]["width"] == 0.125
+    loaded = load_pretrained(path)
+    assert all(v.dtype == "float32" for v in loaded.weights)
+    l_input = color.l_to_model(np.linspace(0, 100, 64 * 96, dtype=np.float32).reshape(1, 64, 96, 1))
+    ours, theirs = (np.asarray(m({"L": l_input}, training=False)) for m in (model, loaded))
+    # float16 weights: bin probabilities within a few thousandths, the same colours decoded.
+    assert np.abs(ours - theirs).max() < 0.01
+    decode = model_lib.DecodeAB(model_lib.model_bins(model).centers)
+    ab_ours, ab_theirs = (np.asarray(decode(p)) * color.AB_SCALE for p in (ours, theirs))
+    assert np.abs(ab_ours - ab_theirs).max() < 1.0
+
+
+def test_a_damaged_or_foreign_file_is_one_line_naming_it(packed, tmp_path):
+    _, path = packed
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[:5000])
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.zeros(3))
+    for bad in (truncated, foreign, tmp_path / "missing.npz"):
+        with pytest.raises(ModelLoadError) as caught:
+            load_model(bad)
+        assert str(bad) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_weights_that_do_not_fit_the_recorded_model_are_refused(packed, tmp_path):
+    _, path = packed
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    first = sorted(name for name in arrays if name.startswith("w"))[0]
+    arrays[first] = np.zeros((1, 2, 3), np.float16)
+    bad = tmp_path / "reshaped.npz"
+    np.savez_compressed(bad, **arrays)
+    with pytest.raises(ModelLoadError, match="do not fit"):
+        load_pretrained(bad)
+
+
+# === The model that ships ===
+
+
+def test_the_shipped_model_is_in_the_package_at_most_12_mb_and_documented():
+    assert pretrained_available(), f"missing {PRETRAINED_FILE}"
+    assert PRETRAINED_FILE.stat().st_size <= 12 * 2**20
+    card = MODEL_CARD.read_text()
+    assert file_sha256() in card, "the model card must quote the file's SHA-256"
+    build = read_pretrained_config()["build"]
+    assert build["encoder"] == "mobilenet_v2" and build["head"] == "classification"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Colorizer.pretrained()
+
+
+def test_load_model_pretrained_is_the_shipped_file(shipped):
+    info = model_lib.model_info(load_model("pretrained"))
+    assert info["image_size"] is None and info["encoder"] == "mobilenet_v2" and info["head"] == "classification"
+    assert model_lib.model_info(shipped.model)["num_bins"] == info["num_bins"]
+
+
+def test_the_shipped_model_colorizes_any_shape_at_full_resolution(shipped):
+    for height, width in ((37, 201), (120, 90)):
+        photo = make_photo(np.random.default_rng(height), height, width)
+        rgb, lab = shipped(photo, return_lab=True)
+        assert rgb.shape == (height, width, 3) and rgb.dtype == np.uint8
+        # The photo's own lightness, only the colour from the network.
+        assert np.abs(lab[..., 0] - color.rgb_to_lab(photo)[..., 0]).max() < 0.01
+
+
+@pytest.mark.slow
+def test_the_shipped_model_beats_grayscale_on_the_package_photos(shipped, tmp_path):
+    """The photos that ship with scikit-image and matplotlib: not one of them was trained on."""
+    from colorfusion.datasets import sample_photos
+    from colorfusion.evaluation import evaluate
+
+    photos = sample_photos(tmp_path / "photos")
+    report = evaluate(shipped, photos, tmp_path / "report", size=256, progress=False)
+    methods = report.summary["methods"]
+    assert report.summary["n_images"] == len(photos) >= 6
+    assert methods["model"]["rebalanced_auc"] > methods["grayscale"]["rebalanced_auc"]
+    assert methods["model"]["colorfulness"] > 0.3 * methods["ground_truth"]["colorfulness"]
+
+
+def test_a_red_and_a_blue_world_are_told_apart_by_the_shipped_model(shipped):
+    """Not one colour everywhere: a sky-like gradient and a foliage-like texture get different hues."""
+    rng = np.random.default_rng(0)
+    sky = np.zeros((128, 192, 3), np.uint8) + np.array([110, 160, 225], np.uint8)
+    sky = np.clip(sky.astype(int) + np.linspace(-20, 20, 128)[:, None, None], 0, 255).astype(np.uint8)
+    leaves = np.clip(rng.normal(0, 40, (128, 192, 1)) + np.array([70, 120, 50]), 0, 255).astype(np.uint8)
+    hues = []
+    for photo in (sky, leaves):
+        _, lab = shipped(color.gray_version(photo), return_lab=True)
+        hues.append(np.degrees(np.arctan2(lab[..., 2].mean(), lab[..., 1].mean())))
+    assert abs(hues[0] - hues[1]) > 20, hues
+
+
+def test_the_package_data_lists_the_model_file():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    data = pyproject["tool"]["setuptools"]["package-data"]["colorfusion"]
+    root = Path(colorize.__file__).parent
+    assert str(PRETRAINED_FILE.relative_to(root)) in data and str(MODEL_CARD.relative_to(root)) in data
+
+
+def test_the_model_file_is_not_a_keras_zip_but_an_npz():
+    # `load_model("pretrained")` must not reach Keras' .keras loader with it.
+    assert zipfile.is_zipfile(PRETRAINED_FILE) and is_pretrained(PRETRAINED_FILE)
+    assert is_pretrained("pretrained") and is_pretrained("PRETRAINED")
+    assert not is_pretrained("runs/exp1") and not is_pretrained("model.keras")
+
+
+# === Used by default ===
+
+
+def test_cli_colorize_and_evaluate_without_model_use_the_shipped_model(tmp_path, capsys):
+    from colorfusion import cli, io
+
+    photos = tmp_path / "photos"
+    for i, (height, width) in enumerate(((48, 80), (90, 60))):
+        io.write_image(photos / f"p{i}.png", make_photo(np.random.default_rng(i), height, width))
+    assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    outputs = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in outputs] == ["p0.png", "p1.png"]
+    assert io.read_rgb(outputs[1]).shape == (90, 60, 3)
+    # --model pretrained names it explicitly: the same pixels.
+    assert cli.main(["colorize", str(photos), "-o", str(tmp_path / "named"), "--model", "pretrained", "--quiet"]) == 0
+    assert all(np.array_equal(io.read_rgb(a), io.read_rgb(b)) for a, b in
+               zip(outputs, sorted((tmp_path / "named").iterdir())))
+    assert cli.main(["evaluate", "--data", str(photos), "--out", str(tmp_path / "report"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["n_images"] == 2 and "rebalanced_auc" in summary["methods"]["model"]
+
+
+def test_cli_inference_size_sets_the_short_side_the_network_sees(tmp_path, monkeypatch):
+    from colorfusion import cli, io
+
+    seen = []
+    original = Colorizer.predict_ab
+
+    def spy(self, l_small):
+        seen.append(np.shape(l_small)[1:3])
+        return original(self, l_small)
+
+    monkeypatch.setattr(Colorizer, "predict_ab", spy)
+    io.write_image(tmp_path / "in" / "wide.png", make_photo(np.random.default_rng(0), 300, 400))
+    assert cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet",
+                     "--inference-size", "96"]) == 0
+    assert seen == [(96, 128)]
+
+
+def test_a_command_that_fails_unexpectedly_prints_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from colorfusion import cli, io
+
+    io.write_image(tmp_path / "in" / "p.png", make_photo(np.random.default_rng(0), 40, 40))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something deep inside\nwith a second line")
+
+    monkeypatch.setattr("colorfusion.colorize.colorize_folder", broken)
+    assert cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: colorize failed: RuntimeError: something deep inside")
+    assert not any("Traceback" in line for line in err)
