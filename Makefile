@@ -1,4 +1,4 @@
-# Two commands: `make demo` (train a small model, colorize photos it never saw) and
+# Two commands: `make demo` (colorize photos with the shipped model) and
 # `make test` (set up + run the tests); `make test-kaggle` runs the tests again
 # on Kaggle's package versions (CI runs both).
 # Both set themselves up: a .venv is created when missing and requirements are
@@ -24,15 +24,13 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-## make demo: train a small model on the photos shipped with scikit-image and
-## matplotlib (or on DATA=DIR), colorize photos it did not train on, write
-## $(DEMO_OUT)/before_after.png and the run folder. A few minutes on a CPU, no network.
+## make demo: colorize the photos that ship with scikit-image and matplotlib with
+## the model that ships in colorfusion (or DATA=DIR's photos), write
+## $(DEMO_OUT)/before_after.png. Seconds on a CPU, no network, no training.
+## TRAIN=1 fine-tunes the shipped model on the photos first (a few minutes).
 DEMO_OUT ?= demo_out
-# Encoder weights: ImageNet when they can be downloaded; WEIGHTS=FILE uses a local
-# Keras MobileNet file instead (on the project's offline machines, the one in ../shared).
-WEIGHTS ?= $(wildcard ../shared/weights/mobilenet_2_5_224_tf_no_top.h5)
 demo: $(STAMP)
-	$(PY) -m colorfusion.demo --out "$(DEMO_OUT)" $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
+	$(PY) -m colorfusion.demo --out "$(DEMO_OUT)" $(if $(DATA),--data "$(DATA)") $(if $(TRAIN),--train)
 
 ## make test: the whole suite (what CI runs)
 test: $(STAMP)

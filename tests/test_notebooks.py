@@ -173,8 +173,8 @@ def regression_run(workspace):
 @pytest.fixture(scope="module")
 def classification_run(workspace):
     run = workspace / "runs" / "classification"
-    nb = execute("03_train_classification", workspace, RUN_DIR=str(run), ENCODER="mobilenet", EMBEDDING="encoder",
-                 FREEZE_EPOCHS=0, NUM_BINS=40, **TINY_TRAINING)
+    # The notebook's default: fine-tune the model that ships in the package (INIT = "pretrained").
+    nb = execute("03_train_classification", workspace, RUN_DIR=str(run), **TINY_TRAINING)
     return nb, run
 
 
@@ -202,8 +202,13 @@ def test_classification_notebook_trains_with_bins_previews_and_curves(classifica
     nb, run = classification_run
     assert (run / "bins.json").is_file() and (run / "best.keras").is_file()
     assert_pngs(run, ["figures/ab_bins.png", "previews/epoch_001.png", "curves.png", "figures/held_out.png"])
+    from colorfusion.colorize import load_pretrained, read_pretrained_config
+
     config = json.loads((run / "config.json").read_text())
-    assert config["head"] == "classification" and config["num_bins"] == 40 and config["encoder"] == "mobilenet"
+    shipped = read_pretrained_config()["build"]
+    assert config["init"] == "pretrained" and config["head"] == "classification"
+    assert (config["encoder"], config["width"], config["num_bins"]) == (shipped["encoder"], shipped["width"],
+                                                                        shipped["num_bins"])
     assert images_shown(nb) >= 4
 
 
@@ -223,7 +228,7 @@ def test_evaluate_notebook_compares_both_models_with_baselines(workspace, regres
     out = workspace / "evaluation"
     models = {"regression": str(regression_run[1]), "classification": str(classification_run[1])}
     nb = execute("05_evaluate", workspace, MODELS=models, SIZE=32, OUT_DIR=str(out))
-    for name in models:
+    for name in [*models, "pretrained"]:  # the shipped model is evaluated beside the runs
         summary = json.loads((out / name / "summary.json").read_text())
         assert summary["n_images"] == 3
     assert_pngs(out / "figures", ["metrics.png", "comparison.png"])
