@@ -157,9 +157,11 @@ def test_evaluate_on_a_missing_or_empty_folder_is_one_error_line(model_file, tmp
 @pytest.mark.slow
 def test_the_console_script_returns_1_for_a_wrong_model_file(photos, tmp_path):
     script = Path(sys.executable).with_name("colorfusion")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "colorfusion.cli"]
+    if not script.exists():
+        pytest.skip(f"no `colorfusion` console script beside {sys.executable}: the package is not installed "
+                    f"in this environment (pip install -e .), so there is no script to test")
     bad = _bad_model(tmp_path, "text_named_keras")
-    done = subprocess.run(command + ["colorize", str(photos), "-o", str(tmp_path / "out"), "--model", str(bad)],
+    done = subprocess.run([str(script), "colorize", str(photos), "-o", str(tmp_path / "out"), "--model", str(bad)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert error_lines(done.stderr) == [line for line in done.stderr.splitlines() if str(bad) in line]

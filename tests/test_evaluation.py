@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorfusion import augment, color, io
+from colorfusion import augment, color, io, metrics
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
+from colorfusion.colorize import Colorizer
 from colorfusion.evaluation import METHODS, METRIC_COLUMNS, evaluate, format_table
 from photos import make_photo, write_photos
 
@@ -62,9 +63,21 @@ def test_grayscale_baseline_keeps_l_and_drops_colour():
 
 def test_photos_are_compared_as_their_centred_square_at_size(regression, tmp_path):
     rgb = np.zeros((40, 100, 3), np.uint8)
-    rgb[:, 30:70] = (200, 40, 40)  # the centred 40 x 40 square is all red
-    assert augment.fit_square(rgb, 16).shape == (16, 16, 3)
-    assert (np.abs(augment.fit_square(rgb, 16).astype(int) - (200, 40, 40)) <= 1).all()
+    rgb[:, :30], rgb[:, 70:] = (40, 40, 200), (40, 200, 40)
+    rgb[:, 30:70] = (200, 40, 40)  # the centred 40 x 40 square is all red, blue and green beside it
+    square = augment.fit_square(rgb, 16)
+    assert square.shape == (16, 16, 3) and (np.abs(square.astype(int) - (200, 40, 40)) <= 1).all()
+    colorizer = Colorizer(regression)
+    report = evaluate(colorizer, [io.write_image(tmp_path / "wide.png", rgb)], tmp_path / "report", size=16,
+                      progress=False)
+    rows = {row["method"]: row for row in report.rows}
+    # The truth evaluate scores against is the red square (the whole photo squeezed would be three colours),
+    # and the model colorized that square.
+    assert rows["ground_truth"]["colorfulness"] == pytest.approx(metrics.colorfulness(square))
+    assert metrics.colorfulness(io.resize(rgb, 16, 16)) > 1.5 * metrics.colorfulness(square)
+    expected = metrics.image_metrics(square, colorizer(square))
+    for key in ("auc", "psnr", "ssim", "colorfulness"):
+        assert rows["model"][key] == pytest.approx(expected[key]), key
 
 
 def test_unreadable_photos_are_listed_and_the_rest_scored(regression, photos, tmp_path):
