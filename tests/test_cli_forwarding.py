@@ -334,10 +334,17 @@ def test_fit_bins_writes_the_bins_of_the_photos(tmp_path, capsys):
     assert cli.main(["fit-bins", "--data", str(tmp_path / "photos"), "--out", str(out), "--num-bins", "30"]) == 0
     assert capsys.readouterr().out.strip() == f"done: 30 bins from 4 photos -> {out}"
     bins = ABBins.load(out)
-    expected = ABBins.fit_files(files, num_bins=30, progress=False)
+    # The loss weights of train's default lambda (0.75), not ABBins' own 0.5.
+    expected = ABBins.fit_files(files, num_bins=30, progress=False, lam=0.75)
     np.testing.assert_array_equal(bins.centers, expected.centers)
     np.testing.assert_allclose(bins.prior, expected.prior)
     np.testing.assert_allclose(bins.weights, expected.weights)
+    other = tmp_path / "bins_0.3.json"
+    assert cli.main(["fit-bins", "--data", str(tmp_path / "photos"), "--out", str(other), "--num-bins", "30",
+                     "--rebalance-lambda", "0.3"]) == 0
+    np.testing.assert_allclose(ABBins.load(other).weights,
+                               ABBins.fit_files(files, num_bins=30, progress=False, lam=0.3).weights)
+    assert not np.allclose(ABBins.load(other).weights, bins.weights)
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "too_many_bins"])

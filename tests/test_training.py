@@ -53,15 +53,24 @@ def test_regression_run_writes_every_file_and_best_model_predicts(photos, tmp_pa
     assert not [p for p in run.rglob("*") if p.name.startswith(".")], "temporary files left behind"
 
 
+def tiny_mobilenet_file(folder) -> Path:
+    """Random MobileNet weights whose Keras file name says alpha 0.25 at 32 px: a tiny embedder for 32 px photos."""
+    path = Path(folder) / "mobilenet_2_5_32_tf_no_top.weights.h5"
+    keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, include_top=False, weights=None).save_weights(path)
+    return path
+
+
 def test_classification_run_with_cached_embeddings_saves_bins_with_the_model(photos, tmp_path):
     run = tmp_path / "run"
+    settings = {**TINY, "weights": str(tiny_mobilenet_file(tmp_path))}  # not a 224 px backbone for 32 px photos
     train(photos, run, head="classification", embedding="cache", backbone="mobilenet", num_bins=40,
-          hardware="cpu", verbose=0, **TINY)
+          hardware="cpu", verbose=0, **settings)
     assert (run / "bins.json").is_file()
     best = keras.saving.load_model(run / "best.keras")
     info = model_lib.model_info(best)
-    assert info["head"] == "classification" and info["num_bins"] == 40 and info["embedding_dim"] == 1000
-    inputs = {"L": np.zeros((1, 32, 32, 1), np.float32), "embedding": np.zeros((1, 1000), np.float32)}
+    # The no-top file gives its pooled features: 256 x alpha 0.25 = 64 per photo.
+    assert info["head"] == "classification" and info["num_bins"] == 40 and info["embedding_dim"] == 64
+    inputs = {"L": np.zeros((1, 32, 32, 1), np.float32), "embedding": np.zeros((1, 64), np.float32)}
     assert model_lib.inference_model(best).predict(inputs, verbose=0).shape == (1, 32, 32, 2)
     # The preview grid: one row per preview sample (2 validation photos), three columns.
     with Image.open(run / "previews" / "epoch_002.png") as preview:

@@ -48,7 +48,12 @@ _GLOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] ")
 
 
 def nvidia_gpu_present() -> bool:
-    """An NVIDIA device node or nvidia-smi: a GPU that the backend should be able to use."""
+    """An NVIDIA device node or nvidia-smi: a GPU that the backend should be able to use.
+
+    Not when CUDA_VISIBLE_DEVICES hides every GPU ("" or "-1"): then no GPU is meant to be used.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
     return bool(glob.glob("/dev/nvidia*")) or shutil.which("nvidia-smi") is not None
 
 
@@ -294,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_bins.add_argument("--data", required=True, help="folder of colour photos")
     fit_bins.add_argument("--out", required=True, help="bins file to write (.json)")
     fit_bins.add_argument("--num-bins", type=_positive_int, default=200, help="number of bins (default 200)")
+    fit_bins.add_argument("--rebalance-lambda", type=float, default=None,
+                          help="mix of the uniform distribution into the colour prior of the loss weights "
+                               "(default 0.75, as train)")
     return parser
 
 
@@ -332,6 +340,9 @@ def cmd_train(args) -> int:
                        resume=getattr(args, "resume", False), show=False, **settings)
     except (TrainingError, ValueError) as e:
         return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    if not result.epochs_done:
+        print(f"stopped: no epoch finished, no model saved in {Path(args.out)}", file=sys.stderr)
+        return 1
     history = result.history
     best = min(history.get("val_loss", [float("nan")]))
     print(f"done: {result.epochs_done} epochs, best val_loss {best:.4f}, run folder {Path(args.out)}"
@@ -402,7 +413,12 @@ def cmd_fit_bins(args) -> int:
     import_backend_quietly()
     from colorfusion.bins import ABBins
 
-    bins = ABBins.fit_files(files, num_bins=args.num_bins)
+    from colorfusion.training import TrainConfig
+
+    lam = TrainConfig.rebalance_lambda if args.rebalance_lambda is None else args.rebalance_lambda
+    if not 0 <= lam <= 1:
+        return _error(f"--rebalance-lambda must be between 0 and 1, got {lam}")
+    bins = ABBins.fit_files(files, num_bins=args.num_bins, lam=lam)
     bins.save(args.out)
     print(f"done: {len(bins.centers)} bins from {len(files)} photos -> {args.out}")
     return 0

@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     parser.add_argument("--encoder", default="mobilenet_v2", help="with --init none: the pretrained encoder")
     args = parser.parse_args(argv)
     import_backend_quietly(training=args.train)
-    from colorfusion.colorize import ModelLoadError
+    from colorfusion.colorize import ModelLoadError, first_line
     from colorfusion.training import TrainingError
 
     try:
@@ -211,6 +211,11 @@ def main(argv=None) -> int:
                  encoder=args.encoder, count=args.count)
     except (FileNotFoundError, ValueError, TrainingError, ModelLoadError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - the demo fails in one line, never with a traceback
+        if os.environ.get("COLORFUSION_DEBUG"):
+            raise
+        print(f"error: demo failed: {first_line(e)} (COLORFUSION_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
     return 0
 

@@ -292,8 +292,9 @@ def _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan,
     if figures.resolve_show(show) and paths["curves"].exists():
         figures.show_png(paths["curves"].read_bytes())
     if result.stopped_reason:
-        _say(verbose, f"Training stopped at epoch {checkpoint.epoch + 1}: {result.stopped_reason}. "
-                      f"The last good checkpoint (epoch {checkpoint.epoch}) is kept in {paths['last']}.")
+        kept = (f"The last good checkpoint (epoch {checkpoint.epoch}) is kept in {paths['last']}."
+                if checkpoint.epoch else "No epoch finished, so no checkpoint was written.")
+        _say(verbose, f"Training stopped at epoch {checkpoint.epoch + 1}: {result.stopped_reason}. {kept}")
     return result
 
 
@@ -469,8 +470,10 @@ def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
                 schedule.restart_patience()
         start = state["epoch"]  # a phase ended early by its schedule hands over at once
         setup.train_gen.set_epoch(start)  # the same shuffles as an uninterrupted run
+        # shuffle=False: the generator shuffles itself per epoch (set_epoch); Keras' own shuffle of
+        # the batch order draws on Python's global random, which a resumed run has used differently.
         setup.model.fit(setup.train_gen, validation_data=setup.val_gen, epochs=end, initial_epoch=start,
-                        callbacks=callbacks, verbose=verbose)
+                        callbacks=callbacks, verbose=verbose, shuffle=False)
         state["epoch"] = checkpoint.epoch
         if checkpoint.stopped_reason or (budget is not None and budget.stopped):
             return
