@@ -1,6 +1,9 @@
 """Make the README's figures from trained run folders.
 
-    python imgs/make_readme_figures.py RUN_DIR [--compare NAME=RUN_DIR ...] [--out imgs]
+    python imgs/make_readme_figures.py [MODEL] [--curves-from RUN_DIR] [--compare NAME=RUN_DIR ...] [--out imgs]
+
+MODEL is "pretrained" (the shipped model, the default), a run folder or a
+`.keras` file.
 
 Writes, from photos that ship with scikit-image and matplotlib (none of them
 seen in training; the development photos are research-only and stay out of
@@ -10,7 +13,8 @@ the repository):
   callback draws it;
 - `before_after.png`: full-resolution B&W input | colorized | original;
 - `compare.png` (with `--compare`): the same B&W photos through each model;
-- `curves.png`: a copy of the run's training curves.
+- `curves.png`: a copy of the training curves of MODEL's run folder (or of
+  `--curves-from`, the release run for the shipped model).
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ def by_name(names):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run folder (uses its best.keras)")
+    parser.add_argument("run", nargs="?", default="pretrained",
+                        help="pretrained (default), a run folder (its best.keras) or a .keras file")
+    parser.add_argument("--curves-from", help="run folder whose curves.png to copy (default: MODEL's)")
     parser.add_argument("--compare", nargs="*", default=[], metavar="NAME=RUN_DIR",
                         help="other models for compare.png, beside RUN_DIR")
     parser.add_argument("--out", default=str(Path(__file__).parent))
@@ -48,8 +54,9 @@ def main():
     predictions = colorizer.colorize_many(list(samples["rgb"]))
     scores = [metrics.image_metrics(t, p) for t, p in zip(samples["rgb"], predictions)]
     gray = color.gray_rgb_from_l(color.l_from_model(samples["x"]["L"]))
+    size = colorizer.image_size or f"short side {colorizer.size}"
     fig = figures.preview_figure(samples["rgb"], gray, np.stack(predictions), scores,
-                                 f"photos not seen in training (model input {colorizer.image_size} px)")
+                                 f"photos not seen in training (model input {size} px)")
     written = [figures.save_figure(fig, out / "preview.png", dpi=60)]
 
     rows = []
@@ -65,8 +72,10 @@ def main():
         # The models see only each photo's L; the last column is the original.
         images = by_name(PREVIEW + BEFORE_AFTER[:1])
         written.append(figures.save_figure(figures.compare_figure(images, colorizers), out / "compare.png", dpi=50))
-    shutil.copyfile(Path(args.run) / "curves.png", out / "curves.png")
-    written.append(out / "curves.png")
+    curves = Path(args.curves_from or args.run) / "curves.png"
+    if curves.is_file():
+        shutil.copyfile(curves, out / "curves.png")
+        written.append(out / "curves.png")
     for path in written:
         shrink_png(path)
         print(f"{path}: {path.stat().st_size // 1024} KB")

@@ -53,4 +53,5 @@ def test_a_variant_trains_evaluates_and_reports_json_with_its_training_time(tmp_
     assert bench.main(args + ["--evaluate-only"]) == 0
     again = strict_json(capsys.readouterr().out.strip().splitlines()[-1])["variants"]["minutes_5"]
     assert again["train_minutes"] == row["train_minutes"]
-    assert again["rebalanced_auc_gain"] == row["rebalanced_auc_gain"]
+    # The same model scored again: equal up to float noise (the gain is rounded to 0.01, which noise can flip).
+    assert abs(again["rebalanced_auc"] - row["rebalanced_auc"]) <= 2e-4

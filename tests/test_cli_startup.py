@@ -65,23 +65,25 @@ def noisy_keras(tmp_path):
     return {"PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), *sys.path])}
 
 
-@pytest.mark.parametrize("gpu", [False, True])
+@pytest.mark.parametrize("gpu", [False, True, "hidden"])
 def test_import_backend_quietly_filters_what_the_import_writes_to_fd_2(noisy_keras, tmp_path, gpu):
     env = dict(noisy_keras)
     prelude = ""
-    if gpu:  # nvidia-smi on the PATH: a GPU is there, so the CUDA failure is news
+    if gpu:  # nvidia-smi on the PATH: a GPU is there, so the CUDA failure is news...
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n")
         (bin_dir / "nvidia-smi").chmod(0o755)
         env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+        # ...unless CUDA_VISIBLE_DEVICES hides it on purpose (run_python's default, as in the tests' conftest).
+        env["CUDA_VISIBLE_DEVICES"] = "" if gpu == "hidden" else "0"
     else:
         prelude = NO_GPU  # also on a machine that has one
     done = run_python(prelude + "from colorfusion.cli import import_backend_quietly; import_backend_quietly(); "
                       "import sys; print('after', file=sys.stderr)", env, tmp_path)
     assert done.returncode == 0, done.stderr
     expected = ["a real problem"]
-    if gpu:
+    if gpu is True:
         expected.append(WARNING + "Could not find cuda drivers on your machine, GPU will not be used.")
     assert done.stderr.splitlines() == expected + ["after"]
 

@@ -123,7 +123,7 @@ def test_the_shipped_model_beats_grayscale_on_the_package_photos(shipped, tmp_pa
     assert methods["model"]["colorfulness"] > 0.3 * methods["ground_truth"]["colorfulness"]
 
 
-def test_a_red_and_a_blue_world_are_told_apart_by_the_shipped_model(shipped):
+def test_a_sky_and_foliage_get_different_hues_from_the_shipped_model(shipped):
     """Not one colour everywhere: a sky-like gradient and a foliage-like texture get different hues."""
     rng = np.random.default_rng(0)
     sky = np.zeros((128, 192, 3), np.uint8) + np.array([110, 160, 225], np.uint8)
