@@ -51,6 +51,8 @@ def main(argv=None) -> int:
                         help="where the packed model goes (default: the package's)")
     parser.add_argument("--weights", default=str(bench_quality.SHARED_WEIGHTS),
                         help="a weights file beside which the recipe's encoder weights are found, or imagenet")
+    parser.add_argument("--variant", default="release",
+                        help="the bench_quality variant to train (default release, the shipped model's recipe)")
     parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     from colorfusion.evaluation import evaluate
     from colorfusion.training import train
 
-    settings, evaluation = bench_quality.variant_settings("release", args.weights)
+    settings, evaluation = bench_quality.variant_settings(args.variant, args.weights)
     settings.pop("time_limit_minutes", None)  # epochs and early stopping end it: reproducible
     if args.epochs:
         settings["epochs"] = args.epochs
@@ -113,13 +115,18 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
 
     state = json.loads((out / "state.json").read_text())
     timing = json.loads((out / "training_time.json").read_text()) if (out / "training_time.json").exists() else {}
-    build = {key: settings.get(key, default) for key, default in (
-        ("head", None), ("image_size", None), ("width", None), ("encoder", None), ("embedding", None),
-        ("num_bins", 200), ("batchnorm", None), ("rebalance_lambda", None))}
-    build["encoder_weights"] = Path(str(settings.get("encoder_weights"))).name
+    # How build_colorizer rebuilds it (any size: a pretrained encoder), and what a run starting from it takes.
+    build = dict(image_size=settings["image_size"], head=settings["head"], width=settings["width"],
+                 encoder=settings["encoder"], embedding_dim=None, global_features=settings["embedding"] == "encoder",
+                 batchnorm=settings.get("batchnorm"))
+    architecture = dict(head=settings["head"], width=settings["width"], encoder=settings["encoder"],
+                        embedding=settings["embedding"], num_bins=settings.get("num_bins", 200),
+                        batchnorm=settings.get("batchnorm"))
     training = {
-        "command": "python benchmarks/train_release.py",
+        "command": "python benchmarks/train_release.py" + ("" if args.variant == "release" else
+                                                            f" --variant {args.variant}"),
         "recipe": {k: v for k, v in settings.items() if k not in ("encoder_weights", "time_limit_minutes")},
+        "encoder_weights": Path(str(settings.get("encoder_weights"))).name,
         "photos": {"split_file": Path(args.split_file).name, "trained_on": len(train_files),
                    "picking_checkpoint": len(monitor)},
         "epochs_done": state.get("epoch"), "best_val_loss": state.get("best_val_loss"),
@@ -128,7 +135,7 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
         "backend": f"{keras.backend.backend()}, Keras {keras.__version__}",
     }
     model_file.parent.mkdir(parents=True, exist_ok=True)
-    save_pretrained(load_model(out), model_file, build=build, training=training)
+    save_pretrained(load_model(out), model_file, build=build, architecture=architecture, training=training)
     print(f"packed {out / 'best.keras'} -> {model_file} ({os.path.getsize(model_file) / 1e6:.2f} MB)", flush=True)
 
 

@@ -205,7 +205,7 @@ def test_classification_notebook_trains_with_bins_previews_and_curves(classifica
     from colorfusion.colorize import load_pretrained, read_pretrained_config
 
     config = json.loads((run / "config.json").read_text())
-    shipped = read_pretrained_config()["build"]
+    shipped = read_pretrained_config()["architecture"]
     assert config["init"] == "pretrained" and config["head"] == "classification"
     assert (config["encoder"], config["width"], config["num_bins"]) == (shipped["encoder"], shipped["width"],
                                                                         shipped["num_bins"])

@@ -14,21 +14,26 @@ from colorfusion.colorize import (MODEL_CARD, PRETRAINED_FILE, Colorizer, ModelL
 from photos import make_photo
 
 
+# build_colorizer's arguments of a tiny classification colorizer on MobileNetV2: any size, as the shipped model.
+TINY_BUILD = dict(image_size=64, head="classification", embedding_dim=None, encoder="mobilenet_v2",
+                  global_features=True, width=0.125)
+
+
 def tiny_encoder_model(seed=0):
-    """A classification colorizer on a random MobileNetV2 encoder: any size, as the shipped model."""
     import keras
 
+    from colorfusion.bins import ABBins
+
     keras.utils.set_random_seed(seed)
-    return model_lib.build_colorizer(64, head="classification", embedding_dim=None, encoder="mobilenet_v2",
-                                     encoder_weights=None, global_features=True, width=0.125, num_bins=16,
-                                     bins=None)
+    bins = ABBins.fit([make_photo(np.random.default_rng(s), 48, 48) for s in range(4)], num_bins=16)
+    return model_lib.build_colorizer(**TINY_BUILD, encoder_weights=None, bins=bins)
 
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
     model = tiny_encoder_model()
-    path = save_pretrained(model, tmp_path_factory.mktemp("packed") / "model.npz",
-                           build={"head": "classification", "width": 0.125, "encoder": "mobilenet_v2"})
+    path = save_pretrained(model, tmp_path_factory.mktemp("packed") / "model.npz", build=TINY_BUILD,
+                           architecture={"head": "classification", "width": 0.125, "encoder": "mobilenet_v2"})
     return model, path
 
 
@@ -41,7 +46,8 @@ def test_save_stores_float16_weights_and_load_gives_the_same_colours(packed):
         stored = [archive[name] for name in sorted(archive.files) if name.startswith("w")]
         config = json.loads(archive["config"].tobytes())
     assert {w.dtype for w in stored} == {np.dtype("float16")} and len(stored) == len(model.weights)
-    assert config["format"] == colorize.PRETRAINED_FORMAT and config["build"]["width"] == 0.125
+    assert config["format"] == colorize.PRETRAINED_FORMAT and config["build"] == TINY_BUILD
+    assert config["architecture"]["width"] == 0.125 and len(config["bins"]["centers"]) == 16
     loaded = load_pretrained(path)
     assert all(v.dtype == "float32" for v in loaded.weights)
     l_input = color.l_to_model(np.linspace(0, 100, 64 * 96, dtype=np.float32).reshape(1, 64, 96, 1))
@@ -65,6 +71,13 @@ def test_a_damaged_or_foreign_file_is_one_line_naming_it(packed, tmp_path):
         assert str(bad) in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_build_record_that_does_not_rebuild_the_model_is_refused_when_saving(packed, tmp_path):
+    model, _ = packed
+    with pytest.raises(ValueError, match="does not rebuild"):
+        save_pretrained(model, tmp_path / "wrong.npz", build={**TINY_BUILD, "width": 0.25})
+    assert not (tmp_path / "wrong.npz").exists()
+
+
 def test_weights_that_do_not_fit_the_recorded_model_are_refused(packed, tmp_path):
     _, path = packed
     with np.load(path) as archive:
@@ -85,8 +98,8 @@ def test_the_shipped_model_is_in_the_package_at_most_12_mb_and_documented():
     assert PRETRAINED_FILE.stat().st_size <= 12 * 2**20
     card = MODEL_CARD.read_text()
     assert file_sha256() in card, "the model card must quote the file's SHA-256"
-    build = read_pretrained_config()["build"]
-    assert build["encoder"] == "mobilenet_v2" and build["head"] == "classification"
+    architecture = read_pretrained_config()["architecture"]
+    assert architecture["encoder"] == "mobilenet_v2" and architecture["head"] == "classification"
 
 
 @pytest.fixture(scope="module")

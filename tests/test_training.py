@@ -346,7 +346,7 @@ def test_init_pretrained_starts_from_the_shipped_model_with_its_architecture_and
     train(photos, run, init="pretrained", image_size=64, epochs=1, batch_size=4, learning_rate=1e-12,
           hardware="cpu", verbose=0)
     config = json.loads((run / "config.json").read_text())
-    build = read_pretrained_config()["build"]
+    build = read_pretrained_config()["architecture"]
     assert (config["encoder"], config["width"], config["head"]) == (build["encoder"], build["width"], build["head"])
     best = keras.saving.load_model(run / "best.keras", compile=False)
     np.testing.assert_allclose(_logits_kernel(best), _logits_kernel(shipped), atol=1e-6)

@@ -183,10 +183,13 @@ def load_embedder(path, model_info: dict, weights=None):
 # One trained colorizer lives in the package as data (`models/colorfusion.npz`, in the wheel
 # too) with its model card beside it; `load_model("pretrained")`, `Colorizer.pretrained()`, the
 # CLI without `--model` and `train(init="pretrained")` come here. The file is a compressed
-# `.npz`, not a `.keras` file, so that its weights can be stored in float16 (half the size, within
-# the 12 MB the repository allows, the same colours: README "Model card"):
-#   config: UTF-8 JSON of {"format", "version", "keras": the model's Keras config,
-#           "build": the build_colorizer arguments, "training": what the model card quotes};
+# `.npz`, not a `.keras` file: its weights are stored in float16 (half the size, within the 12 MB
+# the repository allows, the same colours: README "Model card"), and the model is rebuilt by
+# `build_colorizer` from its recorded arguments, not from a Keras config, which one Keras
+# version writes and an older one (Kaggle's) cannot read. Its arrays:
+#   config: UTF-8 JSON of {"format", "version", "build": the build_colorizer arguments, "bins":
+#           the ABBins config (classification), "architecture": the TrainConfig settings a run
+#           starting from it takes (`train(init=...)`), "training": what the model card quotes};
 #   w0000, w0001, ...: the weights in `model.get_weights()` order, float16 (others as they are).
 # `benchmarks/train_release.py` writes it with `save_pretrained`.
 
@@ -215,22 +218,32 @@ def file_sha256(path=PRETRAINED_FILE) -> str:
     return digest.hexdigest()
 
 
-def save_pretrained(model, path, build: dict, training: dict | None = None, dtype="float16") -> Path:
-    """Write `model` in the shipped format (atomically): its Keras config, its build arguments, its weights.
+def save_pretrained(model, path, build: dict, architecture: dict | None = None, training: dict | None = None,
+                    dtype="float16") -> Path:
+    """Write `model` in the shipped format (atomically): how to rebuild it, and its weights.
 
     Args:
         model: a colorizer from `build_colorizer` (raw, not an inference model).
         path: the `.npz` file to write.
-        build: the `build_colorizer` arguments that rebuild it (head, width,
-            encoder, image_size, ...), recorded for `train(init=...)`.
+        build: the `build_colorizer` arguments that rebuild it (image_size,
+            head, width, encoder, global_features, embedding_dim, ...; its
+            bins are taken from the model). Checked here: the rebuilt model
+            must have the model's weight shapes.
+        architecture: the `TrainConfig` settings of a run that starts from it
+            (head, width, encoder, embedding, num_bins, batchnorm).
         training: what the model card should be able to quote (recipe, data,
             epochs, machine).
         dtype: storage type of the float weights ("float16" halves the file).
     """
-    import keras
+    from colorfusion import model as model_lib
 
-    config = {"format": PRETRAINED_FORMAT, "version": PRETRAINED_VERSION,
-              "keras": keras.saving.serialize_keras_object(model), "build": build, "training": training or {}}
+    bins = model_lib.model_bins(model)
+    rebuilt = _build_pretrained(build, None if bins is None else bins.get_config())
+    if [tuple(w.shape) for w in rebuilt.weights] != [tuple(w.shape) for w in model.weights]:
+        raise ValueError(f"build={build!r} does not rebuild this model (other weight shapes)")
+    config = {"format": PRETRAINED_FORMAT, "version": PRETRAINED_VERSION, "build": build,
+              "bins": None if bins is None else bins.get_config(), "architecture": architecture or {},
+              "training": training or {}}
     arrays = {"config": np.frombuffer(json.dumps(config).encode("utf-8"), np.uint8)}
     for index, weight in enumerate(model.get_weights()):
         weight = np.asarray(weight)
@@ -240,6 +253,14 @@ def save_pretrained(model, path, build: dict, training: dict | None = None, dtyp
     with io.atomic_write(path, "wb") as f:
         f.write(buffer.getvalue())
     return Path(path)
+
+
+def _build_pretrained(build: dict, bins_config):
+    from colorfusion import model as model_lib
+    from colorfusion.bins import ABBins
+
+    bins = None if bins_config is None else ABBins.from_config(bins_config)
+    return model_lib.build_colorizer(**{**build, "encoder_weights": None, "bins": bins})
 
 
 def read_pretrained_config(path=None) -> dict:
@@ -254,15 +275,13 @@ def load_pretrained(path=None):
         ModelLoadError: the file is missing (an install without package
             data), damaged, or not in this format; one line.
     """
-    import keras
-
-    from colorfusion import model as model_lib  # registers the custom layers
+    from colorfusion import model as model_lib
 
     config, weights, path = _open_pretrained(path)
     try:
-        model = keras.saving.deserialize_keras_object(config["keras"])
-    except Exception as e:  # noqa: BLE001 - Keras raises many types for a config it cannot rebuild
-        raise ModelLoadError(f"{path}: cannot rebuild the model from its config ({first_line(e)})") from None
+        model = _build_pretrained(config["build"], config.get("bins"))
+    except Exception as e:  # noqa: BLE001 - a foreign or damaged record fails in many ways
+        raise ModelLoadError(f"{path}: cannot rebuild the model from its record ({first_line(e)})") from None
     expected = [tuple(w.shape) for w in model.weights]
     found = [tuple(w.shape) for w in weights]
     if expected != found:

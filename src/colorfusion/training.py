@@ -400,7 +400,7 @@ def init_architecture(init) -> dict:
 
     try:
         if is_pretrained(init):
-            recorded = read_pretrained_config(None if str(init).lower() == PRETRAINED else init)["build"]
+            recorded = read_pretrained_config(None if str(init).lower() == PRETRAINED else init)["architecture"]
         else:
             recorded = run_config_for(resolve_model_path(init))
     except ModelLoadError as e:
@@ -415,7 +415,7 @@ def _encoder_weights(config, verbose):
         return config.encoder_weights, None
     from colorfusion.colorize import load_pretrained, pretrained_available, read_pretrained_config
 
-    shipped = read_pretrained_config()["build"] if pretrained_available() else {}
+    shipped = read_pretrained_config()["architecture"] if pretrained_available() else {}
     if shipped.get("encoder") != backbones.canonical_name(config.encoder):
         raise TrainingError(
             f"The ImageNet weights of the {config.encoder} encoder cannot be downloaded here (no network): "
