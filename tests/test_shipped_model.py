@@ -50,6 +50,8 @@ def test_save_stores_float16_weights_and_load_gives_the_same_colours(packed):
     assert config["architecture"]["width"] == 0.125 and len(config["bins"]["centers"]) == 16
     loaded = load_pretrained(path)
     assert all(v.dtype == "float32" for v in loaded.weights)
+    for ours, theirs in zip(model.weights, loaded.weights):  # each weight in its place, to float16's precision
+        np.testing.assert_allclose(np.asarray(theirs), np.asarray(ours), rtol=1e-3, atol=1e-4)
     l_input = color.l_to_model(np.linspace(0, 100, 64 * 96, dtype=np.float32).reshape(1, 64, 96, 1))
     ours, theirs = (np.asarray(m({"L": l_input}, training=False)) for m in (model, loaded))
     # float16 weights: bin probabilities within a few thousandths, the same colours decoded.

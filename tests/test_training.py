@@ -68,9 +68,9 @@ def test_classification_run_with_cached_embeddings_saves_bins_with_the_model(pho
     assert (run / "bins.json").is_file()
     best = keras.saving.load_model(run / "best.keras")
     info = model_lib.model_info(best)
-    # The no-top file gives its pooled features: 256 x alpha 0.25 = 64 per photo.
-    assert info["head"] == "classification" and info["num_bins"] == 40 and info["embedding_dim"] == 64
-    inputs = {"L": np.zeros((1, 32, 32, 1), np.float32), "embedding": np.zeros((1, 64), np.float32)}
+    # The no-top file gives its pooled features: 1024 x alpha 0.25 = 256 per photo.
+    assert info["head"] == "classification" and info["num_bins"] == 40 and info["embedding_dim"] == 256
+    inputs = {"L": np.zeros((1, 32, 32, 1), np.float32), "embedding": np.zeros((1, 256), np.float32)}
     assert model_lib.inference_model(best).predict(inputs, verbose=0).shape == (1, 32, 32, 2)
     # The preview grid: one row per preview sample (2 validation photos), three columns.
     with Image.open(run / "previews" / "epoch_002.png") as preview:

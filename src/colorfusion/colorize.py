@@ -475,10 +475,11 @@ class Colorizer:
         interpolation: "bicubic" (default) or "bilinear", to resize ab to the
             photo's size.
         size: for a model that takes any size (a pretrained encoder: the
-            shipped model, runs trained since 0.3), the short side the photo
-            is resized to for the network, keeping its aspect ratio (each
-            side a multiple of 32). None: `INFERENCE_SIZE`. A model with a
-            fixed square input sees every photo resized to that square.
+            shipped model, and runs built with `any_size`, the default), the
+            short side the photo is resized to for the network, keeping its
+            aspect ratio (each side a multiple of 32). None: `INFERENCE_SIZE`.
+            A model with a fixed square input sees every photo resized to
+            that square.
 
     Example:
         colorizer = Colorizer(model)

@@ -91,8 +91,9 @@ def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image
 
     start = time.time()
     out = Path(out)
+    # Without training there is no split to announce: every photo is colorized.
     source = data_source(data, download=False, sample_dir=out / "photos", test_fraction=0.1, min_test=3,
-                         seed=seed, log=log)
+                         seed=seed, log=log if train else (lambda line: None))
     for stale in ("colorized", "bw"):
         shutil.rmtree(out / stale, ignore_errors=True)  # the demo's own outputs of a previous run
     run_dir, chosen = None, None
@@ -109,8 +110,9 @@ def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image
         colorizer = Colorizer.pretrained()
         encoder = model_info(colorizer.model)["encoder"]
         train_files = []
-        log(f"Colorizing {len(heldout)} B&W photos with the model that ships in colorfusion "
-            f"(it never trained on them), short side {colorizer.size} px")
+        where = source.description.split(": ")[1] if ": " in source.description else source.root
+        log(f"Colorizing B&W versions of {where}, with the model that ships in colorfusion, which never "
+            f"trained on them; short side {colorizer.size} px")
     report = colorize_folder([bw for bw, _ in heldout], out / "colorized", colorizer, overwrite=True,
                              progress=False, log=log)
     rows = [(bw, report.outputs[bw], original) for bw, original in heldout if bw in report.outputs]
