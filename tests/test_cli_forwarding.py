@@ -20,6 +20,7 @@ from colorfusion.bins import ABBins, rebalancing_weights
 from colorfusion.colorize import Colorizer
 from colorfusion.evaluation import evaluate
 from colorfusion.training import TrainConfig, TrainResult
+from failures import PoisonWeights
 from photos import write_photos
 
 TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.125", "--encoder", "scratch",
@@ -122,19 +123,6 @@ def test_train_passes_data_out_split_file_and_resume(train_calls, tmp_path, caps
 
 
 # === train: a real run (the bins it fits, the exit code when it diverges), Ctrl-C ===
-
-
-class PoisonWeights(keras.callbacks.Callback):
-    """Every weight NaN at the start of epoch `epoch` (0-based): its loss is NaN."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            for variable in self.model.trainable_variables:
-                variable.assign(np.full(variable.shape, np.nan, np.float32))
 
 
 class CtrlC(keras.callbacks.Callback):

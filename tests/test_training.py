@@ -14,6 +14,7 @@ from PIL import Image
 
 from colorfusion import model as model_lib
 from colorfusion.training import TrainingError, train
+from failures import PoisonWeights
 from photos import write_photos
 
 TINY = dict(image_size=32, epochs=2, batch_size=4, width=0.125, encoder="scratch", weights=None, learning_rate=2e-3)
@@ -106,19 +107,6 @@ def test_resume_after_a_crash_mid_epoch_continues_from_the_last_finished_epoch(p
     assert result.epochs_done == 3
     assert [r["epoch"] for r in history_rows(run)] == ["1", "2", "3"]
     assert sorted(p.name for p in (run / "previews").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
-
-
-class PoisonWeights(keras.callbacks.Callback):
-    """Set every weight to NaN at the start of epoch `epoch`: the loss becomes NaN."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            for variable in self.model.trainable_variables:
-                variable.assign(np.full(variable.shape, np.nan, np.float32))
 
 
 def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(photos, tmp_path):
