@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from colorfusion import callbacks as callbacks_lib
 from colorfusion.training import train
+from forcing import forcing_val_loss
 from photos import write_photos
 
 SETTINGS = dict(head="regression", image_size=32, batch_size=4, width=0.125, encoder="scratch", weights=None,
@@ -26,15 +26,8 @@ def photos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def forced_val_loss():
-    """Each epoch's val_loss as `VAL_LOSS` says, set before the schedule and the checkpoint read it."""
-    original = callbacks_lib.ColorizationPreview.on_epoch_end
-
-    def forced(self, epoch, logs=None):
-        logs["val_loss"] = VAL_LOSS[epoch]
-        original(self, epoch, logs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(callbacks_lib.ColorizationPreview, "on_epoch_end", forced)
+    """Each epoch's val_loss as `VAL_LOSS` says."""
+    with forcing_val_loss(VAL_LOSS.__getitem__):
         yield
 
 

@@ -20,7 +20,7 @@ from colorfusion.bins import ABBins, rebalancing_weights
 from colorfusion.colorize import Colorizer
 from colorfusion.evaluation import evaluate
 from colorfusion.training import TrainConfig, TrainResult
-from failures import PoisonWeights
+from forcing import PoisonWeights
 from photos import write_photos
 
 TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.125", "--encoder", "scratch",

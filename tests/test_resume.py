@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from colorfusion import callbacks as callbacks_lib
 from colorfusion.training import train
+from forcing import forcing_val_loss
 from photos import write_photos
 
 # Regression head, no semantic branch: the smallest run that still has everything resume must restore.
@@ -29,15 +29,8 @@ def photos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def worsening_val_loss():
-    """val_loss = 1 + epoch, set before the schedule and the checkpoint read it."""
-    original = callbacks_lib.ColorizationPreview.on_epoch_end
-
-    def worse(self, epoch, logs=None):
-        logs["val_loss"] = 1.0 + epoch
-        original(self, epoch, logs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(callbacks_lib.ColorizationPreview, "on_epoch_end", worse)
+    """val_loss = 1 + epoch."""
+    with forcing_val_loss(lambda epoch: 1.0 + epoch):
         yield
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from colorfusion import model as model_lib
 from colorfusion.training import TrainingError, train
-from failures import PoisonWeights
+from forcing import PoisonWeights
 from photos import write_photos
 
 TINY = dict(image_size=32, epochs=2, batch_size=4, width=0.125, encoder="scratch", weights=None, learning_rate=2e-3)

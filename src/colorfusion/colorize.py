@@ -40,7 +40,6 @@ Four parts, top to bottom:
 from __future__ import annotations
 
 import hashlib
-import io as bytes_io
 import json
 import os
 import sys
@@ -128,10 +127,10 @@ def load_model(path):
         info = model_lib.model_info(loaded)
     except Exception as e:  # noqa: BLE001 - a model of any shape may come in
         raise ModelLoadError(f"{path}: not a colorfusion colorizer ({first_line(e)})") from None
-    if loaded.inputs[0].shape[2] != info["image_size"] or not (
-            info["image_size"] is None or isinstance(info["image_size"], int)):
-        raise ModelLoadError(f"{path}: not a colorfusion colorizer (its 'L' input is not a fixed square: "
-                             f"{tuple(loaded.inputs[0].shape)})")
+    height, width = loaded.inputs[0].shape[1:3]
+    if height != width:  # a fixed square, or any size (None x None)
+        raise ModelLoadError(f"{path}: not a colorfusion colorizer (its 'L' input is neither a fixed square nor "
+                             f"of any size: {tuple(loaded.inputs[0].shape)})")
     return loaded
 
 
@@ -248,10 +247,8 @@ def save_pretrained(model, path, build: dict, architecture: dict | None = None, 
     for index, weight in enumerate(model.get_weights()):
         weight = np.asarray(weight)
         arrays[f"w{index:04d}"] = weight.astype(dtype) if weight.dtype.kind == "f" else weight
-    buffer = bytes_io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
     with io.atomic_write(path, "wb") as f:
-        f.write(buffer.getvalue())
+        np.savez_compressed(f, **arrays)
     return Path(path)
 
 

@@ -443,6 +443,7 @@ class DataSource:
         test_pairs: `(bw_path, colour_path)` for held-out photos that come
             with a B&W version (the Kaggle dataset's `test_black`); may be empty.
         description: the line `data_source` printed.
+        where: where the photos came from, as that line says it.
     """
 
     kind: str
@@ -451,6 +452,7 @@ class DataSource:
     test: list
     test_pairs: list = field(default_factory=list)
     description: str = ""
+    where: str = ""
 
 
 def data_source(data_dir=None, *, kaggle_root=KAGGLE_INPUT, download=True, download_dir=None,
@@ -520,6 +522,7 @@ def _split_folder(kind, root, files, test_fraction, min_test, seed) -> DataSourc
 
 
 def _announce(source: DataSource, where: str, log) -> DataSource:
+    source.where = where
     source.description = f"Data: {where}: {len(source.train)} training and {len(source.test)} held-out photos"
     log(source.description)
     return source

@@ -99,8 +99,8 @@ def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image
     run_dir, chosen = None, None
     if train:
         heldout = bw_inputs(source, out / "bw", count=count, log=log)
-        run_dir, chosen, encoder = _train_demo(source, out, init, image_size, width, batch_size, epochs, max_photos,
-                                               weights, encoder, seed, log)
+        run_dir, chosen = _train_demo(source, out, init, image_size, width, batch_size, epochs, max_photos, weights,
+                                      encoder, seed, log)
         colorizer = Colorizer.from_path(run_dir)
         train_files = source.train
     else:
@@ -108,10 +108,8 @@ def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image
         everything = replace(source, test=list(source.test) + list(source.train))
         heldout = bw_inputs(everything, out / "bw", count=count, log=log)
         colorizer = Colorizer.pretrained()
-        encoder = model_info(colorizer.model)["encoder"]
         train_files = []
-        where = source.description.split(": ")[1] if ": " in source.description else source.root
-        log(f"Colorizing B&W versions of {where}, with the model that ships in colorfusion, which never "
+        log(f"Colorizing B&W versions of {source.where}, with the model that ships in colorfusion, which never "
             f"trained on them; short side {colorizer.size} px")
     report = colorize_folder([bw for bw, _ in heldout], out / "colorized", colorizer, overwrite=True,
                              progress=False, log=log)
@@ -119,13 +117,13 @@ def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image
     grid = figures.save_figure(figures.before_after_figure(rows, [Path(bw).stem for bw, *_ in rows]),
                                out / "before_after.png")
     result = DemoResult(run_dir, grid, report.written, train_files, [rgb for _, rgb in heldout], chosen,
-                        encoder, time.time() - start)
+                        model_info(colorizer.model)["encoder"], time.time() - start)
     _summary(result, log)
     return result
 
 
 def _train_demo(source, out, init, image_size, width, batch_size, epochs, max_photos, weights, encoder, seed, log):
-    """Train the demo's run on the photos not held out; (run folder, encoder weights, encoder)."""
+    """Train the demo's run on the photos not held out; (run folder, encoder weights)."""
     from colorfusion.backbones import choose_weights
     from colorfusion.datasets import subset
     from colorfusion.training import train
@@ -133,13 +131,12 @@ def _train_demo(source, out, init, image_size, width, batch_size, epochs, max_ph
     train_files = subset(source.train, max_photos, seed)
     if init:
         chosen, settings = None, dict(init=init, freeze_epochs=10_000)
-        encoder = "the shipped model's"
         image_size = image_size or 128
         log(f"Fine-tuning the shipped model ({init}) at {image_size} px")
     else:
         chosen = choose_weights("imagenet" if weights == "auto" else weights, encoder, log=log)
         if chosen is None:
-            encoder = "scratch"
+            encoder = "scratch"  # a random pretrained-shaped encoder adds time, not semantics
             log("No pretrained weights: the encoder learns from scratch, and colours stay close to sepia")
         else:
             log(f"Encoder: {encoder} with {Path(chosen).name if chosen != 'imagenet' else 'ImageNet'} weights")
@@ -158,7 +155,7 @@ def _train_demo(source, out, init, image_size, width, batch_size, epochs, max_ph
     train(train_files=train_files * repeat, val_files=source.test[:16], out=run_dir, image_size=image_size,
           batch_size=batch_size, epochs=epochs, learning_rate=1e-3 if not init else 1e-4, lr_patience=8,
           preview_every=5, seed=seed, hardware="auto", show=False, verbose=2, **settings)
-    return run_dir, chosen, encoder
+    return run_dir, chosen
 
 
 def _summary(result: DemoResult, log) -> None:

@@ -366,7 +366,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
     else:
         # U-Net: up x2, join the encoder's features at that stride, two convolutions;
         # down to S/4 (classification) or S/2 (regression, then bilinear to S).
-        stride = max(features)
+        stride = deepest
         last = 4 if head == "classification" else 2
         while stride > last:
             stride //= 2
