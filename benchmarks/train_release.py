@@ -118,10 +118,10 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
     # How build_colorizer rebuilds it (any size: a pretrained encoder), and what a run starting from it takes.
     build = dict(image_size=settings["image_size"], head=settings["head"], width=settings["width"],
                  encoder=settings["encoder"], embedding_dim=None, global_features=settings["embedding"] == "encoder",
-                 batchnorm=settings.get("batchnorm"))
+                 batchnorm=settings.get("batchnorm"), hints=settings.get("hints", False))
     architecture = dict(head=settings["head"], width=settings["width"], encoder=settings["encoder"],
                         embedding=settings["embedding"], num_bins=settings.get("num_bins", 200),
-                        batchnorm=settings.get("batchnorm"))
+                        batchnorm=settings.get("batchnorm"), hints=settings.get("hints", False))
     training = {
         "command": "python benchmarks/train_release.py" + ("" if args.variant == "release" else
                                                             f" --variant {args.variant}"),

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from colorfusion import augment, color, figures, io, metrics
-from colorfusion.model import TEMPERATURE, inference_model
+from colorfusion.model import TEMPERATURE, inference_model, model_info, no_hints
 
 # === Samples ===
 
@@ -110,7 +110,9 @@ def colorize_samples(model, samples, decode="annealed_mean", temperature=TEMPERA
     ab / 128; it is joined with the samples' own L.
     """
     infer = inference_model(model, decode=decode, temperature=temperature)
-    x = samples["x"]
+    x = dict(samples["x"])
+    if model_info(infer)["hints"] and "hints" not in x:
+        x["hints"] = no_hints(x["L"])  # previews show automatic colorization
     names = [tensor.name for tensor in infer.inputs]
     missing = [name for name in names if name not in x]
     if missing:

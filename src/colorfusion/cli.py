@@ -279,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="photos per model call; memory grows with it (default 8)")
     colorize.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip)")
     colorize.add_argument("--quiet", action="store_true", help="no progress bar")
+    colorize.add_argument("--hint", action="append", default=None, metavar="X,Y,#RRGGBB",
+                          help="a colour hint for a model that takes hints (the shipped one does): this point of "
+                               "the photo (pixels from its top left corner) has this colour; repeat for more "
+                               "points. Given with several photos, it applies to each")
+    colorize.add_argument("--hints", metavar="HINTS.json",
+                          help='per-photo hints: {"photo.jpg": [[320, 140, "#c0392b"], ...], ...}, a photo named '
+                               "by its path as given, inside its input folder, or its file name")
 
     evaluate = commands.add_parser(
         "evaluate", help="measure a model against grayscale and ground truth",
@@ -358,7 +365,7 @@ def _load_colorizer(args):
 
 
 def cmd_colorize(args) -> int:
-    from colorfusion.colorize import ModelLoadError, colorize_folder, plan_outputs
+    from colorfusion.colorize import ModelLoadError, colorize_folder, plan_outputs, read_hints_file
 
     # Nothing to do is an error, found before the model is loaded (which takes seconds).
     if not plan_outputs(args.inputs, args.output):
@@ -369,13 +376,21 @@ def cmd_colorize(args) -> int:
         if empty:
             _error(f"no images found in {', '.join(empty)}")
         return 1
+    if args.hint and args.hints:
+        return _error("give hints with --hint or with --hints, not both")
+    hints = args.hint
+    if args.hints:
+        try:
+            hints = read_hints_file(args.hints)
+        except ValueError as e:
+            return _error(str(e))
     import_backend_quietly()
     try:
         colorizer = _load_colorizer(args)
     except (ModelLoadError, ValueError) as e:
         return _error(str(e))
     report = colorize_folder(args.inputs, args.output, colorizer, batch_size=args.batch_size,
-                             overwrite=args.overwrite, progress=not args.quiet)
+                             overwrite=args.overwrite, progress=not args.quiet, hints=hints)
     print(f"done: {len(report.written)} written, {len(report.skipped)} skipped (exist; --overwrite replaces), "
           f"{len(report.failed)} failed -> {args.output}")
     return 0 if report.ok else 1

@@ -179,3 +179,46 @@ def ab_to_model(ab: np.ndarray) -> np.ndarray:
 def ab_from_model(ab_scaled: np.ndarray) -> np.ndarray:
     """Regression target / model output ab / 128 back to ab in Lab units."""
     return np.asarray(ab_scaled, np.float32) * np.float32(AB_SCALE)
+
+
+# === Colours users name (colour hints) ===
+
+
+def parse_color(colour) -> tuple[int, int, int]:
+    """An sRGB colour as a user writes it: "#rrggbb" (or "rrggbb") or an (r, g, b) triple of 0-255.
+
+    Raises:
+        ValueError: one line saying what was expected.
+
+    Example:
+        parse_color("#c0392b") == (192, 57, 43)
+    """
+    if isinstance(colour, str):
+        text = colour.strip().removeprefix("#")
+        if len(text) == 6:
+            try:
+                return tuple(int(text[i:i + 2], 16) for i in (0, 2, 4))
+            except ValueError:
+                pass
+        raise ValueError(f"colour must be '#rrggbb' (six hex digits). Received: {colour!r}")
+    try:
+        values = [float(v) for v in colour]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 3 or not all(0 <= v <= 255 and v == int(v) for v in values):
+        raise ValueError(f"colour must be '#rrggbb' or (r, g, b) integers in 0-255. Received: {colour!r}")
+    return tuple(int(v) for v in values)
+
+
+def ab_at_lightness(colour, lightness: float) -> np.ndarray:
+    """The ab (2,) of `colour` seen at CIE lightness `lightness`, kept inside the sRGB gamut.
+
+    A hint names a colour, but the photo keeps its own L: dark red at a light
+    spot must become the light red that exists there. The colour's ab is
+    joined with `lightness`, taken to sRGB and clipped into its gamut, and
+    read back.
+    """
+    rgb = np.asarray(parse_color(colour), np.uint8).reshape(1, 1, 3)
+    lab = rgb_to_lab(rgb)
+    lab[..., 0] = np.clip(lightness, 0.0, L_MAX)
+    return rgb_to_lab(lab_to_rgb(lab))[0, 0, 1:]

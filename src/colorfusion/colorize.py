@@ -12,6 +12,7 @@ lightness: only the colour comes from the network.
     colorizer = Colorizer.from_path("runs/exp1")          # or a run folder, or a .keras file
     rgb = colorizer("old_photo.jpg")                        # uint8 RGB, same size as the photo
     colorize_folder(["scans/"], "colorized/", colorizer)   # mirror a tree, skip bad files
+    rgb = colorizer("car.jpg", hints=[(320, 140, "#c0392b")])  # this point is red (a hint model)
 
 Models of either head work: `model.inference_model` decodes a
 classification model (annealed mean by default), so nothing here asks which
@@ -33,6 +34,9 @@ Four parts, top to bottom:
   GIL). The conversions are `color.rgb_to_lab` / `color.lab_to_rgb` writing
   into the strip buffers, so results are bit for bit those of whole-image
   calls;
+- colour hints: a user's points `(x, y, colour)` in the photo's pixels become
+  the "hints" input of a hint model (`hint_map`), the colour's ab taken at
+  the photo's own lightness there;
 - `Colorizer` (one photo or a batch) and `colorize_folder` (trees of files,
   per-file errors, atomic writes).
 """
@@ -436,6 +440,91 @@ def in_bands(height: int, work) -> None:
         list(pool.map(work, edges[:-1].tolist(), edges[1:].tolist()))
 
 
+# === Colour hints ===
+
+HINT_PATCH = 5  # a user's point marks a square of this side at the network's input size
+
+
+class HintError(ValueError):
+    """A colour hint that cannot be used; the message is one line naming it and why."""
+
+
+def parse_hint(hint) -> tuple[float, float, tuple[int, int, int]]:
+    """(x, y, (r, g, b)) of a hint given as `(x, y, colour)` or the text "X,Y,#rrggbb".
+
+    x and y are pixels of the photo (x to the right, y down, from its top
+    left corner); the colour is "#rrggbb" or an (r, g, b) triple of 0-255.
+
+    Raises:
+        HintError: one line saying what is wrong with it.
+    """
+    parts = hint.split(",", 2) if isinstance(hint, str) else hint
+    try:
+        x, y, colour = parts
+    except (TypeError, ValueError):
+        raise HintError(f"hint {hint!r}: expected (x, y, colour), e.g. '320,140,#c0392b'") from None
+    try:
+        x, y = float(x), float(y)
+    except (TypeError, ValueError):
+        raise HintError(f"hint {hint!r}: x and y must be numbers (pixels of the photo)") from None
+    try:
+        return x, y, color.parse_color(colour)
+    except ValueError as e:
+        raise HintError(f"hint {hint!r}: {e}") from None
+
+
+def hint_map(hints, l_full: np.ndarray, shape) -> np.ndarray:
+    """A hint model's "hints" input (h, w, 3) for user hints on a photo.
+
+    Args:
+        hints: `(x, y, colour)` points (`parse_hint`) in the photo's pixels.
+        l_full: the photo's lightness (H, W), in [0, 100].
+        shape: (h, w), the network's input size for the photo.
+
+    Returns:
+        float32 (h, w, 3): around each point, a square of `HINT_PATCH` pixels
+        holding the colour's ab / 128 at the photo's lightness there
+        (`color.ab_at_lightness`) and a mask of 1; zeros elsewhere.
+
+    Raises:
+        ValueError: a hint is malformed or outside the photo.
+    """
+    height, width = l_full.shape
+    h, w = shape
+    out = np.zeros((h, w, 3), np.float32)
+    for hint in hints:
+        x, y, rgb = parse_hint(hint)
+        if not (0 <= x < width and 0 <= y < height):
+            raise HintError(f"hint {hint!r} is outside the photo ({width} x {height} pixels)")
+        # Lightness around the point, in the photo's own pixels.
+        row, col = int(y), int(x)
+        around = l_full[max(0, row - 1):row + 2, max(0, col - 1):col + 2]
+        ab = color.ab_at_lightness(rgb, float(around.mean())) / color.AB_SCALE
+        # The point on the network's grid, with its patch clipped to the map.
+        top = min(max(0, int((y + 0.5) * h / height) - HINT_PATCH // 2), max(0, h - HINT_PATCH))
+        left = min(max(0, int((x + 0.5) * w / width) - HINT_PATCH // 2), max(0, w - HINT_PATCH))
+        out[top:top + HINT_PATCH, left:left + HINT_PATCH] = (ab[0], ab[1], 1.0)
+    return out
+
+
+def read_hints_file(path) -> dict[str, list]:
+    """{photo: [hint, ...]} from a JSON file such as `{"car.jpg": [[320, 140, "#c0392b"]]}`.
+
+    A key names a photo by its path as given on the command line, its path
+    inside an input folder, or its file name.
+
+    Raises:
+        ValueError: one line naming the file and what is wrong with it.
+    """
+    try:
+        hints = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read hints ({first_line(e)})") from None
+    if not isinstance(hints, dict) or not all(isinstance(v, list) for v in hints.values()):
+        raise ValueError(f'{path}: hints must be a JSON object {{"photo.jpg": [[x, y, "#rrggbb"], ...], ...}}')
+    return hints
+
+
 # === Colorizer ===
 
 # The short side a photo is colorized at by a model that takes any size (README "Colour at the
@@ -500,6 +589,7 @@ class Colorizer:
         self.image_size = None if info["image_size"] is None else int(info["image_size"])
         self.size = size
         self.embedding_dim = info["embedding_dim"]
+        self.takes_hints = info["hints"]
         self.embedder = embedder
         self.interpolation = interpolation
         if self.embedding_dim and embedder is None:
@@ -548,17 +638,40 @@ class Colorizer:
         return Colorizer(self.model, decode=self.decode, temperature=self.temperature, embedder=self.embedder,
                          interpolation=self.interpolation, size=size)
 
-    def __call__(self, image, return_lab: bool = False):
-        """Colorize one image (path, PIL image or array) at its full resolution."""
-        return self.colorize_many([image], return_lab=return_lab)[0]
+    def __call__(self, image, return_lab: bool = False, hints=None):
+        """Colorize one image (path, PIL image or array) at its full resolution.
 
-    def colorize_many(self, images, return_lab: bool = False) -> list:
-        """Colorize several images (any sizes) with one model call."""
+        Args:
+            hints: for a model that takes hints, points `(x, y, colour)` in
+                the photo's pixels whose colour the user knows, the colour
+                "#rrggbb" or (r, g, b); e.g. `[(320, 140, "#c0392b")]`.
+        """
+        return self.colorize_many([image], return_lab=return_lab, hints=None if hints is None else [hints])[0]
+
+    def colorize_many(self, images, return_lab: bool = False, hints=None) -> list:
+        """Colorize several images (any sizes) with one model call; `hints`: one list (or None) per image."""
         if not images:
             return []
+        if hints is not None and len(hints) != len(images):
+            raise ValueError(f"hints must hold one list per image ({len(images)}). Received: {len(hints)} lists")
         prepared = [self.prepare(image) for image in images]
-        ab_small = self.predict_ab_many([l_small for _, l_small in prepared])
+        maps = None
+        if hints is not None and any(hints):
+            maps = [self.hint_map(points or [], l_full, l_small.shape[:2])
+                    for (l_full, l_small), points in zip(prepared, hints)]
+        ab_small = self.predict_ab_many([l_small for _, l_small in prepared], maps)
         return [self.finish(l_full, ab, return_lab) for (l_full, _), ab in zip(prepared, ab_small)]
+
+    def hint_map(self, hints, l_full: np.ndarray, shape) -> np.ndarray:
+        """The "hints" input (h, w, 3) for `hints` on a photo of lightness `l_full` (`hint_map`).
+
+        Raises:
+            ValueError: the model takes no hints, or a hint is malformed or outside the photo.
+        """
+        if hints and not self.takes_hints:
+            raise HintError("this model takes no colour hints (it was trained without hints=True); use the "
+                             "shipped model or a run trained with hints")
+        return hint_map(hints, l_full, shape)
 
     # The three steps, public so that folder mode can batch and report per file.
 
@@ -576,24 +689,41 @@ class Colorizer:
         small = io.resize(pixels, width, height)
         return lightness(pixels), lightness(small)[..., None]
 
-    def predict_ab_many(self, l_smalls) -> list[np.ndarray]:
-        """`predict_ab` of L maps of several shapes: one model call per shape, results in input order."""
+    def predict_ab_many(self, l_smalls, hint_maps=None) -> list[np.ndarray]:
+        """`predict_ab` of L maps of several shapes: one model call per shape, results in input order.
+
+        `hint_maps`: None, or one "hints" input (h, w, 3) or None per L map.
+        """
         by_shape = {}
         for index, l_small in enumerate(l_smalls):
             by_shape.setdefault(np.shape(l_small), []).append(index)
         results = [None] * len(l_smalls)
         for indices in by_shape.values():
-            for index, ab in zip(indices, self.predict_ab(np.stack([l_smalls[i] for i in indices]))):
+            maps = None
+            if hint_maps is not None and any(hint_maps[i] is not None for i in indices):
+                from colorfusion.model import no_hints
+
+                maps = np.stack([no_hints(l_smalls[i]) if hint_maps[i] is None else hint_maps[i] for i in indices])
+            for index, ab in zip(indices, self.predict_ab(np.stack([l_smalls[i] for i in indices]), maps)):
                 results[index] = ab
         return results
 
-    def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
-        """ab in Lab units (N, h, w, 2) for a batch of L (N, h, w, 1) in [0, 100]."""
+    def predict_ab(self, l_small: np.ndarray, hint_maps=None) -> np.ndarray:
+        """ab in Lab units (N, h, w, 2) for a batch of L (N, h, w, 1) in [0, 100].
+
+        Args:
+            hint_maps: for a model that takes hints, its "hints" input
+                (N, h, w, 3) (`hint_map`); None: no hints.
+        """
+        from colorfusion.model import no_hints
+
         l_small = np.asarray(l_small, np.float32)
         count = len(l_small)
         inputs = {"L": color.l_to_model(l_small)}
         if self.embedding_dim:
             inputs["embedding"] = np.asarray(self.embedder.embed_l(l_small), np.float32)
+        if self.takes_hints:
+            inputs["hints"] = no_hints(inputs["L"]) if hint_maps is None else np.asarray(hint_maps, np.float32)
         if self.image_size is None:
             # Any size: a direct call, not `predict_on_batch`, whose compiled function would be
             # retraced with the photo's sides unknown, which Keras' bilinear upsampling refuses.
@@ -690,7 +820,7 @@ def refused_outputs(pairs) -> dict[Path, str]:
 
 
 def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = False,
-                    progress: bool = True, log=None, **colorizer_kwargs) -> FolderReport:
+                    progress: bool = True, log=None, hints=None, **colorizer_kwargs) -> FolderReport:
     """Colorize files and folders (recursively) into `dst`, mirroring the tree.
 
     A file that cannot be read or written gets one line in `log` and the
@@ -704,6 +834,12 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
         batch_size: photos per model call. Memory grows with it: each photo
             waiting for its batch holds its full-resolution L (4 bytes a pixel).
         log: called with each one-line error (default: stderr, above the bar).
+        hints: colour hints for a hint model: a list of `(x, y, colour)`
+            points for every photo, or `{photo: points}` naming photos by
+            their path as given, their path inside an input folder, or their
+            file name (`read_hints_file`). A photo whose hints are bad (or
+            given to a model that takes none) fails with one line; a name
+            that matches no photo is reported as a failure too.
         **colorizer_kwargs: `decode`, `temperature`, ... for a model not yet
             a `Colorizer`.
 
@@ -722,6 +858,7 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
             _fail(report, log, item, "no such file or folder")
     pairs = plan_outputs(inputs, dst)
     refused = refused_outputs(pairs)
+    hints_of = _hints_by_input(hints, pairs, dst, report, log)
     todo = []
     for src, out in pairs:
         if src in refused:
@@ -734,7 +871,7 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
     with tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
-            _colorize_batch(batch, colorizer, report, log)
+            _colorize_batch(batch, colorizer, report, log, hints_of)
             bar.update(len(batch))
     return report
 
@@ -746,21 +883,45 @@ def _fail(report: FolderReport, log, src, reason: str) -> None:
 
 def _reason(error: Exception) -> str:
     # Keras / TensorFlow errors can span pages: the log gets one line per file.
+    if isinstance(error, HintError):
+        return str(error)
     return error.reason if isinstance(error, io.ImageReadError) else first_line(error)
 
 
-def _colorize_batch(pairs, colorizer: Colorizer, report: FolderReport, log) -> None:
+def _hints_by_input(hints, pairs, dst, report: FolderReport, log) -> dict:
+    """{input: its hints} from one list for all (`--hint`) or a {name: hints} dict (`--hints`)."""
+    if not hints:
+        return {}
+    if not isinstance(hints, dict):
+        return {src: list(hints) for src, _ in pairs}
+    by_input, used = {}, set()
+    for src, out in pairs:
+        for key in (str(src), Path(out).relative_to(dst).as_posix(), src.name):
+            if key in hints:
+                by_input[src] = hints[key]
+                used.add(key)
+                break
+    for key in hints:
+        if key not in used:
+            _fail(report, log, key, "hints given for a photo that is not among the inputs")
+    return by_input
+
+
+def _colorize_batch(pairs, colorizer: Colorizer, report: FolderReport, log, hints_of=None) -> None:
     # Any error is about one file (or, for the model call, this batch): report it and go on.
-    ready = []
+    hints_of = hints_of or {}
+    ready, maps = [], []
     for src, out in pairs:
         try:
-            ready.append((src, out, *colorizer.prepare(io.read_rgb(src))))
+            l_full, l_small = colorizer.prepare(io.read_rgb(src))
+            maps.append(colorizer.hint_map(hints_of[src], l_full, l_small.shape[:2]) if src in hints_of else None)
+            ready.append((src, out, l_full, l_small))
         except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
             _fail(report, log, src, _reason(e))
     if not ready:
         return
     try:
-        ab_small = colorizer.predict_ab_many([l_small for *_, l_small in ready])
+        ab_small = colorizer.predict_ab_many([l_small for *_, l_small in ready], maps)
     except Exception as e:  # noqa: BLE001
         for src, *_ in ready:
             _fail(report, log, src, f"model failed: {_reason(e)}")

@@ -20,6 +20,16 @@ Reproducibility: the order of an epoch is a permutation drawn from
 `(seed, epoch, position)`, so two generators with the same arguments give the
 same batches whatever the number of workers.
 
+With `hints=True` (a model built with hints) each example also gets the
+input "hints", colour points simulated from its own true ab as Zhang et al.
+(2017) train their user-guided network: none for a share
+`hint_free_fraction` of the examples (so automatic colorization keeps being
+trained), else a number of points drawn from a geometric distribution
+(p = 1/8, mean 8), each a square patch of 1 to 9 pixels at a uniformly
+random place, whose mean ab is the hint (`simulate_hints`). Training draws
+new points with every crop (seeded like the augmentation); without
+augmentation (validation) a photo gets the same points every epoch.
+
 A file that cannot be read is replaced by the next readable file of the list
 and reported once (a warning naming it and the reason); an epoch never
 crashes on one bad file.
@@ -48,6 +58,38 @@ from colorfusion import augment as augment_lib
 from colorfusion import color, datasets, io
 
 EMBEDDING_MODES = (None, "cache", "exact")
+HINT_POINTS_P = 1 / 8  # the number of simulated points ~ geometric(p) (Zhang et al. 2017)
+HINT_PATCH_SIDES = (1, 9)  # a point is a square patch of 1 to 9 pixels (side), its mean ab the hint
+HINT_FREE_FRACTION = 0.3  # examples trained with no hints at all (automatic colorization)
+
+
+def simulate_hints(ab_scaled: np.ndarray, rng: np.random.Generator, count: int | None = None,
+                   hint_free_fraction: float = 0.0) -> np.ndarray:
+    """Colour points a user might give, drawn from the true ab of one image.
+
+    Args:
+        ab_scaled: the true ab / 128 (H, W, 2).
+        rng: the random generator the draw comes from.
+        count: the number of points; None draws it: 0 with probability
+            `hint_free_fraction`, else geometric(`HINT_POINTS_P`) (1, 2, ...).
+        hint_free_fraction: see `count`.
+
+    Returns:
+        float32 (H, W, 3): each point's patch (side 1 to 9 pixels) holds the
+        patch's mean ab / 128 and a mask of 1; 0 everywhere else.
+    """
+    height, width = ab_scaled.shape[:2]
+    hints = np.zeros((height, width, 3), np.float32)
+    if count is None:
+        count = 0 if rng.random() < hint_free_fraction else int(min(rng.geometric(HINT_POINTS_P), 64))
+    for _ in range(count):
+        side = int(rng.integers(HINT_PATCH_SIDES[0], HINT_PATCH_SIDES[1] + 1))
+        side = min(side, height, width)
+        top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+        patch = (slice(top, top + side), slice(left, left + side))
+        hints[patch + (slice(0, 2),)] = ab_scaled[patch].reshape(-1, 2).mean(axis=0)
+        hints[patch + (2,)] = 1.0
+    return hints
 
 
 def _split_scaled(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,6 +129,9 @@ class ColorizationGenerator(keras.utils.PyDataset):
         cache: an `embeddings.EmbeddingCache`; needed for "cache".
         augment_options: keyword arguments of `augment.build_transform`
             (`scale`, `ratio`, `hflip`, `rotate`).
+        hints: add x["hints"], colour points simulated from each example's
+            true ab (see the module docstring), for a model built with hints.
+        hint_free_fraction: the share of examples given no hints.
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`, passed
             to `keras.utils.PyDataset`.
     """
@@ -104,6 +149,8 @@ class ColorizationGenerator(keras.utils.PyDataset):
         embedder=None,
         cache=None,
         augment_options: dict | None = None,
+        hints: bool = False,
+        hint_free_fraction: float = HINT_FREE_FRACTION,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -130,6 +177,10 @@ class ColorizationGenerator(keras.utils.PyDataset):
                     "embedding='exact' runs a Keras model in the workers: use threads. "
                     "Received: use_multiprocessing=True"
                 )
+        if not 0 <= hint_free_fraction <= 1:
+            raise ValueError(f"hint_free_fraction must be in [0, 1]. Received: hint_free_fraction={hint_free_fraction!r}")
+        self.hints = bool(hints)
+        self.hint_free_fraction = float(hint_free_fraction)
         self.batch_size = int(batch_size)
         self.image_size = int(image_size)
         self.augment = bool(augment)
@@ -190,7 +241,20 @@ class ColorizationGenerator(keras.utils.PyDataset):
             x["embedding"] = self._embeddings[used]
         elif self.embedding == "exact":
             x["embedding"] = self.embedder.embed_l(color.l_from_model(l_scaled))
+        if self.hints:
+            x["hints"] = self._hints(index, ab_scaled)
         return x, self._targets(ab_scaled)
+
+    def _hints(self, index: int, ab_scaled: np.ndarray) -> np.ndarray:
+        first = index * self.batch_size
+        maps = []
+        for i, ab in enumerate(ab_scaled):
+            position = first + i
+            # Training: new points with every crop. Validation (no augmentation): the same points
+            # for the same photo every epoch, so val_loss compares epochs on equal terms.
+            key = [int(self._seeds[position]), 1] if self.augment else [self.seed, int(self._order[position]), 2]
+            maps.append(simulate_hints(ab, np.random.default_rng(key), hint_free_fraction=self.hint_free_fraction))
+        return np.stack(maps)
 
     def rgb_batch(self, index: int, dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
         """The RGB crops (B, S, S, 3) of batch `index`, before Lab.

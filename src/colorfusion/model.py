@@ -14,6 +14,12 @@ embedding (D) --repeat over the S/8 grid--> concat --1x1 conv--> 256
 
 Model inputs are named "L" (`color.l_to_model(L)`, in [-1, 1]) and, unless
 `embedding_dim` is None, "embedding"; dicts with these keys work everywhere.
+A model built with `hints=True` also takes "hints" (Zhang et al. 2017,
+"Real-Time User-Guided Image Colorization"): at the size of L, the hinted
+ab / 128 where a user (or training) gives a colour and 0 elsewhere, and a
+mask channel, 1 where a hint is. `HintPool` brings that map to the
+bottleneck and to every decoder stride, so a point steers the colours around
+it at each scale; an all-zero map means no hints (automatic colorization).
 Outputs are ab / 128 for the regression head and bin probabilities for the
 classification head. `inference_model` turns either into one model whose
 output is ab / 128 at S x S, and `model_info` describes any of them, so that
@@ -50,6 +56,7 @@ from colorfusion.bins import ABBins
 from colorfusion.color import AB_SCALE, L_MODEL_CENTER
 
 HEADS = ("regression", "classification")
+HINTS_NAME = "hints"  # the optional input: (H, W, 3) = hinted a / 128, b / 128 (0 elsewhere), mask
 OUTPUT_NAME = "ab"  # the layer giving ab / 128 at S x S (regression or decoded)
 PROBS_NAME = "ab_probs"  # the classification head's softmax
 ENCODER_NAME = "encoder_backbone"  # the pretrained encoder, one nested model (frozen / fine-tuned as a whole)
@@ -229,12 +236,148 @@ class BroadcastToGrid(keras.layers.Layer):
         return tuple(grid_shape[:-1]) + (vector_shape[-1],)
 
 
+@keras.saving.register_keras_serializable(package="colorfusion")
+class HintPool(keras.layers.Layer):
+    """The hint map (B, H, W, 3) at stride `factor`, exact and spread: (B, H/f, W/f, 6).
+
+    Channels 0-2, the points where they are: each cell's mean hinted ab / 128
+    (0 where none) and 1 where it holds any hint, so a one-pixel hint stays a
+    full-strength colour at stride 32, where an average would dilute it a
+    thousandfold.
+
+    Channels 3-5, the points spread over their surroundings: the same map at
+    the coarser stride `spread_factor`, smoothed by a normalised Gaussian
+    convolution (sigma `SPREAD_SIGMA` cells: each cell gets the distance-
+    weighted mean colour of the hints around it, and how close they are, 1 on
+    a hint falling to 0 far from all), then upsampled bilinearly to stride
+    `factor`. A network that must learn to carry a point's colour across a
+    region from the sparse map alone barely did so in three epochs
+    (+0.04 dB with 10 points, README "Colour hints"); given the spread
+    colour and its closeness it only has to learn where to trust them.
+
+    Args:
+        factor: the stride, a power of two dividing the input's sides.
+        spread_factor: the stride the spread is computed at (the model's
+            bottleneck, a multiple of `factor`); default `factor`.
+
+    Example:
+        maps = HintPool(8, spread_factor=32, name="hints_s8")(hints)  # (B, H/8, W/8, 6)
+    """
+
+    SPREAD_SIGMA = 2.0  # cells of the spread grid (README "Colour hints": 1.0 to 2.5 measured)
+
+    def __init__(self, factor, spread_factor=None, **kwargs):
+        super().__init__(**kwargs)
+        spread_factor = factor if spread_factor is None else spread_factor
+        for name, value in (("factor", factor), ("spread_factor", spread_factor)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if spread_factor % factor:
+            raise ValueError(f"spread_factor must be a multiple of factor ({factor}). "
+                             f"Received: spread_factor={spread_factor!r}")
+        self.factor, self.spread_factor = int(factor), int(spread_factor)
+        radius = int(np.ceil(2 * self.SPREAD_SIGMA))
+        offsets = np.arange(-radius, radius + 1, dtype=np.float32)
+        bell = np.exp(-0.5 * (offsets / self.SPREAD_SIGMA) ** 2)
+        kernel = np.outer(bell, bell)  # 1 at the centre: closeness is 1 on a hint
+        self._kernel = np.tile(kernel[:, :, None, None], (1, 1, 3, 1)).astype(np.float32)
+        ratio = self.spread_factor // self.factor
+        self._upsample = layers.UpSampling2D(ratio, interpolation="bilinear", dtype="float32") if ratio > 1 else None
+
+    def build(self, input_shape):
+        # Nothing to create: the kernel is fixed and the upsampling has no weights (and cannot be
+        # traced for sides known only at run time).
+        self.built = True
+
+    @staticmethod
+    def _cells(hints, f):
+        """(mean hinted ab * presence, presence) of each f x f cell."""
+        pooled = ops.average_pool(hints, f, strides=f, padding="valid") if f > 1 else hints
+        count = pooled[..., 2:3] * float(f * f)  # hinted pixels in the cell
+        present = ops.minimum(count, 1.0)
+        mean_ab = pooled[..., :2] * float(f * f) / ops.maximum(count, 1e-6)
+        return ops.concatenate([mean_ab * present, present], axis=-1)
+
+    def call(self, hints):
+        hints = ops.cast(hints, "float32")
+        local = self._cells(hints, self.factor)
+        coarse = self._cells(hints, self.spread_factor)
+        # Normalised convolution: sum G * ab * p / sum G * p, with sum G * p the closeness.
+        smoothed = ops.depthwise_conv(coarse, ops.convert_to_tensor(self._kernel), strides=1, padding="same")
+        closeness = ops.minimum(smoothed[..., 2:3], 1.0)
+        spread_ab = smoothed[..., :2] / ops.maximum(smoothed[..., 2:3], 1e-6)
+        spread = ops.concatenate([spread_ab * ops.minimum(smoothed[..., 2:3] * 1e3, 1.0), closeness], axis=-1)
+        if self._upsample is not None:
+            spread = self._upsample(spread)
+        return ops.cast(ops.concatenate([local, spread], axis=-1), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        side = [None if d is None else d // self.factor for d in input_shape[1:3]]
+        return (input_shape[0], *side, 6)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "spread_factor": self.spread_factor}
+
+
+@keras.saving.register_keras_serializable(package="colorfusion")
+class HintBlend(keras.layers.Layer):
+    """The network's colours, moved toward the hints' spread colours where hints are close.
+
+    `[prediction, maps, gate_logit] -> (1 - g) * prediction + g * hinted`,
+    with `g = sqrt(closeness) * sigmoid(gate_logit)`: the closeness of the
+    hints (`HintPool` channel 5) says how near a point is, the gate (a
+    convolution of the decoder's features, trained) where its colour applies
+    (the same object, not the one across the edge). With no hints the
+    closeness is 0 everywhere and the output is the network's own.
+    `hinted` is the spread ab (channels 3-4) for a regression head, or for
+    a classification head that colour soft-encoded over the bins (a Gaussian
+    of `sigma` ab units over the bin centres, as the training targets are),
+    so the output stays a distribution, trained by the same loss.
+
+    Blending toward the spread colour by closeness alone, untrained, lifted
+    PSNR by 4 dB with 10 points on 48 validation photos, where a decoder
+    fed the hints had to learn that spreading first and gained 0.2 dB in an
+    epoch (README "Colour hints").
+
+    Args:
+        centers: (Q, 2) bin centres in ab units for a classification head;
+            None for a regression head (ab / 128).
+        sigma: the soft-encoding's width in ab units.
+    """
+
+    def __init__(self, centers=None, sigma=5.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.centers = None if centers is None else np.asarray(centers, np.float32)
+        self.sigma = float(sigma)
+
+    def call(self, inputs):
+        prediction, maps, gate_logit = (ops.cast(t, "float32") for t in inputs)
+        closeness = ops.maximum(maps[..., 5:6], 0.0)
+        gate = ops.sqrt(closeness) * ops.sigmoid(gate_logit)
+        spread_ab = maps[..., 3:5]
+        if self.centers is None:
+            hinted = spread_ab
+        else:
+            centers = ops.convert_to_tensor(self.centers, dtype="float32")
+            distance2 = ops.sum(ops.square(spread_ab[..., None, :] * AB_SCALE - centers), axis=-1)
+            hinted = ops.softmax(-distance2 / (2.0 * self.sigma ** 2), axis=-1)
+        return (1.0 - gate) * prediction + gate * hinted
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        centers = None if self.centers is None else self.centers.tolist()
+        return {**super().get_config(), "centers": centers, "sigma": self.sigma}
+
+
 # === The network ===
 
 
 def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_bins=None,
                     width=1.0, bins=None, encoder="scratch", encoder_weights="imagenet",
-                    global_features=False, batchnorm=None, seed=0, any_size=None, name="colorizer"):
+                    global_features=False, batchnorm=None, seed=0, any_size=None, hints=False, name="colorizer"):
     """Build the colorization network (a functional Keras model).
 
     Args:
@@ -272,6 +415,12 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
             square. None means on with a pretrained encoder and off for
             "scratch" (whose models keep the fixed S x S input). `image_size`
             stays the size the model is trained at.
+        hints: add the input "hints" (`HINTS_NAME`, at the size of L: hinted
+            ab / 128 and a mask), pooled (`HintPool`) and joined to the
+            features at the bottleneck and at every decoder stride. The
+            extra input channels come last in each joining convolution, so
+            `expand_weights` can start a hint model from an automatic one
+            that behaves exactly like it until trained.
         name: model name.
 
     Example:
@@ -325,8 +474,21 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
     if embedding_dim is not None:
         embedding = keras.Input((embedding_dim,), name="embedding")
         inputs.append(embedding)
+    hint_map = None
+    if hints:
+        hint_map = keras.Input((side, side, 3), name=HINTS_NAME)
+        inputs.append(hint_map)
+
+    def with_hints(x, stride, name):
+        # The hints at this stride, exact and spread from the bottleneck's grid, as the last
+        # channels (see `expand_weights`).
+        if hint_map is None:
+            return x
+        maps = HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}")(hint_map)
+        return layers.Concatenate(name=f"{name}_hints")([x, maps])
 
     # === Encoder ===
+    bottleneck = 8  # the stride of the fused features
     if encoder == "scratch":
         x = l_input
         for block, n in enumerate((64, 128, 256), start=1):
@@ -341,7 +503,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
                                                 name=ENCODER_NAME, any_size=any_size)
         rgb = GrayToBackbone(canonical, name="encoder_gray")(l_input)
         features = {int(stride): tensor for stride, tensor in extractor(rgb).items()}
-        deepest = max(features)
+        deepest = bottleneck = max(features)
         skips = {stride: tensor for stride, tensor in features.items() if stride < deepest}
         x = conv(256, "encoder_bottleneck", kernel=1)(features[deepest])
 
@@ -355,12 +517,16 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         fused.append(BroadcastToGrid(name="global_grid")([g, x]))
     if len(fused) > 1:
         x = layers.Concatenate(name="fusion_concat")(fused)
+        x = with_hints(x, bottleneck, "fusion")
         x = layers.Conv2D(filters(256), 1, activation="relu", name="fusion_conv")(x)
 
     # === Decoder ===
     if encoder == "scratch":
+        if len(fused) == 1:  # no fusion convolution: the first decoder convolution joins the hints
+            x = with_hints(x, bottleneck, "decoder_s8")
         x = conv(128, "decoder_conv1")(x)
         x = layers.UpSampling2D(2, name="decoder_up1")(x)
+        x = with_hints(x, 4, "decoder_s4")
         x = conv(64, "decoder_conv2")(x)
         x = conv(64, "decoder_conv3")(x)
     else:
@@ -373,21 +539,36 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
             x = layers.UpSampling2D(2, interpolation="bilinear", name=f"decoder_up{stride}")(x)
             if stride in skips:
                 x = layers.Concatenate(name=f"decoder_skip{stride}")([x, skips[stride]])
+            x = with_hints(x, stride, f"decoder_s{stride}")
             n = _UNET_FILTERS[stride]
             x = conv(n, f"decoder_s{stride}_conv1")(x)
             x = conv(n, f"decoder_s{stride}_conv2")(x)
 
     # === Heads === (last layers in float32 so mixed precision stays stable)
+    def blend_hints(prediction, features, stride, centers):
+        # The hints' spread colour where the gate trusts it (`HintBlend`); the gate starts open
+        # (sigmoid(2) = 0.88), i.e. at the untrained blend, and learns where a hint's colour ends.
+        if hint_map is None:
+            return prediction
+        maps = HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}_blend")(hint_map)
+        gate = layers.Concatenate(name="hint_gate_inputs")([features, maps])
+        gate = layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(2.0),
+                             dtype="float32", name="hint_gate")(gate)
+        return HintBlend(centers, name="hint_blend")([prediction, maps, gate])
+
     if head == "classification":
         logits = layers.Conv2D(bins.num_bins, 1, dtype="float32", name="ab_logits")(x)
         outputs = BinSoftmax(bins, name=PROBS_NAME)(logits)
+        outputs = blend_hints(outputs, x, 4, bins.centers)
     else:
         if encoder == "scratch":
             x = layers.UpSampling2D(2, name="decoder_up2")(x)
+            x = with_hints(x, 2, "decoder_s2")
             x = conv(32, "decoder_conv4")(x)
             x = conv(16, "decoder_conv5")(x)
-        x = layers.Conv2D(2, 3, padding="same", activation="tanh", dtype="float32", name="ab_tanh")(x)
-        outputs = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(x)
+        ab = layers.Conv2D(2, 3, padding="same", activation="tanh", dtype="float32", name="ab_tanh")(x)
+        ab = blend_hints(ab, x, 2, None)
+        outputs = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(ab)
 
     # === Functional Model ===
     return keras.Model(inputs, outputs, name=name)
@@ -438,8 +619,9 @@ def model_info(model) -> dict:
         multiples of 32), `encoder` ("scratch" or the backbone's
         name), `head` ("regression" or
         "classification"), `embedding_dim` (D or None), `num_bins` (Q or
-        None), `bins` (`ABBins` or None) and `decoded` (True when the output
-        is already ab / 128 at S x S).
+        None), `bins` (`ABBins` or None), `hints` (True when it takes the
+        "hints" input) and `decoded` (True when the output is already
+        ab / 128 at S x S).
     """
     by_name = {tensor.name: tensor for tensor in model.inputs}
     if "L" not in by_name:
@@ -456,6 +638,7 @@ def model_info(model) -> dict:
         "embedding_dim": None if embedding is None else embedding.shape[-1],
         "num_bins": None if softmax is None else softmax.bins.num_bins,
         "bins": None if softmax is None else softmax.bins,
+        "hints": HINTS_NAME in by_name,
         "decoded": len(model.outputs) == 1 and output.shape[-1] == 2 and (
             softmax is None or any(isinstance(layer, DecodeAB) for layer in model.layers)),
     }
@@ -464,6 +647,47 @@ def model_info(model) -> dict:
 def model_bins(model):
     """The `ABBins` a classification model carries, or None for regression."""
     return model_info(model)["bins"]
+
+
+def no_hints(l_scaled) -> np.ndarray:
+    """The empty hint map (N, H, W, 3) for model inputs L (N, H, W, 1): automatic colorization."""
+    return np.zeros(np.shape(l_scaled)[:-1] + (3,), np.float32)
+
+
+def expand_weights(source, target) -> None:
+    """Copy the weights of `source` into `target`, the same network built with hints.
+
+    Weights are matched by their path (layer and variable name). Those of
+    equal shape are copied; a joining convolution's kernel, which in
+    `target` reads the hint channels after the features, gets the source's
+    kernel for the features and zeros for the hints; the hint gate (only in
+    `target`) keeps its initial values. With no hints the hint model then
+    colorizes exactly as `source` does (Zhang et al. 2017 start the same
+    way); given hints, as the untrained `HintBlend` says, until training
+    teaches it more.
+
+    Raises:
+        ValueError: the two models differ in more than the hint layers.
+    """
+    found = {w.path: w for w in source.weights}
+    missing = [path for path in found if path not in {w.path for w in target.weights}]
+    if missing:
+        raise ValueError(f"the hint model lacks {len(missing)} weights of the other (first: {missing[0]})")
+    for new in target.weights:
+        old = found.get(new.path)
+        if old is None:
+            if not new.path.startswith("hint_gate"):
+                raise ValueError(f"{new.path}: the other model has no such weight")
+            continue
+        value = keras.ops.convert_to_numpy(old)
+        if tuple(old.shape) != tuple(new.shape):
+            grown = len(new.shape) == 4 and tuple(new.shape[:2]) == tuple(old.shape[:2]) and (
+                new.shape[3] == old.shape[3] and new.shape[2] > old.shape[2])
+            if not grown:
+                raise ValueError(f"{new.path}: shape {tuple(new.shape)} cannot take {tuple(old.shape)}")
+            value = np.concatenate([value, np.zeros(tuple(new.shape[:2]) + (new.shape[2] - old.shape[2],
+                                                                             new.shape[3]), value.dtype)], axis=2)
+        new.assign(value)
 
 
 def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE):

@@ -48,10 +48,10 @@ from colorfusion.generator import ColorizationGenerator
 from colorfusion.hardware import HardwarePlan, plan_hardware
 
 # What a model starting from another (`init`) takes from it.
-ARCHITECTURE_KEYS = ("head", "width", "encoder", "embedding", "num_bins", "batchnorm")
+ARCHITECTURE_KEYS = ("head", "width", "encoder", "embedding", "num_bins", "batchnorm", "hints")
 # Settings that define what the model is: a resumed run must match them.
 IDENTITY_KEYS = ("head", "image_size", "width", "embedding", "backbone", "weights", "num_bins", "embedding_output",
-                 "encoder", "encoder_weights", "batchnorm", "rebalance_lambda")
+                 "encoder", "encoder_weights", "batchnorm", "rebalance_lambda", "hints")
 
 
 class TrainingError(Exception):
@@ -104,6 +104,12 @@ class TrainConfig:
     # in the package), a run folder (its best.keras), a .keras or .npz file. The run takes that
     # model's architecture and, for the classification head, its colour bins.
     init: str | None = None
+    # Colour hints (Zhang et al. 2017): the model takes the "hints" input and trains with points
+    # simulated from each photo's true colours, none for `hint_free_fraction` of the examples so that
+    # it still colorizes well alone. A run from an automatic `init` starts from it, exactly (the hint
+    # weights start at zero).
+    hints: bool = False
+    hint_free_fraction: float = 0.3
 
     def __post_init__(self):
         if backbones.is_no_top_file(self.weights):
@@ -140,6 +146,8 @@ class TrainConfig:
             "val_fraction": 0 < self.val_fraction < 1,
             "preview_every": self.preview_every >= 1,
             "init": self.init is None or (isinstance(self.init, str) and bool(self.init)),
+            "hints": isinstance(self.hints, bool),
+            "hint_free_fraction": 0 <= self.hint_free_fraction <= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -344,7 +352,8 @@ def _generators(config, train_files, val_files, embedder, cache_dir):
     common = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
                   target_scale=4 if config.head == "classification" else 1, embedding=embedding,
                   embedder=embedder, cache=cache, workers=config.workers,
-                  use_multiprocessing=config.use_multiprocessing)
+                  use_multiprocessing=config.use_multiprocessing, hints=config.hints,
+                  hint_free_fraction=config.hint_free_fraction)
     train_gen = ColorizationGenerator(train_files, augment=config.augment, shuffle=True,
                                       augment_options={"scale": config.crop_scale}, **common)
     val_gen = ColorizationGenerator(val_files, augment=False, shuffle=False, **common)
@@ -370,8 +379,14 @@ def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, v
                                           num_bins=config.num_bins if bins is not None else None,
                                           encoder=config.encoder, encoder_weights=encoder_weights,
                                           global_features=config.embedding == "encoder",
-                                          batchnorm=config.batchnorm, seed=config.seed)
-        if init is not None:
+                                          batchnorm=config.batchnorm, seed=config.seed, hints=config.hints)
+        if init is not None and config.hints and not model_lib.model_info(init)["hints"]:
+            _say(verbose, f"init={config.init!r} takes no hints: the hint model starts from it, the hint weights at zero")
+            try:
+                model_lib.expand_weights(init, model)
+            except ValueError as e:
+                raise TrainingError(f"init={config.init!r} does not fit this run's model: {e}") from None
+        elif init is not None:
             _copy_weights(init, model, f"init={config.init!r}")
         elif encoder_source is not None:
             _copy_weights(model_lib.encoder_layer(encoder_source), model_lib.encoder_layer(model),
@@ -516,6 +531,8 @@ def _resolve_config(settings: dict, paths: dict, resume: bool) -> TrainConfig:
     if settings.get("init"):
         # The run takes the architecture of the model it starts from; asking for another is an error.
         architecture = init_architecture(settings["init"])
+        if settings.get("hints") and not architecture.get("hints"):
+            architecture.pop("hints", None)  # an automatic model can start a hint model (`expand_weights`)
         clashing = [k for k in architecture if k in settings and settings[k] != architecture[k]]
         if clashing:
             detail = ", ".join(f"{k}={architecture[k]!r} (asked {settings[k]!r})" for k in clashing)

@@ -1,0 +1,326 @@
+"""Colour hints: the model input, the simulated points, the user's points, and every interface that passes them."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from colorfusion import cli, color, io
+from colorfusion import model as model_lib
+from colorfusion.colorize import Colorizer, HintError, colorize_folder, hint_map, parse_hint
+from colorfusion.generator import ColorizationGenerator, simulate_hints
+from colorfusion.training import TrainingError, train
+from photos import make_photo, write_photos
+
+TINY = dict(image_size=32, width=0.125, embedding_dim=None)
+
+
+def tiny(hints, head="regression", seed=0):
+    keras.utils.set_random_seed(seed)
+    return model_lib.build_colorizer(head=head, hints=hints, **TINY)
+
+
+def random_hints(rng, shape, count=3):
+    ab = rng.uniform(-0.5, 0.5, shape + (2,)).astype(np.float32)
+    return simulate_hints(ab, rng, count=count)
+
+
+# === The model ===
+
+
+def test_a_model_built_without_hints_is_unchanged_and_one_with_hints_takes_them():
+    plain, hinted = tiny(False), tiny(True)
+    assert [t.name for t in plain.inputs] == ["L"] and not model_lib.model_info(plain)["hints"]
+    assert [t.name for t in hinted.inputs] == ["L", "hints"] and model_lib.model_info(hinted)["hints"]
+    assert tuple(hinted.inputs[1].shape) == (None, 32, 32, 3)
+    extra = sorted(set(w.path for w in hinted.weights) - set(w.path for w in plain.weights))
+    assert extra == ["hint_gate/bias", "hint_gate/kernel"]  # and the joining kernels grow
+
+
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_a_hint_model_started_from_an_automatic_one_is_it_without_hints_and_takes_a_hints_colour_at_once(head):
+    keras.utils.set_random_seed(1)
+    automatic = model_lib.build_colorizer(head=head, **{**TINY, "image_size": 64})
+    hinted = model_lib.build_colorizer(head=head, hints=True, **{**TINY, "image_size": 64})
+    model_lib.expand_weights(automatic, hinted)
+    rng = np.random.default_rng(0)
+    l_scaled = rng.uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(hinted({"L": l_scaled, "hints": model_lib.no_hints(l_scaled)})),
+                               np.asarray(automatic({"L": l_scaled})), atol=1e-6)
+    hints = model_lib.no_hints(l_scaled)
+    hints[:, 30:35, 30:35] = (0.6, 0.2, 1.0)  # a reddish point in the middle
+    infer = model_lib.inference_model(hinted)
+    ab = np.asarray(infer({"L": l_scaled, "hints": hints}))
+    ab_automatic = np.asarray(model_lib.inference_model(automatic)({"L": l_scaled}))
+    near, far = (slice(None), slice(30, 35), slice(30, 35)), (slice(None), slice(0, 3), slice(0, 3))
+    assert np.abs(ab[near] - (0.6, 0.2)).mean() < 0.5 * np.abs(ab_automatic[near] - (0.6, 0.2)).mean()
+    assert np.abs(ab[far] - ab_automatic[far]).mean() < np.abs(ab[near] - ab_automatic[near]).mean()
+
+
+def test_with_an_empty_hint_map_any_hint_model_is_its_automatic_self_and_hints_change_its_output():
+    automatic, hinted = tiny(False, seed=1), tiny(True, seed=2)
+    model_lib.expand_weights(automatic, hinted)
+    # Give the hint channels weight, as training does: the empty map must still change nothing.
+    hinted.set_weights([w + 0.05 * (w == 0) if w.ndim == 4 else w for w in hinted.get_weights()])
+    rng = np.random.default_rng(0)
+    l_scaled = rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
+    empty = model_lib.no_hints(l_scaled)
+    np.testing.assert_allclose(np.asarray(hinted({"L": l_scaled, "hints": empty})),
+                               np.asarray(automatic({"L": l_scaled})), atol=1e-6)
+    hints = random_hints(rng, (32, 32))[None]
+    assert np.abs(np.asarray(hinted({"L": l_scaled, "hints": hints})) - np.asarray(automatic({"L": l_scaled}))).max() > 1e-3
+
+
+def test_expand_weights_refuses_models_that_differ_in_more_than_the_hints():
+    with pytest.raises(ValueError):
+        model_lib.expand_weights(tiny(False), model_lib.build_colorizer(width=0.25, hints=True, **{
+            k: v for k, v in TINY.items() if k != "width"}))
+
+
+def test_hint_blend_moves_colours_toward_close_hints_only_and_keeps_a_distribution():
+    centers = np.array([[0.0, 0.0], [50.0, 20.0], [-40.0, 40.0]], np.float32)
+    maps = np.zeros((1, 2, 1, 6), np.float32)
+    maps[0, 0, 0] = (0, 0, 0, 50 / 128, 20 / 128, 1.0)  # right on a hint of the second bin's colour
+    maps[0, 1, 0, 5] = 0.0  # no hint near
+    probs = np.tile(np.array([1.0, 0.0, 0.0], np.float32), (1, 2, 1, 1))
+    gate = np.full((1, 2, 1, 1), 10.0, np.float32)  # wide open
+    out = np.asarray(model_lib.HintBlend(centers)([probs, maps, gate]))
+    np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-6)
+    assert out[0, 0, 0, 1] > 0.99 and np.allclose(out[0, 1, 0], probs[0, 1, 0])
+    closed = np.asarray(model_lib.HintBlend(centers)([probs, maps, -gate]))
+    assert closed[0, 0, 0, 1] < 0.01  # a shut gate keeps the network's colour
+
+
+def test_hint_pool_keeps_a_one_pixel_hint_at_full_strength_in_its_cell_and_spreads_it_around():
+    hints = np.zeros((1, 64, 64, 3), np.float32)
+    hints[0, 40, 9] = (0.5, -0.25, 1.0)  # row 40, column 9
+    maps = np.asarray(model_lib.HintPool(8, spread_factor=16)(hints))[0]
+    assert maps.shape == (8, 8, 6)
+    np.testing.assert_allclose(maps[5, 1, :3], (0.5, -0.25, 1.0), atol=1e-6)  # its cell: exact colour, present
+    assert maps[..., 2].sum() == 1.0  # nowhere else
+    # Spread: the hint's colour near it, closeness falling with distance, nothing far away.
+    np.testing.assert_allclose(maps[5, 2, 3:5], (0.5, -0.25), atol=1e-5)
+    assert maps[5, 1, 5] > maps[5, 4, 5] > maps[0, 7, 5] >= 0
+    assert np.asarray(model_lib.HintPool(8, spread_factor=16)(np.zeros_like(hints))).max() == 0
+
+
+def test_a_hint_model_saves_and_loads_with_its_hint_input(tmp_path):
+    model = tiny(True, "classification")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    x = {"L": rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32), "hints": random_hints(rng, (32, 32))[None]}
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
+# === Simulated hints (training) ===
+
+
+def test_simulated_points_are_patches_of_1_to_9_pixels_holding_their_mean_true_colour():
+    rng = np.random.default_rng(3)
+    ab = rng.uniform(-1, 1, (64, 64, 2)).astype(np.float32)
+    for seed in range(20):
+        hints = simulate_hints(ab, np.random.default_rng(seed), count=1)
+        rows, cols = np.nonzero(hints[..., 2])
+        side = rows.max() - rows.min() + 1
+        assert 1 <= side <= 9 and cols.max() - cols.min() + 1 == side and len(rows) == side * side
+        np.testing.assert_allclose(hints[rows[0], cols[0], :2], ab[rows, cols].mean(axis=0), atol=1e-5)
+        assert np.all(hints[hints[..., 2] == 0] == 0)
+
+
+def test_simulated_point_counts_follow_the_geometric_distribution_with_a_share_of_examples_without_hints():
+    ab = np.zeros((128, 128, 2), np.float32)
+    rng = np.random.default_rng(0)
+    counts = []
+    for _ in range(600):
+        hints = simulate_hints(ab, rng, hint_free_fraction=0.3)
+        counts.append(hints[..., 2].any())
+    assert 0.22 < 1 - np.mean(counts) < 0.38  # hint-free share
+    assert not simulate_hints(ab, rng, count=0)[..., 2].any()
+
+
+def test_the_generator_gives_each_example_hints_from_its_own_colours_reproducibly(tmp_path):
+    files = write_photos(tmp_path, count=8, sizes=(60, 90))
+    gen = ColorizationGenerator(files, batch_size=8, image_size=32, hints=True, hint_free_fraction=0.0)
+    x, y = gen[0]
+    assert x["hints"].shape == (8, 32, 32, 3)
+    np.testing.assert_array_equal(gen[0][0]["hints"], x["hints"])
+    own, other = [], []
+    for i in range(8):
+        mask = x["hints"][i, ..., 2] > 0
+        assert mask.any()
+        own.append(np.abs(x["hints"][i][mask][:, :2] - y[i][mask]).mean())
+        other.append(np.abs(x["hints"][i][mask][:, :2] - y[(i + 1) % 8][mask]).mean())
+    assert np.mean(own) < 0.3 * np.mean(other)  # the points hold this photo's colours, not a neighbour's
+    validation = ColorizationGenerator(files, batch_size=8, image_size=32, hints=True)
+    first = validation[0][0]["hints"]
+    validation.on_epoch_end()
+    np.testing.assert_array_equal(validation[0][0]["hints"], first)  # same points every epoch
+    assert "hints" not in ColorizationGenerator(files, batch_size=8, image_size=32)[0][0]
+
+
+# === The user's hints ===
+
+
+@pytest.mark.parametrize("colour, expected", [("#c0392b", (192, 57, 43)), ("C0392B", (192, 57, 43)),
+                                              ((0, 128, 255), (0, 128, 255)), ([1.0, 2.0, 3.0], (1, 2, 3))])
+def test_colours_are_hex_or_rgb_triples(colour, expected):
+    assert color.parse_color(colour) == expected
+
+
+@pytest.mark.parametrize("colour", ["#c0392", "red", "#gg0000", (1, 2), (0, 0, 256), (0.5, 0, 0), None])
+def test_a_bad_colour_is_a_one_line_error(colour):
+    with pytest.raises(ValueError, match="colour must be") as caught:
+        color.parse_color(colour)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_hint_colour_is_taken_at_the_photos_lightness_with_its_hue():
+    for lightness in (25.0, 50.0, 75.0):
+        a, b = color.ab_at_lightness("#c0392b", lightness)
+        assert a > 15 and b > 10  # still red-orange
+        rgb = color.lab_to_rgb(np.array([[[lightness, a, b]]], np.float32), np.uint8)
+        assert abs(color.rgb_to_l(rgb)[0, 0] - lightness) < 2.5  # in gamut at that lightness
+
+
+@pytest.mark.parametrize("hint", ["1,2", "a,2,#ff0000", "1,2,#ff00", (1, 2), (1, None, "#ff0000")])
+def test_a_malformed_hint_is_a_hint_error_naming_it(hint):
+    with pytest.raises(HintError, match="hint"):
+        parse_hint(hint)
+
+
+def test_a_hint_lands_at_its_place_on_the_network_grid_of_a_non_square_photo():
+    l_full = np.full((60, 120), 50.0, np.float32)  # H 60, W 120 -> network 32 x 64
+    maps = hint_map([(119, 0, "#0000ff"), (0, 59, (255, 0, 0))], l_full, (32, 64))
+    rows, cols = np.nonzero(maps[..., 2])
+    assert set(zip(rows.tolist(), cols.tolist())) >= {(0, 63), (31, 0)}
+    assert maps[0, 63, 1] < -0.2 and maps[31, 0, 0] > 0.2  # blue: b < 0; red: a > 0
+    np.testing.assert_allclose(maps[0, 63, :2], color.ab_at_lightness("#0000ff", 50.0) / 128, atol=1e-6)
+    with pytest.raises(HintError, match=r"outside the photo \(120 x 60"):
+        hint_map([(120, 10, "#ffffff")], l_full, (32, 64))
+
+
+def test_the_colorizer_passes_the_hint_map_of_each_photo_to_the_model():
+    colorizer = Colorizer(tiny(True))
+    seen = []
+
+    class Recorder:  # the inference model, recording what it is given
+        def predict_on_batch(self, inputs):
+            seen.append(np.asarray(inputs["hints"]))
+            return np.zeros(np.shape(inputs["L"])[:-1] + (2,), np.float32)
+
+    colorizer.inference = Recorder()
+    photos = [make_photo(np.random.default_rng(i), 48, 64) for i in range(2)]
+    colorizer.colorize_many(photos, hints=[[(63, 0, "#ff0000")], None])
+    assert seen[0].shape[1:] == (32, 32, 3)  # batch padded to a power of two
+    assert seen[0][0, 0, 31, 2] == 1 and seen[0][0, 0, 31, 0] > 0.2  # top right corner of the first photo
+    assert not seen[0][1].any()  # the second has none
+    colorizer(photos[0])
+    assert not seen[1].any()  # no hints: the empty map
+
+
+def test_hints_given_to_a_model_without_hints_are_a_hint_error():
+    with pytest.raises(HintError, match="takes no colour hints"):
+        Colorizer(tiny(False))(make_photo(np.random.default_rng(0), 40, 40), hints=[(1, 1, "#ff0000")])
+
+
+# === Folders and the command line ===
+
+
+@pytest.fixture
+def hint_model_file(tmp_path):
+    path = tmp_path / "hints.keras"
+    tiny(True).save(path)
+    return path
+
+
+def test_a_folder_takes_hints_per_photo_and_bad_hints_fail_only_their_photo(hint_model_file, tmp_path):
+    files = write_photos(tmp_path / "in", count=3)
+    hints = {"photo_00.png": [[1, 1, "#ff0000"]], str(files[1]): [[10_000, 1, "#ff0000"]], "missing.png": []}
+    lines = []
+    report = colorize_folder(tmp_path / "in", tmp_path / "out", hint_model_file, hints=hints, progress=False,
+                             log=lines.append)
+    assert sorted(p.name for p in report.written) == ["photo_00.png", "photo_02.png"]
+    assert [(p.name, "outside the photo" in r) for p, r in report.failed if p.name == "photo_01.png"] == [
+        ("photo_01.png", True)]
+    assert any("missing.png" in line and "not among the inputs" in line for line in lines)
+    assert all("\n" not in line for line in lines)
+
+
+def test_cli_hint_on_a_hint_model_writes_the_photo(hint_model_file, tmp_path, capsys):
+    photo = write_photos(tmp_path / "in", count=1)[0]
+    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(hint_model_file),
+                     "--hint", "2,3,#c0392b", "--hint", "5,5,#2e86c1", "--quiet"])
+    assert code == 0 and (tmp_path / "out" / photo.name).exists()
+
+
+@pytest.mark.parametrize("hint, message", [("2,3,#c0392", "colour must be"), ("99999,3,#c0392b", "outside the photo"),
+                                           ("2;3;#c0392b", "expected (x, y, colour)")])
+def test_cli_bad_hints_are_one_error_line_naming_the_photo_exit_1_and_the_rest_done(hint_model_file, tmp_path,
+                                                                                     capsys, hint, message):
+    photos = write_photos(tmp_path / "in", count=2)
+    (tmp_path / "hints.json").write_text(json.dumps({photos[0].name: [hint.split(",") if "," in hint else hint],
+                                                     photos[1].name: [[1, 1, "#ffffff"]]}))
+    code = cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(hint_model_file),
+                     "--hints", str(tmp_path / "hints.json"), "--quiet"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1
+    assert len(errors) == 1 and photos[0].name in errors[0] and message in errors[0], errors
+    assert (tmp_path / "out" / photos[1].name).exists() and not (tmp_path / "out" / photos[0].name).exists()
+
+
+def test_cli_hints_for_a_model_without_hints_are_one_error_line_and_exit_1(tmp_path, capsys):
+    model_file = tmp_path / "plain.keras"
+    tiny(False).save(model_file)
+    photo = write_photos(tmp_path / "in", count=1)[0]
+    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(model_file),
+                     "--hint", "1,1,#ff0000", "--quiet"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "takes no colour hints" in errors[0] and str(photo) in errors[0]
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"a.png": "1,2,#ff0000"}'])
+def test_cli_an_unreadable_hints_file_is_one_error_line_and_exit_1(hint_model_file, tmp_path, capsys, content):
+    photo = write_photos(tmp_path / "in", count=1)[0]
+    (tmp_path / "h.json").write_text(content)
+    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(hint_model_file),
+                     "--hints", str(tmp_path / "h.json"), "--quiet"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "h.json" in errors[0]
+
+
+# === Training ===
+
+
+def test_a_hint_run_from_an_automatic_model_starts_as_it_trains_and_resumes(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, count=12)
+    automatic = tmp_path / "automatic.keras"
+    tiny(False, "classification").save(automatic)
+    # A bare .keras file records no architecture: the run says it.
+    settings = dict(image_size=32, batch_size=4, encoder="scratch", embedding=None, width=0.125, verbose=0,
+                    hardware="cpu")
+    train(photos, tmp_path / "run", init=str(automatic), hints=True, epochs=1, learning_rate=1e-12, **settings)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["hints"] is True and config["width"] == 0.125
+    best = keras.saving.load_model(tmp_path / "run" / "best.keras")
+    assert model_lib.model_info(best)["hints"]
+    rng = np.random.default_rng(0)
+    l_scaled = rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
+    before = keras.saving.load_model(automatic)
+    np.testing.assert_allclose(np.asarray(best({"L": l_scaled, "hints": model_lib.no_hints(l_scaled)})),
+                               np.asarray(before({"L": l_scaled})), atol=1e-4)
+    result = train(photos, tmp_path / "run", resume=True, epochs=2, **{k: v for k, v in settings.items()
+                                                                       if k in ("verbose", "hardware")})
+    assert result.epochs_done == 2
+
+
+def test_a_hint_model_cannot_start_a_run_without_hints(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, count=8)
+    hinted = tmp_path / "hinted"
+    train(photos, hinted, hints=True, epochs=1, image_size=32, batch_size=4, encoder="scratch", embedding=None,
+          width=0.125, verbose=0, hardware="cpu")
+    with pytest.raises(TrainingError, match="hints"):
+        train(photos, tmp_path / "run", init=str(hinted), hints=False, epochs=1, verbose=0, hardware="cpu")
