@@ -4,7 +4,7 @@ On the validation photos of a split file (the 144 of `SPLIT.tsv` /
 `SPLIT_ALL.tsv`), each compared as its centred square at `--size` (256), hints
 are simulated from the true photo as in training and as in Zhang et al.'s
 (2017) Fig. 4: 0, 1, 2, 5, 10 and 20 points at random places, each a square
-patch of 1 to 9 pixels whose mean ab is the hint (`generator.simulate_hints`,
+patch of 1 to 9 pixels whose mean ab is the hint (`evaluation.evaluate_hints`,
 seeded per photo and count, so every model sees the same points). The hint
 model is scored at each count, beside the automatic model (no hints: the
 same figures at every count) and grayscale, on rebalanced AuC (bins fitted
@@ -24,14 +24,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-COUNTS = (0, 1, 2, 5, 10, 20)
 
 
 def main(argv=None) -> int:
@@ -45,67 +43,30 @@ def main(argv=None) -> int:
     parser.add_argument("--automatic-model", default=None,
                         help="the automatic model of the same recipe to compare with (run folder, .keras, .npz); "
                              "default: the hint model with no hints only")
-    parser.add_argument("--counts", default=",".join(map(str, COUNTS)), help="numbers of points (default 0,1,2,5,10,20)")
+    parser.add_argument("--counts", default="0,1,2,5,10,20", help="numbers of points (default 0,1,2,5,10,20)")
     parser.add_argument("--size", type=int, default=256, help="the side photos are compared at (default 256)")
     parser.add_argument("--limit", type=int, help="only the first N validation photos")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated points")
     args = parser.parse_args(argv)
 
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from colorfusion import augment, color, datasets, metrics
-    from colorfusion.bins import ABBins
+    from colorfusion import datasets
     from colorfusion.colorize import Colorizer, load_model
-    from colorfusion.generator import simulate_hints
+    from colorfusion.evaluation import evaluate_hints
 
     counts = [int(c) for c in args.counts.split(",")]
     _, files = datasets.read_split_file(args.split_file, args.data)
     files = files[: args.limit] if args.limit else files
-    truths = [augment.load_square(path, args.size) for path in files]
-    bins = ABBins.fit(iter(truths))
     hint_model = Colorizer(load_model(args.hint_model), size=args.size)
     if not hint_model.takes_hints:
         print(f"error: {args.hint_model}: this model takes no hints", file=sys.stderr)
         return 1
     automatic = Colorizer(load_model(args.automatic_model), size=args.size) if args.automatic_model else None
-    prepared = [hint_model.prepare(truth) for truth in truths]
-    true_ab = [color.ab_to_model(color.split_lab(color.rgb_to_lab(truth))[1]) for truth in truths]
-
-    def score(colorizer, maps, label):
-        rows, start = [], time.perf_counter()
-        for begin in tqdm(range(0, len(truths), 8), desc=label, unit="batch", leave=False):
-            chunk = range(begin, min(begin + 8, len(truths)))
-            ab = colorizer.predict_ab_many([prepared[i][1] for i in chunk], None if maps is None else
-                                           [maps[i] for i in chunk])
-            for i, ab_small in zip(chunk, ab):
-                rgb = colorizer.finish(prepared[i][0], ab_small)
-                rows.append(metrics.image_metrics(truths[i], rgb, bins=bins))
-        return summary(rows, time.perf_counter() - start)
-
-    def summary(rows, seconds):
-        return {"rebalanced_auc": float(np.mean([r["rebalanced_auc"] for r in rows])),
-                "psnr": float(np.mean([r["psnr"] for r in rows])),
-                "colorfulness": float(np.mean([r["colorfulness"] for r in rows])),
-                "seconds": round(seconds, 1)}
-
-    gray_rows = [metrics.image_metrics(t, color.gray_version(t), bins=bins) for t in truths]
-    results = {"photos": len(truths), "size": args.size, "hint_model": str(args.hint_model),
-               "automatic_model": args.automatic_model,
-               "grayscale": summary(gray_rows, 0.0),
-               "true_colorfulness": float(np.mean([r["colorfulness_true"] for r in gray_rows])),
-               "hints": {}}
-    if automatic is not None:
-        results["automatic"] = score(automatic, None, "automatic")
-    for count in counts:
-        # The same points for every model: seeded by (seed, photo, count).
-        maps = [simulate_hints(ab, np.random.default_rng([args.seed, i, count]), count=count)
-                for i, ab in enumerate(true_ab)]
-        results["hints"][str(count)] = score(hint_model, maps, f"{count} points")
+    results = evaluate_hints(hint_model, files, counts, size=args.size, automatic=automatic, seed=args.seed)
+    results.update(hint_model=str(args.hint_model), automatic_model=args.automatic_model)
 
     reference = results.get("automatic") or results["hints"].get("0")
     gray = results["grayscale"]
-    print(f"{len(truths)} validation photos at {args.size} x {args.size}; real photos' colourfulness "
+    print(f"{results['photos']} validation photos at {args.size} x {args.size}; real photos' colourfulness "
           f"{results['true_colorfulness']:.1f}")
     print(f"{'':<22}{'rebalanced AuC':>16}{'vs automatic':>14}{'PSNR dB':>10}{'vs automatic':>14}{'colourful':>11}")
     table = [("grayscale", gray)] + ([("automatic model", results["automatic"])] if automatic is not None else [])

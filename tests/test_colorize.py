@@ -236,7 +236,7 @@ def test_folder_mode_batches_model_calls(regression, tmp_path):
     colorizer = Colorizer(regression)
     calls = []
     predict = colorizer.predict_ab
-    colorizer.predict_ab = lambda l_small: calls.append(len(l_small)) or predict(l_small)
+    colorizer.predict_ab = lambda l_small, hint_maps=None: calls.append(len(l_small)) or predict(l_small, hint_maps)
     colorize_folder(tmp_path / "src", tmp_path / "out", colorizer, batch_size=2, progress=False)
     assert calls == [2, 2, 1]
 
@@ -356,7 +356,7 @@ def test_a_multi_line_model_error_is_logged_as_one_line_per_file(regression, tmp
     write_photos(tmp_path / "src", count=2)
     colorizer = Colorizer(regression)
 
-    def broken(l_small):
+    def broken(l_small, hint_maps=None):
         raise RuntimeError("graph execution failed\n" + "stack frame\n" * 50)
 
     colorizer.predict_ab = broken

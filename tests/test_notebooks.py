@@ -20,7 +20,7 @@ from photos import write_photos
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["01_explore_data", "02_train_regression", "03_train_classification", "04_colorize_photos", "05_evaluate",
-         "06_build_your_own"]
+         "06_build_your_own", "07_colour_hints"]
 TINY_TRAINING = dict(IMAGE_SIZE=32, EPOCHS=1, BATCH_SIZE=4, WIDTH=0.125, WEIGHTS=None)
 
 
@@ -251,3 +251,14 @@ def test_build_your_own_notebook_trains_a_changed_model_with_previews(workspace)
     assert "my_head_conv" in [layer.name for layer in model.layers]  # the change made in the notebook
     assert model_info(model)["head"] == "classification"
     assert images_shown(nb) >= 4  # two previews, the curves, the held-out photos
+
+
+@pytest.mark.slow
+def test_hints_notebook_shows_automatic_hinted_and_original_and_measures_the_curve(workspace):
+    out = workspace / "hints"
+    # The default model: the shipped one, which takes hints.
+    nb = execute("07_colour_hints", workspace, MODEL="/tmp/h_untrained.keras", CURVE_PHOTOS=3, COUNTS=[0, 2], SIZE=64, OUT_DIR=str(out))
+    assert_pngs(out, ["hinted.png", "figures/hints.png", "figures/hint_curve.png"])
+    assert images_shown(nb) >= 2
+    text = text_output(nb)
+    assert "takes colour hints: True" in text and "2 points: rebalanced AuC" in text

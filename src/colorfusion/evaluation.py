@@ -188,3 +188,93 @@ def write_report(report, out_dir, colorizer, files, root, size, grid_rows) -> di
     figure = figures.preview_figure(truths, gray, predictions, picks, title)
     figures.save_figure(figure, paths["grid"], dpi=80)
     return paths
+
+
+# === Colour hints ===
+
+HINT_COUNTS = (0, 1, 2, 5, 10, 20)
+
+
+def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=None, bins=None, seed: int = 0,
+                   batch_size: int = 8, progress: bool = True, log=None) -> dict:
+    """Score a hint model given 0, 1, 2, ... points simulated from each true photo, beside grayscale.
+
+    As Zhang et al. (2017, Fig. 4) measure their user-guided network: each
+    photo (its centred square at `size`) gets `count` points at random
+    places, each a square patch of 1 to 9 pixels holding its mean true
+    colour (`generator.simulate_hints`, seeded by `(seed, photo, count)`, so
+    two models see the same points). With `automatic`, an automatic model
+    of the same recipe is scored once beside it.
+
+    Args:
+        model: a hint model: a `colorize.Colorizer`, a Keras model or a path.
+        data: a folder of colour photos or a list of files.
+        counts: the numbers of points.
+        automatic: optional automatic model to compare with (same kinds as `model`).
+        bins: `ABBins` weighting the rebalanced AuC; default fitted on the photos.
+
+    Returns:
+        {"photos", "size", "true_colorfulness", "grayscale": {metric: mean},
+        "hints": {str(count): {metric: mean}}, ["automatic": {metric: mean}]},
+        metrics "rebalanced_auc", "psnr", "colorfulness" (and "seconds").
+
+    Raises:
+        ValueError: the model takes no hints, or no photo could be read.
+    """
+    import time
+
+    from colorfusion.colorize import as_colorizer
+    from colorfusion.generator import simulate_hints
+
+    log = log or (lambda message: tqdm.write(message, file=sys.stderr))
+    colorizer = as_colorizer(model, size=size)
+    if not colorizer.takes_hints:
+        raise ValueError("this model takes no colour hints: evaluate it with evaluate()")
+    files, _ = _files(data)
+    truths = []
+    for path in files:
+        try:
+            truths.append(augment.load_square(path, size))
+        except io.ImageReadError as e:
+            log(f"error: {e}")
+    if not truths:
+        raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
+    bins = bins if bins is not None else _bins_of(truths)
+    prepared = [colorizer.prepare(truth) for truth in truths]
+    # The points are drawn on the photo as the network sees it (its input size).
+    true_ab = [color.ab_to_model(color.split_lab(color.rgb_to_lab(
+        io.resize(truth, l_small.shape[1], l_small.shape[0])))[1]) for truth, (_, l_small) in zip(truths, prepared)]
+
+    def score(scorer, maps, label):
+        rows, start = [], time.perf_counter()
+        for begin in tqdm(range(0, len(truths), batch_size), desc=label, unit="batch", leave=False,
+                          disable=not progress):
+            chunk = range(begin, min(begin + batch_size, len(truths)))
+            ab = scorer.predict_ab_many([prepared[i][1] for i in chunk], None if maps is None else
+                                        [maps[i] for i in chunk])
+            rows += [metrics.image_metrics(truths[i], scorer.finish(prepared[i][0], a), bins=bins)
+                     for i, a in zip(chunk, ab)]
+        return {**_means(rows), "seconds": round(time.perf_counter() - start, 1)}
+
+    gray = [metrics.image_metrics(t, color.gray_version(t), bins=bins) for t in truths]
+    results = {"photos": len(truths), "size": size,
+               "true_colorfulness": float(np.mean([row["colorfulness_true"] for row in gray])),
+               "grayscale": _means(gray), "hints": {}}
+    if automatic is not None:
+        results["automatic"] = score(as_colorizer(automatic, size=size), None, "automatic")
+    for count in counts:
+        # A photo's points depend on (seed, photo, count) only: every model sees the same.
+        maps = [simulate_hints(ab, np.random.default_rng([seed, i, int(count)]), count=int(count))
+                for i, ab in enumerate(true_ab)]
+        results["hints"][str(count)] = score(colorizer, maps, f"{count} points")
+    return results
+
+
+def _means(rows) -> dict:
+    return {key: float(np.mean([row[key] for row in rows])) for key in ("rebalanced_auc", "psnr", "colorfulness")}
+
+
+def _bins_of(truths):
+    from colorfusion import bins as bins_lib
+
+    return bins_lib.ABBins.fit(iter(truths))

@@ -386,3 +386,62 @@ def metrics_figure(methods: dict, keys=("auc", "rebalanced_auc", "psnr", "ssim",
         ax.set_title(key)
         ax.grid(True, axis="y", alpha=0.3)
     return fig
+
+
+def hints_figure(original, automatic, hinted, hints, title=None):
+    """B&W input with the hints marked | automatic | hinted | original, for one photo.
+
+    Args:
+        original: the photo (array or path); None when unknown.
+        automatic, hinted: its colorization without and with the hints.
+        hints: the `(x, y, colour)` points (`colorize.parse_hint`), drawn as
+            discs of their colour ringed in black and white.
+    """
+    from colorfusion.colorize import parse_hint
+
+    automatic, hinted = _rgb(automatic), _rgb(hinted)
+    gray = color.gray_rgb_from_l(color.rgb_to_l(hinted))
+    panels = [(gray, f"B&W input + {len(hints)} hints"), (automatic, "automatic"), (hinted, "with hints")]
+    if original is not None:
+        panels.append((_rgb(original), "original"))
+    fig, axes = _grid(1, len(panels), title_space=TITLE_INCHES if title else 0)
+    for ax, (image, label) in zip(axes[0], panels):
+        _image(ax, image, label)
+    for x, y, rgb in map(parse_hint, hints):
+        for ax in axes[0][:3]:
+            ax.scatter([x], [y], s=70, c=[np.asarray(rgb) / 255.0], edgecolors="black", linewidths=1.5)
+            ax.scatter([x], [y], s=130, facecolors="none", edgecolors="white", linewidths=1.0)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def hint_curve_figure(results: dict):
+    """Rebalanced AuC, PSNR and colourfulness against the number of hints (`evaluation.evaluate_hints`).
+
+    The hint model is a line over the counts; the automatic model (when
+    scored), grayscale and the real photos' colourfulness are horizontal
+    references.
+    """
+    from matplotlib.figure import Figure
+
+    counts = sorted(results["hints"], key=int)
+    xs = [int(c) for c in counts]
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, key, label in zip(axes, ("rebalanced_auc", "psnr", "colorfulness"),
+                              ("rebalanced AuC", "PSNR (dB)", "colourfulness")):
+        ax.plot(xs, [results["hints"][c][key] for c in counts], "o-", color="C0", label="hint model")
+        if "automatic" in results:
+            ax.axhline(results["automatic"][key], color="C1", linestyle="--", label="automatic model")
+        ax.axhline(results["grayscale"][key], color="gray", linestyle=":", label="grayscale")
+        if key == "colorfulness":
+            ax.axhline(results["true_colorfulness"], color="C2", linestyle="-.", label="real photos")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("points given")
+        ax.set_title(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Colour hints on {results['photos']} photos at {results['size']} px")
+    return fig
