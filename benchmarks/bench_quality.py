@@ -88,10 +88,10 @@ VARIANTS = {
                     rebalance_lambda=0.75, epochs=60, early_stopping_patience=8, time_limit_minutes=None,
                     crop_scale=(0.25, 1.0)),
     # The hint model (issue "Colour hints"): the shipped model's network with the "hints" input,
-    # started from the shipped model (init="pretrained": identical until trained) and trained on
-    # the same photos with points simulated from each photo, at the learning rate its best epoch had.
+    # started from the shipped model (init="pretrained") and trained on the same photos with points
+    # simulated from each photo, the hint layers alone (with no hints it stays the shipped model).
     "release_hints": dict(init="pretrained", encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5,
-                          hints=True, hint_free_fraction=0.3, learning_rate=5e-4,
+                          hints=True, train_only_hints=True, hint_free_fraction=0.3, learning_rate=1e-3, image_size=256,
                           freeze_epochs=10_000, rebalance_lambda=0.75, epochs=60, early_stopping_patience=5,
                           lr_patience=2, time_limit_minutes=None, crop_scale=(0.25, 1.0)),
     "release_crops_0.5": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5,

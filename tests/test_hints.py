@@ -34,8 +34,12 @@ def test_a_model_built_without_hints_is_unchanged_and_one_with_hints_takes_them(
     assert [t.name for t in plain.inputs] == ["L"] and not model_lib.model_info(plain)["hints"]
     assert [t.name for t in hinted.inputs] == ["L", "hints"] and model_lib.model_info(hinted)["hints"]
     assert tuple(hinted.inputs[1].shape) == (None, 32, 32, 3)
-    extra = sorted(set(w.path for w in hinted.weights) - set(w.path for w in plain.weights))
-    assert extra == ["hint_gate/bias", "hint_gate/kernel"]  # and the joining kernels grow
+    # Every weight of the automatic network, unchanged in shape; the hint layers besides.
+    shapes = {w.path: tuple(w.shape) for w in hinted.weights}
+    assert all(shapes.get(w.path) == tuple(w.shape) for w in plain.weights)
+    extra = sorted(set(shapes) - {w.path for w in plain.weights})
+    assert extra == ["decoder_conv1_hints/kernel", "decoder_conv2_hints/kernel", "decoder_conv4_hints/kernel",
+                     "hint_gate/bias", "hint_gate/kernel"]
 
 
 @pytest.mark.parametrize("head", ["regression", "classification"])
@@ -61,8 +65,10 @@ def test_a_hint_model_started_from_an_automatic_one_is_it_without_hints_and_take
 def test_with_an_empty_hint_map_any_hint_model_is_its_automatic_self_and_hints_change_its_output():
     automatic, hinted = tiny(False, seed=1), tiny(True, seed=2)
     model_lib.expand_weights(automatic, hinted)
-    # Give the hint channels weight, as training does: the empty map must still change nothing.
-    hinted.set_weights([w + 0.05 * (w == 0) if w.ndim == 4 else w for w in hinted.get_weights()])
+    # Give the hint layers weight, as training does: the empty map must still change nothing.
+    for w in hinted.weights:
+        if model_lib.is_hint_layer(w.path.split("/")[0]):
+            w.assign(np.random.default_rng(1).normal(0, 0.3, tuple(w.shape)).astype(np.float32))
     rng = np.random.default_rng(0)
     l_scaled = rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
     empty = model_lib.no_hints(l_scaled)
@@ -70,6 +76,14 @@ def test_with_an_empty_hint_map_any_hint_model_is_its_automatic_self_and_hints_c
                                np.asarray(automatic({"L": l_scaled})), atol=1e-6)
     hints = random_hints(rng, (32, 32))[None]
     assert np.abs(np.asarray(hinted({"L": l_scaled, "hints": hints})) - np.asarray(automatic({"L": l_scaled}))).max() > 1e-3
+
+
+def test_only_the_hint_layers_train_when_asked():
+    hinted = tiny(True)
+    model_lib.set_only_hints_trainable(hinted)
+    assert sorted(w.path for w in hinted.trainable_weights) == [
+        "decoder_conv1_hints/kernel", "decoder_conv2_hints/kernel", "decoder_conv4_hints/kernel", "hint_gate/bias",
+        "hint_gate/kernel"]
 
 
 def test_expand_weights_refuses_models_that_differ_in_more_than_the_hints():
@@ -314,6 +328,25 @@ def test_a_hint_run_from_an_automatic_model_starts_as_it_trains_and_resumes(tmp_
     result = train(photos, tmp_path / "run", resume=True, epochs=2, **{k: v for k, v in settings.items()
                                                                        if k in ("verbose", "hardware")})
     assert result.epochs_done == 2
+
+
+def test_training_only_the_hints_keeps_the_automatic_colours_exactly_and_learns_to_follow_hints(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, count=12)
+    automatic = tmp_path / "automatic.keras"
+    tiny(False, "classification").save(automatic)
+    train(photos, tmp_path / "run", init=str(automatic), hints=True, train_only_hints=True, hint_free_fraction=0.0,
+          epochs=2, learning_rate=1e-2, image_size=32, batch_size=4, encoder="scratch", embedding=None,
+          width=0.125, verbose=0, hardware="cpu")
+    trained = keras.saving.load_model(tmp_path / "run" / "last.keras")
+    before = keras.saving.load_model(automatic)
+    rng = np.random.default_rng(0)
+    l_scaled = rng.uniform(-1, 1, (2, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(trained({"L": l_scaled, "hints": model_lib.no_hints(l_scaled)})),
+                               np.asarray(before({"L": l_scaled})), atol=1e-5)
+    moved = [w for w in trained.weights if model_lib.is_hint_layer(w.path.split("/")[0])
+             and w.path.endswith("kernel") and np.abs(np.asarray(w)).max() > 0]
+    assert moved  # the hint layers learnt something
 
 
 def test_a_hint_model_cannot_start_a_run_without_hints(tmp_path):

@@ -456,14 +456,22 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
     def filters(n):
         return max(1, int(round(n * width)))
 
-    def conv(n, name, strides=1, kernel=3):
-        if not batchnorm:
-            return layers.Conv2D(filters(n), kernel, strides=strides, padding="same", activation="relu", name=name)
-
+    def conv(n, name, strides=1, kernel=3, hint_maps=None):
+        # With `hint_maps`, a convolution of the hints (`{name}_hints`, zero at first) is added to
+        # this one's output before its normalisation and ReLU: a separate layer, so that a hint model
+        # holds every weight of the automatic model unchanged and can train the hint layers alone.
         def block(x):
-            x = layers.Conv2D(filters(n), kernel, strides=strides, padding="same", use_bias=False, name=name)(x)
-            x = layers.BatchNormalization(name=f"{name}_bn")(x)
-            return layers.Activation("relu", name=f"{name}_relu")(x)
+            x = layers.Conv2D(filters(n), kernel, strides=strides, padding="same", use_bias=not batchnorm,
+                              activation="relu" if hint_maps is None and not batchnorm else None, name=name)(x)
+            if hint_maps is not None:
+                steer = layers.Conv2D(filters(n), kernel, padding="same", use_bias=False,
+                                      kernel_initializer="zeros", name=f"{name}_hints")(hint_maps)
+                x = layers.Add(name=f"{name}_plus_hints")([x, steer])
+            if batchnorm:
+                x = layers.BatchNormalization(name=f"{name}_bn")(x)
+            if batchnorm or hint_maps is not None:
+                x = layers.Activation("relu", name=f"{name}_relu")(x)
+            return x
 
         return block
 
@@ -479,13 +487,11 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         hint_map = keras.Input((side, side, 3), name=HINTS_NAME)
         inputs.append(hint_map)
 
-    def with_hints(x, stride, name):
-        # The hints at this stride, exact and spread from the bottleneck's grid, as the last
-        # channels (see `expand_weights`).
+    def hints_at(stride):
+        # The hints at this stride, exact and spread from the bottleneck's grid (`HintPool`).
         if hint_map is None:
-            return x
-        maps = HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}")(hint_map)
-        return layers.Concatenate(name=f"{name}_hints")([x, maps])
+            return None
+        return HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}")(hint_map)
 
     # === Encoder ===
     bottleneck = 8  # the stride of the fused features
@@ -517,17 +523,19 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         fused.append(BroadcastToGrid(name="global_grid")([g, x]))
     if len(fused) > 1:
         x = layers.Concatenate(name="fusion_concat")(fused)
-        x = with_hints(x, bottleneck, "fusion")
-        x = layers.Conv2D(filters(256), 1, activation="relu", name="fusion_conv")(x)
+        maps = hints_at(bottleneck)
+        x = layers.Conv2D(filters(256), 1, activation="relu" if maps is None else None, name="fusion_conv")(x)
+        if maps is not None:
+            steer = layers.Conv2D(filters(256), 1, use_bias=False, kernel_initializer="zeros",
+                                  name="fusion_conv_hints")(maps)
+            x = layers.Activation("relu", name="fusion_conv_relu")(layers.Add(name="fusion_plus_hints")([x, steer]))
 
     # === Decoder ===
     if encoder == "scratch":
-        if len(fused) == 1:  # no fusion convolution: the first decoder convolution joins the hints
-            x = with_hints(x, bottleneck, "decoder_s8")
-        x = conv(128, "decoder_conv1")(x)
+        # Without a fusion convolution the first decoder convolution takes the bottleneck's hints.
+        x = conv(128, "decoder_conv1", hint_maps=hints_at(bottleneck) if len(fused) == 1 else None)(x)
         x = layers.UpSampling2D(2, name="decoder_up1")(x)
-        x = with_hints(x, 4, "decoder_s4")
-        x = conv(64, "decoder_conv2")(x)
+        x = conv(64, "decoder_conv2", hint_maps=hints_at(4))(x)
         x = conv(64, "decoder_conv3")(x)
     else:
         # U-Net: up x2, join the encoder's features at that stride, two convolutions;
@@ -539,9 +547,8 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
             x = layers.UpSampling2D(2, interpolation="bilinear", name=f"decoder_up{stride}")(x)
             if stride in skips:
                 x = layers.Concatenate(name=f"decoder_skip{stride}")([x, skips[stride]])
-            x = with_hints(x, stride, f"decoder_s{stride}")
             n = _UNET_FILTERS[stride]
-            x = conv(n, f"decoder_s{stride}_conv1")(x)
+            x = conv(n, f"decoder_s{stride}_conv1", hint_maps=hints_at(stride))(x)
             x = conv(n, f"decoder_s{stride}_conv2")(x)
 
     # === Heads === (last layers in float32 so mixed precision stays stable)
@@ -563,8 +570,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
     else:
         if encoder == "scratch":
             x = layers.UpSampling2D(2, name="decoder_up2")(x)
-            x = with_hints(x, 2, "decoder_s2")
-            x = conv(32, "decoder_conv4")(x)
+            x = conv(32, "decoder_conv4", hint_maps=hints_at(2))(x)
             x = conv(16, "decoder_conv5")(x)
         ab = layers.Conv2D(2, 3, padding="same", activation="tanh", dtype="float32", name="ab_tanh")(x)
         ab = blend_hints(ab, x, 2, None)
@@ -657,37 +663,46 @@ def no_hints(l_scaled) -> np.ndarray:
 def expand_weights(source, target) -> None:
     """Copy the weights of `source` into `target`, the same network built with hints.
 
-    Weights are matched by their path (layer and variable name). Those of
-    equal shape are copied; a joining convolution's kernel, which in
-    `target` reads the hint channels after the features, gets the source's
-    kernel for the features and zeros for the hints; the hint gate (only in
-    `target`) keeps its initial values. With no hints the hint model then
-    colorizes exactly as `source` does (Zhang et al. 2017 start the same
-    way); given hints, as the untrained `HintBlend` says, until training
-    teaches it more.
+    Weights are matched by their path (layer and variable name) and copied;
+    the hint layers, which only `target` has, keep their initial values:
+    the convolutions of the hints add zero, and the gate of `HintBlend` is
+    open. With no hints the hint model then colorizes exactly as `source`
+    does (Zhang et al. 2017 start their user-guided network the same way);
+    given hints, it blends toward their spread colours until training
+    teaches it better (`TrainConfig.train_only_hints` keeps the first
+    promise through training).
 
     Raises:
         ValueError: the two models differ in more than the hint layers.
     """
     found = {w.path: w for w in source.weights}
-    missing = [path for path in found if path not in {w.path for w in target.weights}]
+    missing = sorted(set(found) - {w.path for w in target.weights})
     if missing:
         raise ValueError(f"the hint model lacks {len(missing)} weights of the other (first: {missing[0]})")
     for new in target.weights:
         old = found.get(new.path)
         if old is None:
-            if not new.path.startswith("hint_gate"):
+            if not is_hint_layer(new.path.split("/")[0]):
                 raise ValueError(f"{new.path}: the other model has no such weight")
-            continue
-        value = keras.ops.convert_to_numpy(old)
-        if tuple(old.shape) != tuple(new.shape):
-            grown = len(new.shape) == 4 and tuple(new.shape[:2]) == tuple(old.shape[:2]) and (
-                new.shape[3] == old.shape[3] and new.shape[2] > old.shape[2])
-            if not grown:
-                raise ValueError(f"{new.path}: shape {tuple(new.shape)} cannot take {tuple(old.shape)}")
-            value = np.concatenate([value, np.zeros(tuple(new.shape[:2]) + (new.shape[2] - old.shape[2],
-                                                                             new.shape[3]), value.dtype)], axis=2)
-        new.assign(value)
+        elif tuple(old.shape) != tuple(new.shape):
+            raise ValueError(f"{new.path}: shape {tuple(new.shape)} cannot take {tuple(old.shape)}")
+        else:
+            new.assign(keras.ops.convert_to_numpy(old))
+
+
+def is_hint_layer(name: str) -> bool:
+    """Whether a layer of a colorizer exists only for the hints (its weights steer by them)."""
+    return name.endswith("_hints") or name.startswith("hint_")
+
+
+def set_only_hints_trainable(model) -> None:
+    """Freeze every layer but the hint layers: the automatic colorization stays exactly as it is.
+
+    Frozen BatchNormalization layers run in inference mode (Keras 3), so
+    their statistics stay too. Recompile the model afterwards.
+    """
+    for layer in model.layers:
+        layer.trainable = is_hint_layer(layer.name)
 
 
 def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE):

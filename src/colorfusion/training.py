@@ -110,6 +110,9 @@ class TrainConfig:
     # weights start at zero).
     hints: bool = False
     hint_free_fraction: float = 0.3
+    # Train the hint layers alone (`model.set_only_hints_trainable`): with no hints the model stays
+    # exactly the one it started from (`init`); what it learns is only how to follow hints.
+    train_only_hints: bool = False
 
     def __post_init__(self):
         if backbones.is_no_top_file(self.weights):
@@ -148,6 +151,7 @@ class TrainConfig:
             "init": self.init is None or (isinstance(self.init, str) and bool(self.init)),
             "hints": isinstance(self.hints, bool),
             "hint_free_fraction": 0 <= self.hint_free_fraction <= 1,
+            "train_only_hints": isinstance(self.train_only_hints, bool) and (self.hints or not self.train_only_hints),
         }
         for name, ok in checks.items():
             if not ok:
@@ -164,6 +168,8 @@ class TrainConfig:
         to read its features without wrecking them with large early
         gradients), then everything is fine-tuned at `finetune_learning_rate`.
         """
+        if self.train_only_hints:
+            return [(0, self.epochs, False, self.learning_rate)]  # one phase: the hint layers
         if not self.pretrained_encoder:
             return [(0, self.epochs, True, self.learning_rate)]
         frozen = min(self.freeze_epochs, self.epochs)
@@ -392,7 +398,10 @@ def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, v
             _copy_weights(model_lib.encoder_layer(encoder_source), model_lib.encoder_layer(model),
                           "the shipped model's encoder")
         _, _, trainable, learning_rate = config.phases()[0]
-        model_lib.set_encoder_trainable(model, trainable)
+        if config.train_only_hints:
+            model_lib.set_only_hints_trainable(model)
+        else:
+            model_lib.set_encoder_trainable(model, trainable)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=losses.get_loss(config.head, bins=bins), jit_compile=plan.jit_compile)
     return model
