@@ -76,6 +76,9 @@ TRAIN_OPTIONS = {
     "preview_every": (["--preview-every", "2"], 2),
     "workers": (["--workers", "1"], 1),
     "init": (["--init", "some/run"], "some/run"),
+    "hints": (["--hints"], True),
+    "hint_free_fraction": (["--hint-free-fraction", "0.5"], 0.5),
+    "train_only_hints": (["--train-only-hints"], True),  # implies hints
 }
 # Options that are arguments of train() itself rather than TrainConfig fields.
 TRAIN_ARGUMENTS = {"data", "out", "split_file", "resume"}

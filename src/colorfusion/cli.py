@@ -263,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start from a trained model instead of a fresh decoder: 'pretrained' (the model that "
                             "ships in the package), a run folder or a .keras file; the run takes its architecture "
                             "and colour bins")
+    train.add_argument("--hints", action="store_true",
+                       help="a model that takes colour hints, trained with points simulated from each photo "
+                            "(from an --init model that takes none, it starts as that model)")
+    train.add_argument("--hint-free-fraction", type=float,
+                       help="with --hints: the share of examples trained with no hints at all (default 0.3)")
+    train.add_argument("--train-only-hints", action="store_true",
+                       help="with --hints: train the hint layers alone, so that with no hints the model stays "
+                            "exactly the --init model")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
 
     colorize = commands.add_parser(
@@ -340,7 +348,7 @@ def cmd_train(args) -> int:
     options = ("head", "image_size", "epochs", "batch_size", "learning_rate", "width", "encoder", "encoder_weights",
                "freeze_epochs", "finetune_learning_rate", "early_stopping_patience", "time_limit_minutes",
                "rebalance_lambda", "backbone", "weights", "embedding", "val_fraction", "seed", "preview_every",
-               "workers", "init")
+               "workers", "init", "hints", "hint_free_fraction", "train_only_hints")
     settings = {name: getattr(args, name) for name in options if hasattr(args, name)}
     try:
         result = train(args.data, args.out, split_file=getattr(args, "split_file", None),

@@ -125,6 +125,8 @@ class TrainConfig:
         if isinstance(self.init, Path):
             self.init = str(self.init)
         self.crop_scale = tuple(self.crop_scale)  # a list after a JSON round trip
+        if self.train_only_hints is True:
+            self.hints = True  # training the hint layers alone needs them
         if self.finetune_learning_rate is None:
             self.finetune_learning_rate = self.learning_rate / 10
         checks = {
@@ -151,7 +153,7 @@ class TrainConfig:
             "init": self.init is None or (isinstance(self.init, str) and bool(self.init)),
             "hints": isinstance(self.hints, bool),
             "hint_free_fraction": 0 <= self.hint_free_fraction <= 1,
-            "train_only_hints": isinstance(self.train_only_hints, bool) and (self.hints or not self.train_only_hints),
+            "train_only_hints": isinstance(self.train_only_hints, bool),
         }
         for name, ok in checks.items():
             if not ok:
@@ -540,7 +542,7 @@ def _resolve_config(settings: dict, paths: dict, resume: bool) -> TrainConfig:
     if settings.get("init"):
         # The run takes the architecture of the model it starts from; asking for another is an error.
         architecture = init_architecture(settings["init"])
-        if settings.get("hints") and not architecture.get("hints"):
+        if (settings.get("hints") or settings.get("train_only_hints")) and not architecture.get("hints"):
             architecture.pop("hints", None)  # an automatic model can start a hint model (`expand_weights`)
         clashing = [k for k in architecture if k in settings and settings[k] != architecture[k]]
         if clashing:
