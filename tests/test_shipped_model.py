@@ -151,6 +151,36 @@ def test_a_sky_and_foliage_get_different_hues_from_the_shipped_model(shipped):
     assert abs(hues[0] - hues[1]) > 20, hues
 
 
+def test_one_red_hint_on_a_gray_photo_turns_the_pixels_around_the_point_red(tmp_path, capsys):
+    """`colorfusion colorize photo --hint X,Y,#RRGGBB` with the shipped model: the colour goes where it is told."""
+    from colorfusion import cli, io
+
+    rng = np.random.default_rng(0)
+    gray = np.clip(rng.normal(128, 12, (240, 320, 1)), 0, 255).repeat(3, axis=-1).astype(np.uint8)
+    io.write_image(tmp_path / "in" / "gray.png", gray)
+    assert cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "auto"), "--quiet"]) == 0
+    assert cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "hinted"), "--quiet",
+                     "--hint", "200,90,#c0392b"]) == 0
+    around = (slice(90 - 15, 90 + 15), slice(200 - 15, 200 + 15))
+    for folder, red in (("hinted", True), ("auto", False)):
+        lab = color.rgb_to_lab(io.read_rgb(tmp_path / folder / "gray.png"))[around]
+        a, b = lab[..., 1].mean(), lab[..., 2].mean()
+        hue = np.degrees(np.arctan2(b, a))
+        is_red = a > 15 and -10 < hue < 60  # the hint's hue is 36 degrees
+        assert is_red == red, (folder, a, b, hue)
+
+
+def test_the_shipped_model_takes_hints_and_a_bad_hint_is_one_line(tmp_path, capsys):
+    from colorfusion import cli, io
+
+    assert model_lib.model_info(load_model("pretrained"))["hints"]
+    assert read_pretrained_config()["architecture"]["hints"] is True
+    io.write_image(tmp_path / "in" / "p.png", make_photo(np.random.default_rng(0), 40, 60))
+    code = cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet", "--hint", "60,5,#ff0000"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "p.png" in errors[0] and "outside the photo (60 x 40" in errors[0]
+
+
 def test_the_package_data_lists_the_model_file():
     import tomllib
     from pathlib import Path
@@ -196,9 +226,9 @@ def test_cli_inference_size_sets_the_short_side_the_network_sees(tmp_path, monke
     seen = []
     original = Colorizer.predict_ab
 
-    def spy(self, l_small):
+    def spy(self, l_small, hint_maps=None):
         seen.append(np.shape(l_small)[1:3])
-        return original(self, l_small)
+        return original(self, l_small, hint_maps)
 
     monkeypatch.setattr(Colorizer, "predict_ab", spy)
     io.write_image(tmp_path / "in" / "wide.png", make_photo(np.random.default_rng(0), 300, 400))

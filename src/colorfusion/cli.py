@@ -6,7 +6,9 @@ diverged loss) or could not start (bad data folder, bad model file);
 never a traceback (`COLORFUSION_DEBUG=1` shows it).
 
 `colorize` and `evaluate` use the model that ships in the package unless
-`--model` names another.
+`--model` names another. `colorize --hint X,Y,#RRGGBB` (repeated) or
+`--hints hints.json` (per photo) give a hint model colour points; a bad
+hint fails its photo with one line, and the rest are colorized.
 
 Each command prints only its own lines: the backend's start-up noise
 (absl / oneDNN / "no CUDA" lines, which TensorFlow 2.21 prints whatever

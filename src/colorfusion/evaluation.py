@@ -15,6 +15,10 @@ lowest and highest model AuC: original | grayscale | colorized).
 Photos are read, colorized and scored a batch at a time, so memory does not
 grow with the number of photos.
 
+`evaluate_hints` scores a model that takes colour hints given 0, 1, 2, ...
+points simulated from each true photo (Zhang et al. 2017, Fig. 4), beside
+grayscale and, optionally, an automatic model.
+
 Example:
     report = evaluate("runs/exp1", "photos/test", "reports/exp1")
     print(format_table(report.summary))
