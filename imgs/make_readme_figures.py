@@ -12,6 +12,10 @@ the repository):
 - `preview.png`: original | grayscale input | colorization, as the training
   callback draws it;
 - `before_after.png`: full-resolution B&W input | colorized | original;
+- `hints.png` (a model that takes hints): a B&W photo with three hints at the
+  places where the automatic colours are furthest from the original's, each
+  hint the original's colour there (what someone who remembers the scene would
+  give) | automatic | with the hints | original;
 - `compare.png` (with `--compare`): the same B&W photos through each model;
 - `curves.png`: a copy of the training curves of MODEL's run folder (or of
   `--curves-from`, the release run for the shipped model).
@@ -23,6 +27,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from colorfusion import Colorizer, color, figures, io, metrics
@@ -31,6 +36,22 @@ from colorfusion.datasets import sample_photos
 
 PREVIEW = ("astronaut", "chelsea", "coffee", "motorcycle_left")
 BEFORE_AFTER = ("rocket", "astronaut", "grace_hopper")
+HINTED = "motorcycle_left"
+
+
+def worst_points(original, automatic, count=3):
+    """(x, y) of the `count` places where the automatic ab is furthest from the original's, spread apart."""
+    error = np.linalg.norm(color.rgb_to_lab(original)[..., 1:] - color.rgb_to_lab(automatic)[..., 1:], axis=-1)
+    error = cv2.blur(error, (15, 15))  # a region, not one stray pixel
+    spacing = min(error.shape) // 5
+    points = []
+    for index in np.argsort(error, axis=None)[::-1]:
+        y, x = np.unravel_index(index, error.shape)
+        if all((x - px) ** 2 + (y - py) ** 2 >= spacing ** 2 for px, py in points):
+            points.append((int(x), int(y)))
+            if len(points) == count:
+                return points
+    return points
 
 
 def by_name(names):
@@ -65,6 +86,14 @@ def main():
         rows.append((bw, colorizer(bw), rgb))
     written.append(figures.save_figure(figures.before_after_figure(rows, names=list(BEFORE_AFTER)),
                                        out / "before_after.png", dpi=60))
+    if colorizer.takes_hints:
+        [original] = by_name([HINTED])
+        bw = color.gray_version(original)
+        automatic = colorizer(bw)
+        hints = [(x, y, "#{:02x}{:02x}{:02x}".format(*original[y, x])) for x, y in worst_points(original, automatic)]
+        fig = figures.hints_figure(original, automatic, colorizer(bw, hints=hints), hints,
+                                   title=f"{HINTED}: three hints where the automatic colours are furthest off")
+        written.append(figures.save_figure(fig, out / "hints.png", dpi=60))
     if args.compare:
         others = dict(item.split("=", 1) for item in args.compare)
         colorizers = {name: Colorizer.from_path(path) for name, path in others.items()}

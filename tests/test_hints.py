@@ -39,7 +39,7 @@ def test_a_model_built_without_hints_is_unchanged_and_one_with_hints_takes_them(
     assert all(shapes.get(w.path) == tuple(w.shape) for w in plain.weights)
     extra = sorted(set(shapes) - {w.path for w in plain.weights})
     assert extra == ["decoder_conv1_hints/kernel", "decoder_conv2_hints/kernel", "decoder_conv4_hints/kernel",
-                     "hint_gate/bias", "hint_gate/kernel"]
+                     "hint_blend/log_width", "hint_gate/bias", "hint_gate/kernel"]
 
 
 @pytest.mark.parametrize("head", ["regression", "classification"])
@@ -82,8 +82,8 @@ def test_only_the_hint_layers_train_when_asked():
     hinted = tiny(True)
     model_lib.set_only_hints_trainable(hinted)
     assert sorted(w.path for w in hinted.trainable_weights) == [
-        "decoder_conv1_hints/kernel", "decoder_conv2_hints/kernel", "decoder_conv4_hints/kernel", "hint_gate/bias",
-        "hint_gate/kernel"]
+        "decoder_conv1_hints/kernel", "decoder_conv2_hints/kernel", "decoder_conv4_hints/kernel",
+        "hint_blend/log_width", "hint_gate/bias", "hint_gate/kernel"]
 
 
 def test_expand_weights_refuses_models_that_differ_in_more_than_the_hints():
@@ -92,16 +92,19 @@ def test_expand_weights_refuses_models_that_differ_in_more_than_the_hints():
             k: v for k, v in TINY.items() if k != "width"}))
 
 
-def test_hint_blend_moves_colours_toward_close_hints_only_and_keeps_a_distribution():
+def test_hint_blend_moves_colours_toward_close_hints_of_like_lightness_only_and_keeps_a_distribution():
     centers = np.array([[0.0, 0.0], [50.0, 20.0], [-40.0, 40.0]], np.float32)
-    maps = np.zeros((1, 2, 1, 6), np.float32)
-    maps[0, 0, 0] = (0, 0, 0, 50 / 128, 20 / 128, 1.0)  # right on a hint of the second bin's colour
-    maps[0, 1, 0, 5] = 0.0  # no hint near
-    probs = np.tile(np.array([1.0, 0.0, 0.0], np.float32), (1, 2, 1, 1))
-    gate = np.full((1, 2, 1, 1), 10.0, np.float32)  # wide open
+    maps = np.zeros((1, 3, 1, 7), np.float32)
+    maps[0, 0, 0] = (0, 0, 0, 50 / 128, 20 / 128, 1.0, 0.0)  # right on a hint of the second bin's colour
+    maps[0, 1, 0] = (0, 0, 0, 50 / 128, 20 / 128, 1.0, 0.6)  # as near, but 30 L units lighter: another object
+    maps[0, 2, 0, 5] = 0.0  # no hint near
+    probs = np.tile(np.array([1.0, 0.0, 0.0], np.float32), (1, 3, 1, 1))
+    gate = np.full((1, 3, 1, 1), 10.0, np.float32)  # wide open
     out = np.asarray(model_lib.HintBlend(centers)([probs, maps, gate]))
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-6)
-    assert out[0, 0, 0, 1] > 0.99 and np.allclose(out[0, 1, 0], probs[0, 1, 0])
+    assert out[0, 0, 0, 1] > 0.99  # takes the hint's colour
+    assert out[0, 1, 0, 1] < 0.05  # a change of lightness stops it
+    np.testing.assert_allclose(out[0, 2, 0], probs[0, 2, 0])
     closed = np.asarray(model_lib.HintBlend(centers)([probs, maps, -gate]))
     assert closed[0, 0, 0, 1] < 0.01  # a shut gate keeps the network's colour
 
@@ -109,14 +112,19 @@ def test_hint_blend_moves_colours_toward_close_hints_only_and_keeps_a_distributi
 def test_hint_pool_keeps_a_one_pixel_hint_at_full_strength_in_its_cell_and_spreads_it_around():
     hints = np.zeros((1, 64, 64, 3), np.float32)
     hints[0, 40, 9] = (0.5, -0.25, 1.0)  # row 40, column 9
-    maps = np.asarray(model_lib.HintPool(8, spread_factor=16)(hints))[0]
-    assert maps.shape == (8, 8, 6)
+    lightness = np.zeros((1, 64, 64, 1), np.float32)
+    lightness[0, :, 32:] = 0.5  # the right half is lighter
+    maps = np.asarray(model_lib.HintPool(8, spread_factor=16)([hints, lightness]))[0]
+    assert maps.shape == (8, 8, 7)
     np.testing.assert_allclose(maps[5, 1, :3], (0.5, -0.25, 1.0), atol=1e-6)  # its cell: exact colour, present
     assert maps[..., 2].sum() == 1.0  # nowhere else
     # Spread: the hint's colour near it, closeness falling with distance, nothing far away.
     np.testing.assert_allclose(maps[5, 2, 3:5], (0.5, -0.25), atol=1e-5)
     assert maps[5, 1, 5] > maps[5, 4, 5] > maps[0, 7, 5] >= 0
-    assert np.asarray(model_lib.HintPool(8, spread_factor=16)(np.zeros_like(hints))).max() == 0
+    # Lightness against the hint's: the same on its side, 0.5 lighter across the edge.
+    np.testing.assert_allclose(maps[5, 2, 6], 0.0, atol=1e-5)
+    np.testing.assert_allclose(maps[5, 4, 6], 0.5, atol=1e-5)
+    assert np.asarray(model_lib.HintPool(8, spread_factor=16)([np.zeros_like(hints), lightness])).max() == 0
 
 
 def test_a_hint_model_saves_and_loads_with_its_hint_input(tmp_path):

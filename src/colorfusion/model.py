@@ -238,7 +238,7 @@ class BroadcastToGrid(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="colorfusion")
 class HintPool(keras.layers.Layer):
-    """The hint map (B, H, W, 3) at stride `factor`, exact and spread: (B, H/f, W/f, 6).
+    """`[hints (B, H, W, 3), L (B, H, W, 1)]` at stride `factor`, exact and spread: (B, H/f, W/f, 7).
 
     Channels 0-2, the points where they are: each cell's mean hinted ab / 128
     (0 where none) and 1 where it holds any hint, so a one-pixel hint stays a
@@ -248,12 +248,17 @@ class HintPool(keras.layers.Layer):
     Channels 3-5, the points spread over their surroundings: the same map at
     the coarser stride `spread_factor`, smoothed by a normalised Gaussian
     convolution (sigma `SPREAD_SIGMA` cells: each cell gets the distance-
-    weighted mean colour of the hints around it, and how close they are, 1 on
-    a hint falling to 0 far from all), then upsampled bilinearly to stride
-    `factor`. A network that must learn to carry a point's colour across a
-    region from the sparse map alone barely did so in three epochs
-    (+0.04 dB with 10 points, README "Colour hints"); given the spread
-    colour and its closeness it only has to learn where to trust them.
+    weighted mean colour of the hints around it, and their closeness, 1 on a
+    hint falling to 0 far from all), upsampled bilinearly to stride `factor`.
+
+    Channel 6, how much lighter or darker the cell is than the hints around
+    it (model units, L / 50 - 1; 0 where none is near): a hint's colour
+    belongs to its own object, and a change of lightness is the first sign
+    of another (`HintBlend` uses it as a bilateral filter does).
+
+    Why spread at all: a network that must learn to carry a point's colour
+    across a region from the sparse map alone barely did so in three epochs
+    (+0.04 dB with 10 points, README "Colour hints").
 
     Args:
         factor: the stride, a power of two dividing the input's sides.
@@ -261,10 +266,11 @@ class HintPool(keras.layers.Layer):
             bottleneck, a multiple of `factor`); default `factor`.
 
     Example:
-        maps = HintPool(8, spread_factor=32, name="hints_s8")(hints)  # (B, H/8, W/8, 6)
+        maps = HintPool(8, spread_factor=32, name="hints_s8")([hints, l_input])  # (B, H/8, W/8, 7)
     """
 
     SPREAD_SIGMA = 2.0  # cells of the spread grid (README "Colour hints": 1.0 to 2.5 measured)
+    CHANNELS = 7
 
     def __init__(self, factor, spread_factor=None, **kwargs):
         super().__init__(**kwargs)
@@ -280,7 +286,7 @@ class HintPool(keras.layers.Layer):
         offsets = np.arange(-radius, radius + 1, dtype=np.float32)
         bell = np.exp(-0.5 * (offsets / self.SPREAD_SIGMA) ** 2)
         kernel = np.outer(bell, bell)  # 1 at the centre: closeness is 1 on a hint
-        self._kernel = np.tile(kernel[:, :, None, None], (1, 1, 3, 1)).astype(np.float32)
+        self._kernel = np.tile(kernel[:, :, None, None], (1, 1, 4, 1)).astype(np.float32)
         ratio = self.spread_factor // self.factor
         self._upsample = layers.UpSampling2D(ratio, interpolation="bilinear", dtype="float32") if ratio > 1 else None
 
@@ -290,30 +296,39 @@ class HintPool(keras.layers.Layer):
         self.built = True
 
     @staticmethod
-    def _cells(hints, f):
-        """(mean hinted ab * presence, presence) of each f x f cell."""
-        pooled = ops.average_pool(hints, f, strides=f, padding="valid") if f > 1 else hints
+    def _pool(x, f):
+        return ops.average_pool(x, f, strides=f, padding="valid") if f > 1 else x
+
+    def _cells(self, hints, lightness, f):
+        """(mean hinted ab * presence, mean L under the hints * presence, presence) of each f x f cell."""
+        pooled = self._pool(ops.concatenate([hints, lightness * hints[..., 2:3]], axis=-1), f)
         count = pooled[..., 2:3] * float(f * f)  # hinted pixels in the cell
         present = ops.minimum(count, 1.0)
-        mean_ab = pooled[..., :2] * float(f * f) / ops.maximum(count, 1e-6)
-        return ops.concatenate([mean_ab * present, present], axis=-1)
+        means = ops.concatenate([pooled[..., :2], pooled[..., 3:4]], axis=-1) * float(f * f) / ops.maximum(count, 1e-6)
+        return means * present, present
 
-    def call(self, hints):
-        hints = ops.cast(hints, "float32")
-        local = self._cells(hints, self.factor)
-        coarse = self._cells(hints, self.spread_factor)
-        # Normalised convolution: sum G * ab * p / sum G * p, with sum G * p the closeness.
-        smoothed = ops.depthwise_conv(coarse, ops.convert_to_tensor(self._kernel), strides=1, padding="same")
-        closeness = ops.minimum(smoothed[..., 2:3], 1.0)
-        spread_ab = smoothed[..., :2] / ops.maximum(smoothed[..., 2:3], 1e-6)
-        spread = ops.concatenate([spread_ab * ops.minimum(smoothed[..., 2:3] * 1e3, 1.0), closeness], axis=-1)
+    def call(self, inputs):
+        hints, lightness = (ops.cast(t, "float32") for t in inputs)
+        local, present = self._cells(hints, lightness, self.factor)
+        coarse, coarse_present = self._cells(hints, lightness, self.spread_factor)
+        # Normalised convolution: sum G * v * p / sum G * p, with sum G * p the closeness.
+        smoothed = ops.depthwise_conv(ops.concatenate([coarse, coarse_present], axis=-1),
+                                      ops.convert_to_tensor(self._kernel), strides=1, padding="same")
+        weight = smoothed[..., 3:4]
+        any_near = ops.minimum(weight * 1e3, 1.0)
+        spread = ops.concatenate([smoothed[..., :3] / ops.maximum(weight, 1e-6) * any_near,
+                                  ops.minimum(weight, 1.0), any_near], axis=-1)
         if self._upsample is not None:
             spread = self._upsample(spread)
-        return ops.cast(ops.concatenate([local, spread], axis=-1), self.compute_dtype)
+        cell_lightness = self._pool(lightness, self.factor)
+        difference = (cell_lightness - spread[..., 2:3]) * spread[..., 4:5]
+        return ops.cast(ops.concatenate([local[..., :2], present, spread[..., :2], spread[..., 3:4], difference],
+                                        axis=-1), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
-        side = [None if d is None else d // self.factor for d in input_shape[1:3]]
-        return (input_shape[0], *side, 6)
+        hints_shape = input_shape[0]
+        side = [None if d is None else d // self.factor for d in hints_shape[1:3]]
+        return (hints_shape[0], *side, self.CHANNELS)
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor, "spread_factor": self.spread_factor}
@@ -321,23 +336,21 @@ class HintPool(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="colorfusion")
 class HintBlend(keras.layers.Layer):
-    """The network's colours, moved toward the hints' spread colours where hints are close.
+    """The network's colours, moved toward the hints' spread colours where hints are close and alike.
 
     `[prediction, maps, gate_logit] -> (1 - g) * prediction + g * hinted`,
-    with `g = sqrt(closeness) * sigmoid(gate_logit)`: the closeness of the
-    hints (`HintPool` channel 5) says how near a point is, the gate (a
-    convolution of the decoder's features, trained) where its colour applies
-    (the same object, not the one across the edge). With no hints the
-    closeness is 0 everywhere and the output is the network's own.
+    with `g = sqrt(closeness) * similarity * sigmoid(gate_logit)`: the
+    closeness of the hints (`HintPool` channel 5) says how near a point is;
+    the similarity, `exp(-d^2 / 2 s^2)` of the lightness difference d to
+    the hints (channel 6, with s a trained width, 10 L units at first),
+    stops the colour at a change of lightness as a bilateral filter does;
+    the gate (a convolution of the decoder's features, trained) says where
+    else it does not apply. With no hints the closeness is 0 everywhere and
+    the output is the network's own.
     `hinted` is the spread ab (channels 3-4) for a regression head, or for
     a classification head that colour soft-encoded over the bins (a Gaussian
     of `sigma` ab units over the bin centres, as the training targets are),
     so the output stays a distribution, trained by the same loss.
-
-    Blending toward the spread colour by closeness alone, untrained, lifted
-    PSNR by 4 dB with 10 points on 48 validation photos, where a decoder
-    fed the hints had to learn that spreading first and gained 0.2 dB in an
-    epoch (README "Colour hints").
 
     Args:
         centers: (Q, 2) bin centres in ab units for a classification head;
@@ -351,10 +364,18 @@ class HintBlend(keras.layers.Layer):
         self.centers = None if centers is None else np.asarray(centers, np.float32)
         self.sigma = float(sigma)
 
+    def build(self, input_shapes):
+        # The lightness similarity's width, in model units (L / 50 - 1): 0.2 is 10 L units.
+        self.log_width = self.add_weight(shape=(), initializer=keras.initializers.Constant(np.log(0.2)),
+                                         name="log_width")
+        self.built = True
+
     def call(self, inputs):
         prediction, maps, gate_logit = (ops.cast(t, "float32") for t in inputs)
         closeness = ops.maximum(maps[..., 5:6], 0.0)
-        gate = ops.sqrt(closeness) * ops.sigmoid(gate_logit)
+        width = ops.exp(self.log_width)
+        similarity = ops.exp(-0.5 * ops.square(maps[..., 6:7] / width))
+        gate = ops.sqrt(closeness) * similarity * ops.sigmoid(gate_logit)
         spread_ab = maps[..., 3:5]
         if self.centers is None:
             hinted = spread_ab
@@ -491,7 +512,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         # The hints at this stride, exact and spread from the bottleneck's grid (`HintPool`).
         if hint_map is None:
             return None
-        return HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}")(hint_map)
+        return HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}")([hint_map, l_input])
 
     # === Encoder ===
     bottleneck = 8  # the stride of the fused features
@@ -557,7 +578,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         # (sigmoid(2) = 0.88), i.e. at the untrained blend, and learns where a hint's colour ends.
         if hint_map is None:
             return prediction
-        maps = HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}_blend")(hint_map)
+        maps = HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}_blend")([hint_map, l_input])
         gate = layers.Concatenate(name="hint_gate_inputs")([features, maps])
         gate = layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(2.0),
                              dtype="float32", name="hint_gate")(gate)
