@@ -111,7 +111,7 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
     """best.keras -> the package's float16 model file, with the facts the model card quotes."""
     import keras
 
-    from colorfusion.colorize import load_model, save_pretrained
+    from colorfusion.colorize import file_sha256, load_model, save_pretrained
 
     state = json.loads((out / "state.json").read_text())
     timing = json.loads((out / "training_time.json").read_text()) if (out / "training_time.json").exists() else {}
@@ -130,6 +130,9 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
         "photos": {"split_file": Path(args.split_file).name, "trained_on": len(train_files),
                    "picking_checkpoint": len(monitor)},
         "epochs_done": state.get("epoch"), "best_val_loss": state.get("best_val_loss"),
+        # A run from the shipped model (the hint recipe) names the file it started from.
+        **({"started_from": {"file": "colorfusion.npz", "sha256": file_sha256()}}
+           if settings.get("init") == "pretrained" else {}),
         "minutes": timing.get("minutes"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
         "backend": f"{keras.backend.backend()}, Keras {keras.__version__}",

@@ -357,6 +357,25 @@ def test_training_only_the_hints_keeps_the_automatic_colours_exactly_and_learns_
     assert moved  # the hint layers learnt something
 
 
+def test_a_hint_runs_previews_colorize_with_fixed_simulated_points():
+    from colorfusion.callbacks import colorize_samples, samples_from_images
+    from colorfusion.training import PREVIEW_HINTS, preview_hints
+
+    photos = [make_photo(np.random.default_rng(i), 40, 50) for i in range(2)]
+    samples = samples_from_images(photos, 32)
+    samples["x"]["hints"] = preview_hints(samples["rgb"])
+    assert all(0 < (h[..., 2] > 0).sum() for h in samples["x"]["hints"])
+    np.testing.assert_array_equal(preview_hints(samples["rgb"]), samples["x"]["hints"])  # the same every epoch
+    assert PREVIEW_HINTS == 5
+    model = tiny(True)
+    for w in model.weights:  # hint layers that do something
+        if model_lib.is_hint_layer(w.path.split("/")[0]) and w.path.endswith("kernel"):
+            w.assign(np.random.default_rng(0).normal(0, 0.5, tuple(w.shape)).astype(np.float32))
+    hinted = colorize_samples(model, samples)
+    automatic = colorize_samples(model, {"rgb": samples["rgb"], "x": {"L": samples["x"]["L"]}})
+    assert np.abs(hinted.astype(int) - automatic).max() > 10
+
+
 def test_a_hint_model_cannot_start_a_run_without_hints(tmp_path):
     photos = tmp_path / "photos"
     write_photos(photos, count=8)

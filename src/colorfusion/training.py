@@ -331,8 +331,23 @@ def build_run(config, train_files, val_files, paths, bins=None, cache_dir=None, 
     model = _model(config, bins, embedding_dim, plan, paths["last"] if resume else None, init=init,
                    verbose=verbose)
     preview = samples_from_files(val_files[: config.preview_samples], config.image_size, embedder)
+    if config.hints:
+        preview["x"]["hints"] = preview_hints(preview["rgb"], config.seed)
     return RunSetup(model=model, train_gen=train_gen, val_gen=val_gen, preview_samples=preview,
                     embedder=embedder, bins=bins)
+
+
+PREVIEW_HINTS = 5  # points a hint run's preview photos get, simulated from their true colours
+
+
+def preview_hints(rgb, seed=0) -> np.ndarray:
+    """The "hints" input (N, S, S, 3) of a hint run's preview photos: `PREVIEW_HINTS` points each, fixed."""
+    from colorfusion import color
+    from colorfusion.generator import simulate_hints
+
+    ab = color.ab_to_model(color.split_lab(color.rgb_to_lab(rgb))[1])
+    return np.stack([simulate_hints(a, np.random.default_rng([seed, i]), count=PREVIEW_HINTS)
+                     for i, a in enumerate(ab)])
 
 
 def _resolve_bins(config, train_files, paths, bins=None, verbose=1):
