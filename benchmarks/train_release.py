@@ -53,6 +53,10 @@ def main(argv=None) -> int:
                         help="a weights file beside which the recipe's encoder weights are found, or imagenet")
     parser.add_argument("--variant", default="release",
                         help="the bench_quality variant to train (default release, the shipped model's recipe)")
+    parser.add_argument("--init", metavar="MODEL",
+                        help="the model a recipe with init starts from, instead of the shipped one (the hint "
+                             "recipe was trained from the automatic model of release 0.1.0: `git show "
+                             "aa51a22:src/colorfusion/models/colorfusion.npz > automatic.npz`)")
     parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
@@ -69,6 +73,8 @@ def main(argv=None) -> int:
         settings["epochs"] = args.epochs
     if args.time_limit:
         settings["time_limit_minutes"] = args.time_limit
+    if args.init:
+        settings["init"] = args.init
     out = Path(args.out)
     train_files, val_files = datasets.read_split_file(args.split_file, args.data)
     monitor, train_files = datasets.split_files(train_files, val_fraction=0.05, seed=1)[::-1]
@@ -131,8 +137,10 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
                    "picking_checkpoint": len(monitor)},
         "epochs_done": state.get("epoch"), "best_val_loss": state.get("best_val_loss"),
         # A run from the shipped model (the hint recipe) names the file it started from.
-        **({"started_from": {"file": "colorfusion.npz", "sha256": file_sha256()}}
-           if settings.get("init") == "pretrained" else {}),
+        **({"started_from": {"file": Path(settings["init"]).name if settings["init"] != "pretrained" else
+                             "colorfusion.npz", "sha256": file_sha256() if settings["init"] == "pretrained"
+                             else file_sha256(settings["init"])}}
+           if settings.get("init") else {}),
         "minutes": timing.get("minutes"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
         "backend": f"{keras.backend.backend()}, Keras {keras.__version__}",

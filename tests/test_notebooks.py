@@ -257,7 +257,7 @@ def test_build_your_own_notebook_trains_a_changed_model_with_previews(workspace)
 def test_hints_notebook_shows_automatic_hinted_and_original_and_measures_the_curve(workspace):
     out = workspace / "hints"
     # The default model: the shipped one, which takes hints.
-    nb = execute("07_colour_hints", workspace, MODEL="/tmp/h_untrained.keras", CURVE_PHOTOS=3, COUNTS=[0, 2], SIZE=64, OUT_DIR=str(out))
+    nb = execute("07_colour_hints", workspace, CURVE_PHOTOS=3, COUNTS=[0, 2], SIZE=64, OUT_DIR=str(out))
     assert_pngs(out, ["hinted.png", "figures/hints.png", "figures/hint_curve.png"])
     assert images_shown(nb) >= 2
     text = text_output(nb)

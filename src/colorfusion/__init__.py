@@ -10,6 +10,7 @@ The public API, imported lazily (the first use of a name imports Keras, not
     rgb = colorizer("old_photo.jpg")                  # uint8 RGB at the photo's own size
     colorize_folder(["scans/"], "colorized/", colorizer)
     report = evaluate(colorizer, "held_out/", "report/")
+    rgb = Colorizer.pretrained()("car.jpg", hints=[(320, 140, "#c0392b")])  # colour hints
 
 The pieces, for a training loop of your own: `ColorizationGenerator`,
 `build_colorizer`, `RebalancedCrossEntropy` (with `ABBins`),
@@ -26,7 +27,7 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> module that defines it
 _API = {
@@ -36,6 +37,7 @@ _API = {
     "colorize_folder": "colorize",
     "load_model": "colorize",
     "evaluate": "evaluation",
+    "evaluate_hints": "evaluation",
     "build_colorizer": "model",
     "inference_model": "model",
     "ColorizationGenerator": "generator",
