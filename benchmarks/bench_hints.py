@@ -50,18 +50,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from colorfusion import datasets
-    from colorfusion.colorize import Colorizer, load_model
     from colorfusion.evaluation import evaluate_hints
 
     counts = [int(c) for c in args.counts.split(",")]
     _, files = datasets.read_split_file(args.split_file, args.data)
     files = files[: args.limit] if args.limit else files
-    hint_model = Colorizer(load_model(args.hint_model), size=args.size)
-    if not hint_model.takes_hints:
-        print(f"error: {args.hint_model}: this model takes no hints", file=sys.stderr)
+    try:
+        results = evaluate_hints(args.hint_model, files, counts, size=args.size, automatic=args.automatic_model,
+                                 seed=args.seed)
+    except ValueError as e:
+        print(f"error: {args.hint_model}: {e}", file=sys.stderr)
         return 1
-    automatic = Colorizer(load_model(args.automatic_model), size=args.size) if args.automatic_model else None
-    results = evaluate_hints(hint_model, files, counts, size=args.size, automatic=automatic, seed=args.seed)
     results.update(hint_model=str(args.hint_model), automatic_model=args.automatic_model)
 
     # Gains are against the automatic model, else the hint model with no hints, else grayscale.
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
     print(f"{results['photos']} validation photos at {args.size} x {args.size}; real photos' colourfulness "
           f"{results['true_colorfulness']:.1f}")
     print(f"{'':<22}{'rebalanced AuC':>16}{'vs ' + against:>14}{'PSNR dB':>10}{'vs ' + against:>14}{'colourful':>11}")
-    table = [("grayscale", gray)] + ([("automatic model", results["automatic"])] if automatic is not None else [])
+    table = [("grayscale", gray)] + ([("automatic model", results["automatic"])] if "automatic" in results else [])
     table += [(f"hint model, {c} points", results["hints"][str(c)]) for c in counts]
     for label, row in table:
         print(f"{label:<22}{row['rebalanced_auc']:>16.4f}{100 * (row['rebalanced_auc'] - reference['rebalanced_auc']):>+13.2f}p"

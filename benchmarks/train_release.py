@@ -117,9 +117,11 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
     """best.keras -> the package's float16 model file, with the facts the model card quotes."""
     import keras
 
-    from colorfusion.colorize import file_sha256, load_model, save_pretrained
+    from colorfusion.colorize import PRETRAINED, PRETRAINED_FILE, file_sha256, load_model, save_pretrained
 
     state = json.loads((out / "state.json").read_text())
+    init = settings.get("init")
+    init_file = None if not init else PRETRAINED_FILE if str(init).lower() == PRETRAINED else Path(init)
     timing = json.loads((out / "training_time.json").read_text()) if (out / "training_time.json").exists() else {}
     # How build_colorizer rebuilds it (any size: a pretrained encoder), and what a run starting from it takes.
     build = dict(image_size=settings["image_size"], head=settings["head"], width=settings["width"],
@@ -136,11 +138,8 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
         "photos": {"split_file": Path(args.split_file).name, "trained_on": len(train_files),
                    "picking_checkpoint": len(monitor)},
         "epochs_done": state.get("epoch"), "best_val_loss": state.get("best_val_loss"),
-        # A run from the shipped model (the hint recipe) names the file it started from.
-        **({"started_from": {"file": Path(settings["init"]).name if settings["init"] != "pretrained" else
-                             "colorfusion.npz", "sha256": file_sha256() if settings["init"] == "pretrained"
-                             else file_sha256(settings["init"])}}
-           if settings.get("init") else {}),
+        # A run from a trained model (the hint recipe) names the file it started from.
+        **({"started_from": {"file": init_file.name, "sha256": file_sha256(init_file)}} if init_file else {}),
         "minutes": timing.get("minutes"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
         "backend": f"{keras.backend.backend()}, Keras {keras.__version__}",

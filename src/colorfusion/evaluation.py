@@ -243,7 +243,10 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
             log(f"error: {e}")
     if not truths:
         raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
-    bins = bins if bins is not None else _bins_of(truths)
+    if bins is None:
+        from colorfusion.bins import ABBins
+
+        bins = ABBins.fit(iter(truths))
     prepared = [colorizer.prepare(truth) for truth in truths]
     # The points are drawn on the photo as the network sees it (its input size).
     true_ab = [color.ab_to_model(color.split_lab(color.rgb_to_lab(
@@ -277,8 +280,3 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
 def _means(rows) -> dict:
     return {key: float(np.mean([row[key] for row in rows])) for key in ("rebalanced_auc", "psnr", "colorfulness")}
 
-
-def _bins_of(truths):
-    from colorfusion import bins as bins_lib
-
-    return bins_lib.ABBins.fit(iter(truths))

@@ -437,11 +437,12 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
             "scratch" (whose models keep the fixed S x S input). `image_size`
             stays the size the model is trained at.
         hints: add the input "hints" (`HINTS_NAME`, at the size of L: hinted
-            ab / 128 and a mask), pooled (`HintPool`) and joined to the
-            features at the bottleneck and at every decoder stride. The
-            extra input channels come last in each joining convolution, so
-            `expand_weights` can start a hint model from an automatic one
-            that behaves exactly like it until trained.
+            ab / 128 and a mask), pooled (`HintPool`) and added, through a
+            convolution of its own, to the first convolution at the
+            bottleneck and at every decoder stride, and blended into the
+            output (`HintBlend`). The hint layers are separate, so
+            `expand_weights` starts a hint model from an automatic one that
+            colorizes exactly like it when given no hints.
         name: model name.
 
     Example:
@@ -477,20 +478,22 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
     def filters(n):
         return max(1, int(round(n * width)))
 
-    def conv(n, name, strides=1, kernel=3, hint_maps=None):
+    def conv(n, name, strides=1, kernel=3, hint_maps=None, normalize=None):
         # With `hint_maps`, a convolution of the hints (`{name}_hints`, zero at first) is added to
         # this one's output before its normalisation and ReLU: a separate layer, so that a hint model
         # holds every weight of the automatic model unchanged and can train the hint layers alone.
+        normalize = batchnorm if normalize is None else normalize
+
         def block(x):
-            x = layers.Conv2D(filters(n), kernel, strides=strides, padding="same", use_bias=not batchnorm,
-                              activation="relu" if hint_maps is None and not batchnorm else None, name=name)(x)
+            x = layers.Conv2D(filters(n), kernel, strides=strides, padding="same", use_bias=not normalize,
+                              activation="relu" if hint_maps is None and not normalize else None, name=name)(x)
             if hint_maps is not None:
                 steer = layers.Conv2D(filters(n), kernel, padding="same", use_bias=False,
                                       kernel_initializer="zeros", name=f"{name}_hints")(hint_maps)
                 x = layers.Add(name=f"{name}_plus_hints")([x, steer])
-            if batchnorm:
+            if normalize:
                 x = layers.BatchNormalization(name=f"{name}_bn")(x)
-            if batchnorm or hint_maps is not None:
+            if normalize or hint_maps is not None:
                 x = layers.Activation("relu", name=f"{name}_relu")(x)
             return x
 
@@ -508,11 +511,16 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         hint_map = keras.Input((side, side, 3), name=HINTS_NAME)
         inputs.append(hint_map)
 
+    hint_pools = {}
+
     def hints_at(stride):
-        # The hints at this stride, exact and spread from the bottleneck's grid (`HintPool`).
+        # The hints at this stride, exact and spread from the bottleneck's grid (`HintPool`), pooled
+        # once per stride however many layers read them.
         if hint_map is None:
             return None
-        return HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}")([hint_map, l_input])
+        if stride not in hint_pools:
+            hint_pools[stride] = HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}")([hint_map, l_input])
+        return hint_pools[stride]
 
     # === Encoder ===
     bottleneck = 8  # the stride of the fused features
@@ -544,12 +552,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         fused.append(BroadcastToGrid(name="global_grid")([g, x]))
     if len(fused) > 1:
         x = layers.Concatenate(name="fusion_concat")(fused)
-        maps = hints_at(bottleneck)
-        x = layers.Conv2D(filters(256), 1, activation="relu" if maps is None else None, name="fusion_conv")(x)
-        if maps is not None:
-            steer = layers.Conv2D(filters(256), 1, use_bias=False, kernel_initializer="zeros",
-                                  name="fusion_conv_hints")(maps)
-            x = layers.Activation("relu", name="fusion_conv_relu")(layers.Add(name="fusion_plus_hints")([x, steer]))
+        x = conv(256, "fusion_conv", kernel=1, hint_maps=hints_at(bottleneck), normalize=False)(x)
 
     # === Decoder ===
     if encoder == "scratch":
@@ -578,7 +581,7 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         # (sigmoid(2) = 0.88), i.e. at the untrained blend, and learns where a hint's colour ends.
         if hint_map is None:
             return prediction
-        maps = HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}_blend")([hint_map, l_input])
+        maps = hints_at(stride)
         gate = layers.Concatenate(name="hint_gate_inputs")([features, maps])
         gate = layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(2.0),
                              dtype="float32", name="hint_gate")(gate)
@@ -682,24 +685,27 @@ def no_hints(l_scaled) -> np.ndarray:
 
 
 def expand_weights(source, target) -> None:
-    """Copy the weights of `source` into `target`, the same network built with hints.
+    """Copy the weights of `source` into `target`: the same network, or the same built with hints.
 
     Weights are matched by their path (layer and variable name) and copied;
-    the hint layers, which only `target` has, keep their initial values:
-    the convolutions of the hints add zero, and the gate of `HintBlend` is
-    open. With no hints the hint model then colorizes exactly as `source`
-    does (Zhang et al. 2017 start their user-guided network the same way);
-    given hints, it blends toward their spread colours until training
-    teaches it better (`TrainConfig.train_only_hints` keeps the first
-    promise through training).
+    the hint layers, which only a hint `target` of an automatic `source` has,
+    keep their initial values: the convolutions of the hints add zero, and
+    the gate of `HintBlend` is open. With no hints the hint model then
+    colorizes exactly as `source` does (Zhang et al. 2017 start their
+    user-guided network the same way); given hints, it blends toward their
+    spread colours until training teaches it better
+    (`TrainConfig.train_only_hints` keeps the first promise through
+    training).
 
     Raises:
         ValueError: the two models differ in more than the hint layers.
     """
     found = {w.path: w for w in source.weights}
+    if len(found) != len(source.weights) or len({w.path for w in target.weights}) != len(target.weights):
+        raise ValueError("weights share a path, so they cannot be matched by it")
     missing = sorted(set(found) - {w.path for w in target.weights})
     if missing:
-        raise ValueError(f"the hint model lacks {len(missing)} weights of the other (first: {missing[0]})")
+        raise ValueError(f"{len(missing)} weights have no place in the other model (first: {missing[0]})")
     for new in target.weights:
         old = found.get(new.path)
         if old is None:

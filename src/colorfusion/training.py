@@ -403,13 +403,10 @@ def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, v
                                           encoder=config.encoder, encoder_weights=encoder_weights,
                                           global_features=config.embedding == "encoder",
                                           batchnorm=config.batchnorm, seed=config.seed, hints=config.hints)
-        if init is not None and config.hints and not model_lib.model_info(init)["hints"]:
-            _say(verbose, f"init={config.init!r} takes no hints: the hint model starts from it, the hint weights at zero")
-            try:
-                model_lib.expand_weights(init, model)
-            except ValueError as e:
-                raise TrainingError(f"init={config.init!r} does not fit this run's model: {e}") from None
-        elif init is not None:
+        if init is not None:
+            if config.hints and not model_lib.model_info(init)["hints"]:
+                _say(verbose, f"init={config.init!r} takes no hints: the hint model starts from it, the hint "
+                              f"weights at zero")
             _copy_weights(init, model, f"init={config.init!r}")
         elif encoder_source is not None:
             _copy_weights(model_lib.encoder_layer(encoder_source), model_lib.encoder_layer(model),
@@ -468,14 +465,16 @@ def _encoder_weights(config, verbose):
 
 
 def _copy_weights(source, target, what: str) -> None:
-    """Every weight of `source` into `target`, which must have the same architecture."""
-    found = [tuple(w.shape) for w in source.weights]
-    expected = [tuple(w.shape) for w in target.weights]
-    if found != expected:
-        raise TrainingError(f"{what} does not fit this run's model ({len(found)} weights against "
-                            f"{len(expected)}, or other shapes): give the run the same head, encoder, width "
-                            f"and embedding as that model, or leave them unset")
-    target.set_weights(source.get_weights())
+    """Every weight of `source` into `target`: the same architecture, or the same with hint layers added.
+
+    `model.expand_weights` matches the weights by path; the hint layers of a
+    hint model started from an automatic one keep their initial values.
+    """
+    try:
+        model_lib.expand_weights(source, target)
+    except ValueError as e:
+        raise TrainingError(f"{what} does not fit this run's model ({e}): give the run the same head, encoder, "
+                            f"width and embedding as that model, or leave them unset") from None
 
 
 # === The loop ===
