@@ -52,10 +52,10 @@ def main():
         repeats = args.repeats if rgb.ndim == 4 else max(2, args.repeats // 2)
         lab = color.rgb_to_lab(rgb)
         times = {
-            "rgb->lab ours": best_time(lambda: color.rgb_to_lab(rgb), repeats),
-            "rgb->lab skimage": best_time(lambda: skcolor.rgb2lab(rgb), repeats),
-            "lab->rgb ours": best_time(lambda: color.lab_to_rgb(lab), repeats),
-            "lab->rgb skimage": best_time(lambda: skcolor.lab2rgb(lab), repeats),
+            "rgb->lab ours": best_time(lambda rgb=rgb: color.rgb_to_lab(rgb), repeats),
+            "rgb->lab skimage": best_time(lambda rgb=rgb: skcolor.rgb2lab(rgb), repeats),
+            "lab->rgb ours": best_time(lambda lab=lab: color.lab_to_rgb(lab), repeats),
+            "lab->rgb skimage": best_time(lambda lab=lab: skcolor.lab2rgb(lab), repeats),
         }
         for direction in ("rgb->lab", "lab->rgb"):
             ours, theirs = times[f"{direction} ours"], times[f"{direction} skimage"]

@@ -9,7 +9,7 @@ warmed up before timing): `--model pretrained` (default) the model that
 ships in the package; `--model random` a width-1.0 regression colorizer with
 a fixed 256 x 256 input and random weights (the figure of earlier releases).
 
-- ours: `colorize.Colorizer` (OpenCV in cache-sized strips on every core);
+- ours: `Colorizer` (OpenCV in cache-sized strips on every core);
 - skimage: the same steps with `skimage.color.rgb2lab`, `skimage.transform.resize`
   (anti-aliased down, order 3 up) and `skimage.color.lab2rgb`.
 
@@ -64,11 +64,11 @@ def ours(colorizer):
 
     def run(rgb):
         start = time.perf_counter()
-        l_full, l_small = colorizer.prepare(rgb)
+        l_full, l_small = colorizer.read_lightness(rgb)
         t1 = time.perf_counter()
         ab = colorizer.predict_ab(l_small[None])[0]
         t2 = time.perf_counter()
-        out = colorizer.finish(l_full, ab)
+        out = colorizer.join_full_resolution(l_full, ab)
         t3 = time.perf_counter()
         for name, seconds in (("L (full + small)", t1 - start), ("model", t2 - t1), ("ab up + Lab->RGB", t3 - t2)):
             stages.setdefault(name, []).append(seconds)
@@ -84,7 +84,7 @@ def skimage_steps(colorizer):
 
     def run(rgb):
         l_full = skcolor.rgb2lab(rgb)[..., 0]
-        shape = colorizer.network_shape(HEIGHT, WIDTH)
+        shape = colorizer.input_shape(HEIGHT, WIDTH)
         l_small = transform.resize(l_full, shape, order=1, anti_aliasing=True)
         ab = colorizer.predict_ab(l_small[None, ..., None].astype(np.float32))[0]
         ab_full = transform.resize(ab, (HEIGHT, WIDTH, 2), order=3)
@@ -96,7 +96,7 @@ def skimage_steps(colorizer):
 
 def make_colorizer(model: str):
     from colorfusion import model as model_lib
-    from colorfusion.colorize import Colorizer
+    from colorfusion.inference.colorizer import Colorizer
 
     if model == "pretrained":
         return Colorizer.pretrained(size=MODEL_SIZE)

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_quality  # noqa: E402 - the same summary row as the recipe table
+import bench_quality
 
 
 def main(argv=None) -> int:
@@ -41,8 +41,8 @@ def main(argv=None) -> int:
 
     from colorfusion import datasets
     from colorfusion.bins import ABBins
-    from colorfusion.colorize import Colorizer
     from colorfusion.evaluation import evaluate
+    from colorfusion.inference.colorizer import Colorizer
     from colorfusion.training import train
 
     photos = (datasets.read_split_file(args.split_file, args.data)[1] if args.split_file

@@ -37,7 +37,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(SHARED_DATA), help="root the split file's paths are relative to")
     parser.add_argument("--split-file", default=str(SHARED_DATA / "SPLIT_ALL.tsv"),
-                        help="path<TAB>split list; its val photos are scored (default SPLIT_ALL.tsv: the 144 of SPLIT.tsv)")
+                        help="path<TAB>split list; its val photos are scored "
+                             "(default SPLIT_ALL.tsv: the 144 of SPLIT.tsv)")
     parser.add_argument("--hint-model", default="pretrained",
                         help="a model that takes hints: run folder, .keras, .npz or pretrained (default)")
     parser.add_argument("--automatic-model", default=None,
@@ -70,12 +71,16 @@ def main(argv=None) -> int:
     gray = results["grayscale"]
     print(f"{results['photos']} validation photos at {args.size} x {args.size}; real photos' colourfulness "
           f"{results['true_colorfulness']:.1f}")
-    print(f"{'':<22}{'rebalanced AuC':>16}{'vs ' + against:>14}{'PSNR dB':>10}{'vs ' + against:>14}{'colourful':>11}")
+    print(f"{'':<22}{'rebalanced AuC':>16}{'vs ' + against:>14}{'PSNR dB':>10}{'vs ' + against:>14}"
+          f"{'colourful':>11}{'photo gain: mean':>18}{'5th pct':>9}")
     table = [("grayscale", gray)] + ([("automatic model", results["automatic"])] if "automatic" in results else [])
     table += [(f"hint model, {c} points", results["hints"][str(c)]) for c in counts]
     for label, row in table:
-        print(f"{label:<22}{row['rebalanced_auc']:>16.4f}{100 * (row['rebalanced_auc'] - reference['rebalanced_auc']):>+13.2f}p"
-              f"{row['psnr']:>10.2f}{row['psnr'] - reference['psnr']:>+14.2f}{row['colorfulness']:>11.1f}")
+        auc_change = 100 * (row["rebalanced_auc"] - reference["rebalanced_auc"])
+        worst = (f"{row['psnr_gain_mean']:>+18.2f}{row['psnr_gain_p5']:>+9.2f}" if "psnr_gain_p5" in row else "")
+        print(f"{label:<22}{row['rebalanced_auc']:>16.4f}{auc_change:>+13.2f}p"
+              f"{row['psnr']:>10.2f}{row['psnr'] - reference['psnr']:>+14.2f}{row['colorfulness']:>11.1f}{worst}")
+    print("photo gain: each photo's PSNR gain (dB) over the hint model given no hints; its mean and 5th percentile")
     if "10" in results["hints"] and "0" in results["hints"] and against != "grayscale":
         results["checks"] = {
             "psnr_gain_10_points_db": results["hints"]["10"]["psnr"] - reference["psnr"],

@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_quality  # noqa: E402 - the same summary row as the recipe table
+import bench_quality
 
 
 def big_photo(path=None):
@@ -62,8 +62,8 @@ def main(argv=None) -> int:
 
     from colorfusion import datasets, io
     from colorfusion.bins import ABBins
-    from colorfusion.colorize import Colorizer
     from colorfusion.evaluation import evaluate
+    from colorfusion.inference.colorizer import Colorizer
 
     if args.split_file:
         files = datasets.read_split_file(args.split_file, args.data)[1]
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             rgb = colorizer(photo)
             times.append(time.perf_counter() - start)
-        row["network_shape"] = list(colorizer.network_shape(*photo.shape[:2]))
+        row["network_shape"] = list(colorizer.input_shape(*photo.shape[:2]))
         row["big_photo_s"] = round(float(np.median(times)), 3)
         rows[str(size)] = row
         if args.crops:

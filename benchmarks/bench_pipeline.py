@@ -41,16 +41,16 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from skimage.color import gray2rgb, rgb2gray, rgb2lab  # noqa: E402
-from skimage.transform import resize  # noqa: E402
+import albumentations as A
+import cv2
+import keras
+import numpy as np
+from PIL import Image
+from skimage.color import gray2rgb, rgb2gray, rgb2lab
+from skimage.transform import resize
 
-from colorfusion import datasets, embeddings  # noqa: E402
-from colorfusion.generator import ColorizationGenerator  # noqa: E402
+from colorfusion import datasets, embeddings
+from colorfusion.generator import ColorizationGenerator
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "photos"
 
@@ -124,7 +124,8 @@ def main(argv=None) -> dict:
     files, source = pick_photos(args.data, args.limit)
     n, batch, size = len(files), args.batch_size, args.image_size
     baseline_files = files[: args.baseline_limit] if args.baseline_limit else files
-    print(f"{n} photos from {source}; {size}x{size}, batch {batch}; {os.cpu_count()} CPU cores; backbone {args.backbone}, weights=None")
+    print(f"{n} photos from {source}; {size}x{size}, batch {batch}; {os.cpu_count()} CPU cores; "
+          f"backbone {args.backbone}, weights=None")
 
     rows = {}  # name: (photos, wall seconds, CPU seconds)
     with tempfile.TemporaryDirectory() as folder:
@@ -135,23 +136,27 @@ def main(argv=None) -> dict:
         cache = embeddings.EmbeddingCache(folder, embedder, progress=False)
         rows["ours, cold cache"] = timed(
             n,
-            lambda: epoch(ColorizationGenerator(files, batch, size, augment=True, shuffle=True, embedding="cache", cache=cache))
+            lambda: epoch(ColorizationGenerator(files, batch, size, augment=True, shuffle=True, embedding="cache",
+                                                cache=cache))
         )
 
         # A second run: new embedder and cache objects, the model is never built.
         warm_cache = embeddings.EmbeddingCache(folder, embeddings.Embedder(args.backbone, weights=None), progress=False)
         rows["ours, warm cache"] = timed(
             n,
-            lambda: epoch(ColorizationGenerator(files, batch, size, augment=True, shuffle=True, embedding="cache", cache=warm_cache))
+            lambda: epoch(ColorizationGenerator(files, batch, size, augment=True, shuffle=True, embedding="cache",
+                                                cache=warm_cache))
         )
         assert warm_cache.computed == 0, "the warm run recomputed embeddings"
 
-    rows["ours, no embedding"] = timed(n, lambda: epoch(ColorizationGenerator(files, batch, size, augment=True, shuffle=True)))
+    rows["ours, no embedding"] = timed(n, lambda: epoch(ColorizationGenerator(files, batch, size, augment=True,
+                                                                              shuffle=True)))
 
     inception = embedder.model  # the same architecture, already built and traced
     for rows_in_batch in {batch, len(baseline_files) % batch or batch}:  # trace both batch shapes before timing
         inception.predict(np.zeros((rows_in_batch, 299, 299, 3), np.float32), verbose=0)
-    rows["baseline (notebook)"] = timed(len(baseline_files), lambda: epoch(NotebookGenerator(baseline_files, inception, batch, size)))
+    rows["baseline (notebook)"] = timed(len(baseline_files), lambda: epoch(NotebookGenerator(baseline_files, inception,
+                                                                                             batch, size)))
 
     figures = {name: m / wall for name, (m, wall, _) in rows.items()}
     base = figures["baseline (notebook)"]

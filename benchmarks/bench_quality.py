@@ -23,18 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from colorfusion import presets
 
 SHARED_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "shared" / "weights"
 SHARED_WEIGHTS = SHARED_WEIGHTS_DIR / "mobilenet_2_5_224_tf_no_top.h5"
 # MobileNetV2 alpha 1.0 ImageNet weights rebuilt from an 8-bit export (BatchNorm neutral: it stays in
 # inference mode, which colorfusion does for any pretrained encoder, frozen or fine-tuned).
-MOBILENET_V2_FILE = "mobilenet_v2_1.0_224_no_top_from_int8_tflite.h5"
+MOBILENET_V2_FILE = presets.RELEASE_ENCODER_WEIGHTS
 
 # What every variant shares unless it says otherwise (`default` weakens the rebalancing). The
 # pretrained encoder stays frozen until val_loss stalls (early stopping ends that phase),
@@ -42,12 +42,12 @@ MOBILENET_V2_FILE = "mobilenet_v2_1.0_224_no_top_from_int8_tflite.h5"
 BASE = dict(head="classification", image_size=128, batch_size=16, epochs=300, learning_rate=1e-3,
             encoder="mobilenet", embedding="encoder", freeze_epochs=100, rebalance_lambda=0.5,
             early_stopping_patience=10, lr_patience=3, time_limit_minutes=15)
-# The pre-encoder recipe of the README: scratch encoder, 64 px, width 0.5, MobileNet embeddings.
+# The pre-encoder recipe (docs/experiments.md, scratch_64): scratch encoder, 64 px, width 0.5, MobileNet embeddings.
 SCRATCH = dict(encoder="scratch", image_size=64, width=0.5, embedding="cache", backbone="mobilenet")
 
 VARIANTS = {
     # The recommended CPU recipe: BASE with weaker class rebalancing (lambda 0.75 met two of
-    # the three quality targets where BASE's 0.5 met one; see README's Results).
+    # the three quality targets where BASE's 0.5 met one; see docs/experiments.md).
     "default": dict(rebalance_lambda=0.75, time_limit_minutes=60),
     # BASE itself (Zhang et al.'s lambda 0.5), the recipe the variants below change one thing of
     "lambda_0.5": dict(time_limit_minutes=60),
@@ -80,20 +80,15 @@ VARIANTS = {
     "v2_128_finetune": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5, freeze_epochs=3,
                             finetune_learning_rate=1e-4, rebalance_lambda=0.75, time_limit_minutes=60),
     # The shipped model's recipe (benchmarks/train_release.py): v2_128, chosen by the 8-minute table
-    # (README "Results"), trained until it stops improving (at most 60 epochs, early stopping after 8
+    # (docs/experiments.md), trained until it stops improving (at most 60 epochs, early stopping after 8
     # without a better val_loss) on SPLIT_ALL.tsv, with stronger augmentation (crops of 25-100 % of
     # the photo's area): it beat the same run with crops of 50-100 % (`release_crops_0.5`, which
     # stopped improving after 10 epochs while its training loss kept falling) on all three scores.
-    "release": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5, freeze_epochs=10_000,
-                    rebalance_lambda=0.75, epochs=60, early_stopping_patience=8, time_limit_minutes=None,
-                    crop_scale=(0.25, 1.0)),
+    "release": presets.RELEASE_RECIPES["release"],
     # The hint model (issue "Colour hints"): the shipped model's network with the "hints" input,
     # started from the shipped model (init="pretrained") and trained on the same photos with points
     # simulated from each photo, the hint layers alone (with no hints it stays the shipped model).
-    "release_hints": dict(init="pretrained", encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5,
-                          hints=True, train_only_hints=True, hint_free_fraction=0.3, learning_rate=1e-3, image_size=256,
-                          freeze_epochs=10_000, rebalance_lambda=0.75, epochs=60, early_stopping_patience=5,
-                          lr_patience=2, time_limit_minutes=None, crop_scale=(0.25, 1.0)),
+    "release_hints": presets.RELEASE_RECIPES["release_hints"],
     "release_crops_0.5": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5,
                               freeze_epochs=10_000, rebalance_lambda=0.75, epochs=60, early_stopping_patience=8,
                               time_limit_minutes=None),
@@ -143,8 +138,8 @@ def split_photos(args):
 
 
 def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
-    from colorfusion.colorize import Colorizer
     from colorfusion.evaluation import evaluate
+    from colorfusion.inference.colorizer import Colorizer
     from colorfusion.training import train
 
     settings, evaluation = variant_settings(name, args.weights, args.minutes)
@@ -160,8 +155,9 @@ def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
     else:
         result = train(train_files=train_files, val_files=monitor, out=out / "run",
                        cache_dir=Path(args.out) / "cache", resume="auto", show=False, verbose=2, **settings)
-        epochs, minutes = result.epochs_done, (time.monotonic() - start) / 60
-        timing.write_text(json.dumps({"minutes": round(minutes, 2), "epochs": epochs}))
+        # Rounded before use, so that --evaluate-only (which reads it back) reports the same figure.
+        epochs, minutes = result.epochs_done, round((time.monotonic() - start) / 60, 2)
+        timing.write_text(json.dumps({"minutes": minutes, "epochs": epochs}))
     colorizer = Colorizer.from_path(out / "run", **evaluation)
     report = evaluate(colorizer, evaluated, out / "report", size=256, bins=bins, progress=False)
     row = summary_row(report.summary, minutes, epochs)
@@ -176,23 +172,12 @@ def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
 
 
 def summary_row(summary: dict, minutes: float, epochs: int) -> dict:
-    """Gains over grayscale and ratios to the truth from an evaluation summary."""
-    methods = summary["methods"]
-    model, gray, truth = methods["model"], methods["grayscale"], methods["ground_truth"]
-    return {
-        "rebalanced_auc_gain": round(100 * (model["rebalanced_auc"] - gray["rebalanced_auc"]), 2),
-        "colorfulness_ratio": round(model["colorfulness"] / truth["colorfulness"], 3),
-        "psnr_gain": round(model["psnr"] - gray["psnr"], 2),
-        "train_minutes": None if minutes is None else round(minutes, 1),  # None: trained elsewhere, not timed
-        "epochs": epochs,
-        "auc_gain": round(100 * (model["auc"] - gray["auc"]), 2),
-        "rebalanced_auc": round(model["rebalanced_auc"], 4),
-        "grayscale_rebalanced_auc": round(gray["rebalanced_auc"], 4),
-        "psnr": round(model["psnr"], 2),
-        "colorfulness": round(model["colorfulness"], 1),
-        "true_colorfulness": round(truth["colorfulness"], 1),
-        "n_images": summary["n_images"],
-    }
+    """Gains over grayscale and ratios to the truth from an evaluation summary, with the training time."""
+    from colorfusion.evaluation import gains_over_grayscale
+
+    # None: trained elsewhere, not timed
+    return {**gains_over_grayscale(summary), "train_minutes": None if minutes is None else round(minutes, 1),
+            "epochs": epochs}
 
 
 def format_rows(rows: dict) -> str:
@@ -227,7 +212,8 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default=str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "imagenet",
                         help="backbone weights: a local .h5 file (default: ../shared/weights' MobileNet when "
                              "it exists), imagenet or none")
-    parser.add_argument("--out", default="runs/bench_quality", help="run folders and reports (default runs/bench_quality)")
+    parser.add_argument("--out", default="runs/bench_quality",
+                        help="run folders and reports (default runs/bench_quality)")
     parser.add_argument("--minutes", type=float, help="override every variant's training time budget")
     parser.add_argument("--limit", type=int, help="use only this many training photos (a quick check)")
     parser.add_argument("--temperatures", type=lambda v: [float(t) for t in v.split(",")], default=[],

@@ -29,12 +29,11 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
 
-from colorfusion import datasets, losses  # noqa: E402
-from colorfusion import model as model_lib  # noqa: E402
-from colorfusion.training import train  # noqa: E402
+from colorfusion import datasets, losses
+from colorfusion import model as model_lib
+from colorfusion.training import train
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 

@@ -2,14 +2,15 @@
 
     python benchmarks/train_release.py            # ../shared/data, SPLIT_ALL.tsv, runs/release
 
-Trains the `release` recipe of `bench_quality.py` (the variant the recipe
-table chose) on the training photos of `SPLIT_ALL.tsv`, a 5 % slice of them
+Trains a release recipe of `colorfusion.presets.RELEASE_RECIPES` (`release`,
+the automatic colours, chosen by `bench_quality.py`'s recipe table; or
+`release_hints`) on the training photos of `SPLIT_ALL.tsv`, a 5 % slice of them
 picking the best checkpoint, never the 144 validation photos. Run it again
 after an interruption and it goes on from the last finished epoch
 (`resume="auto"`). Then it
 
 1. packs `best.keras` into `src/colorfusion/models/colorfusion.npz` (float16
-   weights, `colorize.save_pretrained`), with what the model card quotes;
+   weights, `presets.save_pretrained`), with what the model card quotes;
 2. evaluates the packed model and the float32 checkpoint at 256 x 256 on the
    validation photos beside grayscale and the real photos, and prints a table
    and, as its last line, JSON (also written to `RUN/release_report.json`).
@@ -30,11 +31,18 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_quality  # noqa: E402 - the recipe lives with the variants it was chosen among
+import keras
+
+from colorfusion import datasets, presets
+from colorfusion.bins import ABBins
+from colorfusion.evaluation import evaluate, gains_over_grayscale
+from colorfusion.inference.colorizer import Colorizer
+from colorfusion.loading import load_model
+from colorfusion.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
 
 
 def main(argv=None) -> int:
@@ -49,10 +57,11 @@ def main(argv=None) -> int:
                              "the epochs done: --epochs N reproduces the model)")
     parser.add_argument("--model-file", default=str(REPO / "src" / "colorfusion" / "models" / "colorfusion.npz"),
                         help="where the packed model goes (default: the package's)")
-    parser.add_argument("--weights", default=str(bench_quality.SHARED_WEIGHTS),
-                        help="a weights file beside which the recipe's encoder weights are found, or imagenet")
-    parser.add_argument("--variant", default="release",
-                        help="the bench_quality variant to train (default release, the shipped model's recipe)")
+    parser.add_argument("--weights", default=str(SHARED_WEIGHTS),
+                        help=f"the folder holding {presets.RELEASE_ENCODER_WEIGHTS}; elsewhere the ImageNet "
+                             f"original is downloaded")
+    parser.add_argument("--variant", default="release", choices=tuple(presets.RELEASE_RECIPES),
+                        help="the release recipe to train (default release, the automatic model)")
     parser.add_argument("--init", metavar="MODEL",
                         help="the model a recipe with init starts from, instead of the shipped one (the hint "
                              "recipe was trained from the automatic model of release 0.1.0: `git show "
@@ -61,13 +70,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
 
-    from colorfusion import datasets
-    from colorfusion.bins import ABBins
-    from colorfusion.colorize import Colorizer, file_sha256, load_model, load_pretrained
-    from colorfusion.evaluation import evaluate
-    from colorfusion.training import train
-
-    settings, evaluation = bench_quality.variant_settings(args.variant, args.weights)
+    settings = presets.release_settings(args.variant, args.weights)
     settings.pop("time_limit_minutes", None)  # epochs and early stopping end it: reproducible
     if args.epochs:
         settings["epochs"] = args.epochs
@@ -95,18 +98,18 @@ def main(argv=None) -> int:
 
     bins = ABBins.fit_files(val_files, max_side=256, progress=False)
     rows = {}
-    for label, model in (("packed (float16)", load_pretrained(args.model_file)),
+    for label, model in (("packed (float16)", presets.load_pretrained(args.model_file)),
                          ("best.keras (float32)", load_model(out))):
-        colorizer = Colorizer(model, size=256, **evaluation)
+        colorizer = Colorizer(model, size=256)
         report = evaluate(colorizer, val_files, out / f"report_{label.split()[0]}", size=256, bins=bins,
                           progress=False)
-        rows[label] = bench_quality.summary_row(report.summary, None, None)
+        rows[label] = gains_over_grayscale(report.summary)
     for label, row in rows.items():
         print(f"{label:<22} rebalanced AuC {row['rebalanced_auc']:.4f} ({row['rebalanced_auc_gain']:+.2f} points "
               f"over gray {row['grayscale_rebalanced_auc']:.4f}), colourfulness {row['colorfulness']:.1f} "
               f"({row['colorfulness_ratio']:.2f} of the real {row['true_colorfulness']:.1f}), PSNR {row['psnr']:.2f} "
               f"({row['psnr_gain']:+.2f} dB)")
-    result = {"model_file": str(args.model_file), "sha256": file_sha256(args.model_file),
+    result = {"model_file": str(args.model_file), "sha256": presets.file_sha256(args.model_file),
               "bytes": os.path.getsize(args.model_file), "rows": rows}
     (out / "release_report.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
@@ -115,13 +118,9 @@ def main(argv=None) -> int:
 
 def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args) -> None:
     """best.keras -> the package's float16 model file, with the facts the model card quotes."""
-    import keras
-
-    from colorfusion.colorize import PRETRAINED, PRETRAINED_FILE, file_sha256, load_model, save_pretrained
-
     state = json.loads((out / "state.json").read_text())
     init = settings.get("init")
-    init_file = None if not init else PRETRAINED_FILE if str(init).lower() == PRETRAINED else Path(init)
+    init_file = None if not init else presets.PRETRAINED_FILE if str(init).lower() == presets.PRETRAINED else Path(init)
     timing = json.loads((out / "training_time.json").read_text()) if (out / "training_time.json").exists() else {}
     # How build_colorizer rebuilds it (any size: a pretrained encoder), and what a run starting from it takes.
     build = dict(image_size=settings["image_size"], head=settings["head"], width=settings["width"],
@@ -139,13 +138,13 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
                    "picking_checkpoint": len(monitor)},
         "epochs_done": state.get("epoch"), "best_val_loss": state.get("best_val_loss"),
         # A run from a trained model (the hint recipe) names the file it started from.
-        **({"started_from": {"file": init_file.name, "sha256": file_sha256(init_file)}} if init_file else {}),
+        **({"started_from": {"file": init_file.name, "sha256": presets.file_sha256(init_file)}} if init_file else {}),
         "minutes": timing.get("minutes"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
         "backend": f"{keras.backend.backend()}, Keras {keras.__version__}",
     }
     model_file.parent.mkdir(parents=True, exist_ok=True)
-    save_pretrained(load_model(out), model_file, build=build, architecture=architecture, training=training)
+    presets.save_pretrained(load_model(out), model_file, build=build, architecture=architecture, training=training)
     print(f"packed {out / 'best.keras'} -> {model_file} ({os.path.getsize(model_file) / 1e6:.2f} MB)", flush=True)
 
 

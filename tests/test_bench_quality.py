@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from photos import write_photos
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_quality.py"

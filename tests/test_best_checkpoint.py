@@ -5,10 +5,10 @@ import hashlib
 import keras
 import numpy as np
 import pytest
-
-from colorfusion.training import train
 from forcing import forcing_val_loss
 from photos import write_photos
+
+from colorfusion.training import train
 
 SETTINGS = dict(head="regression", image_size=32, batch_size=4, width=0.125, encoder="scratch", weights=None,
                 embedding=None, learning_rate=2e-3, preview_every=100)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import keras
 import pytest
+from photos import write_photos
 
 from colorfusion import cli, io
 from colorfusion import model as model_lib
-from photos import write_photos
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,15 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from forcing import PoisonWeights
+from photos import write_photos
 
 from colorfusion import cli, io, training
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins, rebalancing_weights
-from colorfusion.colorize import Colorizer
 from colorfusion.evaluation import evaluate
+from colorfusion.inference.colorizer import Colorizer
 from colorfusion.training import TrainConfig, TrainResult
-from forcing import PoisonWeights
-from photos import write_photos
 
 TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.125", "--encoder", "scratch",
         "--weights", "none", "--embedding", "none", "--workers", "1"]

@@ -6,9 +6,9 @@ import sys
 import textwrap
 
 import pytest
-
-from colorfusion import cli
 from photos import write_photos
+
+from colorfusion import startup
 
 # What TensorFlow 2.21 prints on a machine without a GPU, whatever TF_CPP_MIN_LOG_LEVEL says.
 NOISE = [
@@ -36,13 +36,14 @@ CLI = "import sys\nfrom colorfusion.cli import main\nsys.exit(main(sys.argv[1:])
 
 def test_without_a_gpu_the_start_up_noise_is_dropped_and_other_lines_kept():
     lines = NOISE[:2] + ["/site-packages/x.py:3: UserWarning: something real", ""] + NOISE[2:] + NOISE
-    assert cli.filter_startup_lines(lines, gpu_present=False) == ["/site-packages/x.py:3: UserWarning: something real"]
+    assert startup.filter_startup_lines(lines,
+                                        gpu_present=False) == ["/site-packages/x.py:3: UserWarning: something real"]
 
 
 def test_with_a_gpu_a_cuda_failure_is_one_warning_line():
-    kept = cli.filter_startup_lines(NOISE[:1] + NOISE[3:] + NOISE[2:3], gpu_present=True)
+    kept = startup.filter_startup_lines(NOISE[:1] + NOISE[3:] + NOISE[2:3], gpu_present=True)
     assert kept == [WARNING + CUINIT]  # the first CUDA line says why; the rest are its echoes
-    assert cli.filter_startup_lines(NOISE[:2], gpu_present=True) == []  # a working GPU: nothing to say
+    assert startup.filter_startup_lines(NOISE[:2], gpu_present=True) == []  # a working GPU: nothing to say
 
 
 def run_python(code, env_extra, tmp_path, args=(), timeout=120):
@@ -79,7 +80,7 @@ def test_import_backend_quietly_filters_what_the_import_writes_to_fd_2(noisy_ker
         env["CUDA_VISIBLE_DEVICES"] = "" if gpu == "hidden" else "0"
     else:
         prelude = NO_GPU  # also on a machine that has one
-    done = run_python(prelude + "from colorfusion.cli import import_backend_quietly; import_backend_quietly(); "
+    done = run_python(prelude + "from colorfusion.startup import import_backend_quietly; import_backend_quietly(); "
                       "import sys; print('after', file=sys.stderr)", env, tmp_path)
     assert done.returncode == 0, done.stderr
     expected = ["a real problem"]
@@ -115,6 +116,6 @@ def test_train_prints_no_backend_log_line_mid_training(tmp_path):
                             "--epochs", "1", "--batch-size", "4", "--width", "0.125", "--encoder", "scratch",
                             "--weights", "none", "--embedding", "none", "--head", "regression"])
     assert done.returncode == 0, done.stderr[-2000:]
-    backend_lines = [line for line in done.stderr.splitlines() if cli._GLOG_PREFIX.match(line)]
+    backend_lines = [line for line in done.stderr.splitlines() if startup._GLOG_PREFIX.match(line)]
     assert backend_lines == []
     assert "done: 1 epochs" in done.stdout

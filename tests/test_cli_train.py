@@ -2,9 +2,9 @@ import json
 import re
 
 import pytest
+from photos import write_photos
 
 from colorfusion import cli
-from photos import write_photos
 
 TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.125",
         "--encoder", "scratch", "--weights", "none", "--embedding", "none"]
@@ -47,7 +47,8 @@ def test_train_on_an_empty_folder_fails_with_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     code, _, err = run_cli(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), *TINY], capsys)
     assert code == 1
-    assert err.strip() == f"error: {tmp_path / 'empty'}: no images found (looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp, .gif)"
+    assert err.strip() == (f"error: {tmp_path / 'empty'}: no images found "
+                           f"(looked for .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp, .gif)")
     assert not (tmp_path / "run").exists()
 
 
@@ -108,3 +109,15 @@ def test_train_help_states_the_defaults_train_uses():
             assert stated == str(actual), action.dest
         checked += 1
     assert checked >= 10
+
+
+def test_every_train_config_field_is_a_train_option_or_left_to_python():
+    """`train`'s options are made from TrainConfig: each field has one, or is named as set from Python only."""
+    from colorfusion.training import TrainConfig
+
+    parser = cli.build_parser()
+    train = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    dests = {action.dest for action in train._actions}
+    fields = set(TrainConfig.__dataclass_fields__)
+    assert fields - dests == set(cli.TRAIN_PYTHON_ONLY)
+    assert {option.field for option in cli.TRAIN_OPTIONS} == fields & dests

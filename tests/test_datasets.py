@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from photos import write_photos
 from PIL import Image
 
 from colorfusion import color, datasets, io
-from photos import write_photos
 
 
 def _image(path, shape=(8, 12, 3), value=0):

@@ -1,10 +1,9 @@
 """`colorfusion.demo` (`make demo`)."""
 
 import pytest
-
-from colorfusion import demo
 from photos import write_photos
 
+from colorfusion import demo
 
 # === make demo ===
 
@@ -63,7 +62,8 @@ def test_run_demo_uses_a_local_pretrained_encoder_file(tmp_path, no_kaggle, monk
     write_photos(tmp_path / "photos", count=8, sizes=(40, 64))
     # A stand-in for Keras' MobileNet file: its name says alpha 0.25, no classifier.
     weights = tmp_path / "mobilenet_2_5_224_tf_no_top.weights.h5"
-    keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, include_top=False, weights=None).save_weights(weights)
+    keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, include_top=False,
+                                 weights=None).save_weights(weights)
     lines = []
     result = demo.run_demo(tmp_path / "photos", tmp_path / "out", train=True, init=None, encoder="mobilenet",
                            image_size=32, epochs=2, weights=str(weights), count=3, log=lines.append)

@@ -36,7 +36,8 @@ def _same(a, b):
 
 def _photos(folder, n=5, size=40):
     rng = np.random.default_rng(0)
-    return [io.write_image(folder / f"p{i}.png", rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)) for i in range(n)]
+    return [io.write_image(folder / f"p{i}.png", rng.integers(0, 256, (size, size + 8, 3),
+                                                              dtype=np.uint8)) for i in range(n)]
 
 
 # === Embedder ===

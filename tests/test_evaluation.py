@@ -4,14 +4,14 @@ import json
 import keras
 import numpy as np
 import pytest
+from photos import make_photo, write_photos
 from PIL import Image
 
 from colorfusion import augment, color, io, metrics
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
-from colorfusion.colorize import Colorizer
 from colorfusion.evaluation import METHODS, METRIC_COLUMNS, evaluate, format_table
-from photos import make_photo, write_photos
+from colorfusion.inference.colorizer import Colorizer
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,19 @@ def test_a_bad_batch_size_raises_value_error_before_any_work(regression, photos,
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         evaluate(regression, photos, tmp_path / "report", size=16, batch_size=batch_size, progress=False)
     assert not (tmp_path / "report").exists()
+
+
+def test_evaluate_hints_reports_each_photos_gain_over_no_hints_its_mean_and_worst_case(tmp_path):
+    from colorfusion.evaluation import evaluate_hints
+
+    keras.utils.set_random_seed(0)
+    hinted = model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=None, hints=True)
+    for weight in hinted.weights:  # hint layers that do something, so that points change the colours
+        if "hint" in weight.path and "kernel" in weight.path:
+            weight.assign(np.random.default_rng(1).normal(0, 0.3, weight.shape).astype("float32"))
+    photos = write_photos(tmp_path / "photos", count=6, sizes=(40, 48))
+    results = evaluate_hints(Colorizer(hinted), photos, counts=(0, 5), size=32, progress=False)
+    none, five = results["hints"]["0"], results["hints"]["5"]
+    assert none["psnr_gain_mean"] == 0 and none["psnr_gain_p5"] == 0  # no points: the model given no hints
+    assert five["psnr_gain_p5"] <= five["psnr_gain_mean"] and five["psnr_gain_mean"] != 0
+    assert five["psnr_gain_mean"] == pytest.approx(five["psnr"] - none["psnr"], abs=1e-9)

@@ -4,13 +4,13 @@ import csv
 
 import keras
 import pytest
+from photos import write_photos
 
 from colorfusion import augment, color, metrics
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
-from colorfusion.colorize import Colorizer
 from colorfusion.evaluation import METRIC_COLUMNS, evaluate
-from photos import write_photos
+from colorfusion.inference.colorizer import Colorizer
 
 SIZE = 24
 

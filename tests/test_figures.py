@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from photos import make_photo
 
 from colorfusion import augment, color, figures, io
-from colorfusion.colorize import Colorizer
 from colorfusion.bins import ABBins
+from colorfusion.inference.colorizer import Colorizer
 from colorfusion.model import build_colorizer
-from photos import make_photo
 
 
 @pytest.fixture
@@ -67,7 +67,8 @@ def test_before_after_figure_has_an_original_column_only_when_known(photo):
 def test_temperature_changes_a_classification_models_colours_but_not_a_regression_models(photo):
     bins = ABBins.fit([photo], num_bins=20)
     for head, should_differ in (("classification", True), ("regression", False)):
-        model = build_colorizer(32, head=head, embedding_dim=None, width=0.125, bins=bins if head != "regression" else None)
+        model = build_colorizer(32, head=head, embedding_dim=None, width=0.125,
+                                bins=bins if head != "regression" else None)
         if head == "classification":  # a fresh model is nearly uniform over the bins: give it a clear preference
             kernel, bias = model.get_layer("ab_logits").get_weights()
             model.get_layer("ab_logits").set_weights([kernel, np.random.default_rng(0).normal(0, 2, bias.shape)])

@@ -49,7 +49,8 @@ def _equal_batches(a, b):
 @pytest.mark.parametrize("augment_on", [False, True])
 @pytest.mark.parametrize("target_scale", [1, 4])
 def test_batches_have_the_agreed_shapes_dtypes_and_ranges(files, augment_on, target_scale):
-    gen = ColorizationGenerator(files, batch_size=4, image_size=S, augment=augment_on, shuffle=True, target_scale=target_scale)
+    gen = ColorizationGenerator(files, batch_size=4, image_size=S, augment=augment_on, shuffle=True,
+                                target_scale=target_scale)
 
     batches = _all(gen)
 
@@ -108,7 +109,8 @@ def test_augmentation_changes_the_crops(files):
 
 def test_cache_mode_gives_each_file_its_cached_vector(files, embedder, tmp_path):
     cache = embeddings.EmbeddingCache(tmp_path, embedder, progress=False)
-    gen = ColorizationGenerator(files, batch_size=4, image_size=S, augment=True, shuffle=True, embedding="cache", cache=cache)
+    gen = ColorizationGenerator(files, batch_size=4, image_size=S, augment=True, shuffle=True, embedding="cache",
+                                cache=cache)
     vectors = cache.get(files, image_size=S)
 
     for index in range(len(gen)):
@@ -158,7 +160,8 @@ def test_batches_do_not_depend_on_threads_or_order(files):
 
 
 def test_pickled_generator_gives_the_same_batches(files):
-    gen = ColorizationGenerator(files, batch_size=4, image_size=S, augment=True, shuffle=True, use_multiprocessing=True, workers=2)
+    gen = ColorizationGenerator(files, batch_size=4, image_size=S, augment=True, shuffle=True,
+                                use_multiprocessing=True, workers=2)
     gen.on_epoch_end()
     clone = pickle.loads(pickle.dumps(gen))
     assert clone.epoch == 1 and clone.use_multiprocessing

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import colorfusion
-
 from colorfusion import hardware
 from colorfusion import model as model_lib
 

@@ -5,13 +5,18 @@ import json
 import keras
 import numpy as np
 import pytest
-
-from colorfusion import cli, color, io
-from colorfusion import model as model_lib
-from colorfusion.colorize import Colorizer, HintError, colorize_folder, hint_map, parse_hint
-from colorfusion.generator import ColorizationGenerator, simulate_hints
-from colorfusion.training import TrainingError, train
 from photos import make_photo, write_photos
+
+from colorfusion import cli, color
+from colorfusion import model as model_lib
+from colorfusion.errors import HintError
+from colorfusion.generator import ColorizationGenerator
+from colorfusion.hints import hint_map, parse_hint
+from colorfusion.hints import layers as hint_layers
+from colorfusion.hints.simulation import simulate_hints
+from colorfusion.inference.batch import colorize_folder
+from colorfusion.inference.colorizer import Colorizer
+from colorfusion.training import TrainingError, train
 
 TINY = dict(image_size=32, width=0.125, embedding_dim=None)
 
@@ -50,9 +55,9 @@ def test_a_hint_model_started_from_an_automatic_one_is_it_without_hints_and_take
     model_lib.expand_weights(automatic, hinted)
     rng = np.random.default_rng(0)
     l_scaled = rng.uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(hinted({"L": l_scaled, "hints": model_lib.no_hints(l_scaled)})),
+    np.testing.assert_allclose(np.asarray(hinted({"L": l_scaled, "hints": hint_layers.no_hints(l_scaled)})),
                                np.asarray(automatic({"L": l_scaled})), atol=1e-6)
-    hints = model_lib.no_hints(l_scaled)
+    hints = hint_layers.no_hints(l_scaled)
     hints[:, 30:35, 30:35] = (0.6, 0.2, 1.0)  # a reddish point in the middle
     infer = model_lib.inference_model(hinted)
     ab = np.asarray(infer({"L": l_scaled, "hints": hints}))
@@ -67,20 +72,21 @@ def test_with_an_empty_hint_map_any_hint_model_is_its_automatic_self_and_hints_c
     model_lib.expand_weights(automatic, hinted)
     # Give the hint layers weight, as training does: the empty map must still change nothing.
     for w in hinted.weights:
-        if model_lib.is_hint_layer(w.path.split("/")[0]):
+        if hint_layers.is_hint_layer(w.path.split("/")[0]):
             w.assign(np.random.default_rng(1).normal(0, 0.3, tuple(w.shape)).astype(np.float32))
     rng = np.random.default_rng(0)
     l_scaled = rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
-    empty = model_lib.no_hints(l_scaled)
+    empty = hint_layers.no_hints(l_scaled)
     np.testing.assert_allclose(np.asarray(hinted({"L": l_scaled, "hints": empty})),
                                np.asarray(automatic({"L": l_scaled})), atol=1e-6)
     hints = random_hints(rng, (32, 32))[None]
-    assert np.abs(np.asarray(hinted({"L": l_scaled, "hints": hints})) - np.asarray(automatic({"L": l_scaled}))).max() > 1e-3
+    assert np.abs(np.asarray(hinted({"L": l_scaled,
+                                     "hints": hints})) - np.asarray(automatic({"L": l_scaled}))).max() > 1e-3
 
 
 def test_only_the_hint_layers_train_when_asked():
     hinted = tiny(True)
-    model_lib.set_only_hints_trainable(hinted)
+    hint_layers.set_only_hints_trainable(hinted)
     assert sorted(w.path for w in hinted.trainable_weights) == [
         "decoder_conv1_hints/kernel", "decoder_conv2_hints/kernel", "decoder_conv4_hints/kernel",
         "hint_blend/log_width", "hint_gate/bias", "hint_gate/kernel"]
@@ -100,12 +106,12 @@ def test_hint_blend_moves_colours_toward_close_hints_of_like_lightness_only_and_
     maps[0, 2, 0, 5] = 0.0  # no hint near
     probs = np.tile(np.array([1.0, 0.0, 0.0], np.float32), (1, 3, 1, 1))
     gate = np.full((1, 3, 1, 1), 10.0, np.float32)  # wide open
-    out = np.asarray(model_lib.HintBlend(centers)([probs, maps, gate]))
+    out = np.asarray(hint_layers.HintBlend(centers)([probs, maps, gate]))
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-6)
     assert out[0, 0, 0, 1] > 0.99  # takes the hint's colour
     assert out[0, 1, 0, 1] < 0.05  # a change of lightness stops it
     np.testing.assert_allclose(out[0, 2, 0], probs[0, 2, 0])
-    closed = np.asarray(model_lib.HintBlend(centers)([probs, maps, -gate]))
+    closed = np.asarray(hint_layers.HintBlend(centers)([probs, maps, -gate]))
     assert closed[0, 0, 0, 1] < 0.01  # a shut gate keeps the network's colour
 
 
@@ -114,7 +120,7 @@ def test_hint_pool_keeps_a_one_pixel_hint_at_full_strength_in_its_cell_and_sprea
     hints[0, 40, 9] = (0.5, -0.25, 1.0)  # row 40, column 9
     lightness = np.zeros((1, 64, 64, 1), np.float32)
     lightness[0, :, 32:] = 0.5  # the right half is lighter
-    maps = np.asarray(model_lib.HintPool(8, spread_factor=16)([hints, lightness]))[0]
+    maps = np.asarray(hint_layers.HintPool(8, spread_factor=16)([hints, lightness]))[0]
     assert maps.shape == (8, 8, 7)
     np.testing.assert_allclose(maps[5, 1, :3], (0.5, -0.25, 1.0), atol=1e-6)  # its cell: exact colour, present
     assert maps[..., 2].sum() == 1.0  # nowhere else
@@ -124,7 +130,7 @@ def test_hint_pool_keeps_a_one_pixel_hint_at_full_strength_in_its_cell_and_sprea
     # Lightness against the hint's: the same on its side, 0.5 lighter across the edge.
     np.testing.assert_allclose(maps[5, 2, 6], 0.0, atol=1e-5)
     np.testing.assert_allclose(maps[5, 4, 6], 0.5, atol=1e-5)
-    assert np.asarray(model_lib.HintPool(8, spread_factor=16)([np.zeros_like(hints), lightness])).max() == 0
+    assert np.asarray(hint_layers.HintPool(8, spread_factor=16)([np.zeros_like(hints), lightness])).max() == 0
 
 
 def test_a_hint_model_saves_and_loads_with_its_hint_input(tmp_path):
@@ -227,19 +233,18 @@ def test_the_colorizer_passes_the_hint_map_of_each_photo_to_the_model():
     colorizer = Colorizer(tiny(True))
     seen = []
 
-    class Recorder:  # the inference model, recording what it is given
-        def predict_on_batch(self, inputs):
-            seen.append(np.asarray(inputs["hints"]))
-            return np.zeros(np.shape(inputs["L"])[:-1] + (2,), np.float32)
+    def recorder(inputs):  # the network, recording the hints it is given
+        seen.append(inputs.get("hints"))
+        return np.zeros(np.shape(inputs["L"])[:-1] + (2,), np.float32)
 
-    colorizer.inference = Recorder()
+    colorizer.run_network = recorder
     photos = [make_photo(np.random.default_rng(i), 48, 64) for i in range(2)]
     colorizer.colorize_many(photos, hints=[[(63, 0, "#ff0000")], None])
     assert seen[0].shape[1:] == (32, 32, 3)  # batch padded to a power of two
     assert seen[0][0, 0, 31, 2] == 1 and seen[0][0, 0, 31, 0] > 0.2  # top right corner of the first photo
     assert not seen[0][1].any()  # the second has none
     colorizer(photos[0])
-    assert not seen[1].any()  # no hints: the empty map
+    assert seen[1] is None  # no hints: no map (the network runs without its hint layers)
 
 
 def test_hints_given_to_a_model_without_hints_are_a_hint_error():
@@ -331,7 +336,7 @@ def test_a_hint_run_from_an_automatic_model_starts_as_it_trains_and_resumes(tmp_
     rng = np.random.default_rng(0)
     l_scaled = rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
     before = keras.saving.load_model(automatic)
-    np.testing.assert_allclose(np.asarray(best({"L": l_scaled, "hints": model_lib.no_hints(l_scaled)})),
+    np.testing.assert_allclose(np.asarray(best({"L": l_scaled, "hints": hint_layers.no_hints(l_scaled)})),
                                np.asarray(before({"L": l_scaled})), atol=1e-4)
     result = train(photos, tmp_path / "run", resume=True, epochs=2, **{k: v for k, v in settings.items()
                                                                        if k in ("verbose", "hardware")})
@@ -350,16 +355,16 @@ def test_training_only_the_hints_keeps_the_automatic_colours_exactly_and_learns_
     before = keras.saving.load_model(automatic)
     rng = np.random.default_rng(0)
     l_scaled = rng.uniform(-1, 1, (2, 32, 32, 1)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(trained({"L": l_scaled, "hints": model_lib.no_hints(l_scaled)})),
+    np.testing.assert_allclose(np.asarray(trained({"L": l_scaled, "hints": hint_layers.no_hints(l_scaled)})),
                                np.asarray(before({"L": l_scaled})), atol=1e-5)
-    moved = [w for w in trained.weights if model_lib.is_hint_layer(w.path.split("/")[0])
+    moved = [w for w in trained.weights if hint_layers.is_hint_layer(w.path.split("/")[0])
              and w.path.endswith("kernel") and np.abs(np.asarray(w)).max() > 0]
     assert moved  # the hint layers learnt something
 
 
 def test_a_hint_runs_previews_colorize_with_fixed_simulated_points():
     from colorfusion.callbacks import colorize_samples, samples_from_images
-    from colorfusion.training import PREVIEW_HINTS, preview_hints
+    from colorfusion.hints.simulation import PREVIEW_HINTS, preview_hints
 
     photos = [make_photo(np.random.default_rng(i), 40, 50) for i in range(2)]
     samples = samples_from_images(photos, 32)
@@ -369,7 +374,7 @@ def test_a_hint_runs_previews_colorize_with_fixed_simulated_points():
     assert PREVIEW_HINTS == 5
     model = tiny(True)
     for w in model.weights:  # hint layers that do something
-        if model_lib.is_hint_layer(w.path.split("/")[0]) and w.path.endswith("kernel"):
+        if hint_layers.is_hint_layer(w.path.split("/")[0]) and w.path.endswith("kernel"):
             w.assign(np.random.default_rng(0).normal(0, 0.5, tuple(w.shape)).astype(np.float32))
     hinted = colorize_samples(model, samples)
     automatic = colorize_samples(model, {"rgb": samples["rgb"], "x": {"L": samples["x"]["L"]}})

@@ -70,5 +70,5 @@ def test_check_pins_exits_1_naming_the_moved_package(tmp_path):
         capture_output=True, text=True, timeout=60)
     ok, moved = run("ok.txt"), run("moved.txt")
     assert ok.returncode == 0 and f"{name}=={version}" in ok.stdout and "not-installed-package" in ok.stdout
-    assert moved.returncode == 1 and f"ERROR: installing colorfusion moved Kaggle's packages" in moved.stderr
+    assert moved.returncode == 1 and "ERROR: installing colorfusion moved Kaggle's packages" in moved.stderr
     assert f"{name} 0.0.0.1 -> {version}" in moved.stderr

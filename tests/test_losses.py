@@ -97,7 +97,8 @@ def test_loss_config_round_trip_keeps_bins_and_value(bins, batch):
     assert isinstance(restored, RebalancedCrossEntropy)
     assert restored.get_config() == loss.get_config()
     np.testing.assert_array_equal(restored.bins.weights, bins.weights)
-    np.testing.assert_allclose(ops.convert_to_numpy(restored(y_true, y_pred)), ops.convert_to_numpy(loss(y_true, y_pred)))
+    np.testing.assert_allclose(ops.convert_to_numpy(restored(y_true, y_pred)), ops.convert_to_numpy(loss(y_true,
+                                                                                                         y_pred)))
     again = RebalancedCrossEntropy.from_config(loss.get_config())
     assert again.get_config() == loss.get_config()
 

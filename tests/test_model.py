@@ -12,9 +12,8 @@ from keras import ops
 from colorfusion import color
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
-from colorfusion.model import BinSoftmax, DecodeAB
 from colorfusion.losses import get_loss
-from colorfusion.model import build_colorizer, inference_model, model_bins, model_info
+from colorfusion.model import BinSoftmax, DecodeAB, build_colorizer, inference_model, model_bins, model_info
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +277,7 @@ def _memorise(head, max_steps=600, check_every=25, target=5.0):
         return float(np.linalg.norm(pred - ab, axis=-1).mean())
 
     errors = [error()]
-    for step in range(check_every, max_steps + 1, check_every):
+    for step in range(check_every, max_steps + 1, check_every):  # noqa: B007 - the last step is reported below
         for _ in range(check_every):
             model.train_on_batch(x, y[None])
         errors.append(error())

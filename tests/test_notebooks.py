@@ -14,13 +14,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from photos import write_photos
 
 from colorfusion import color, io
-from photos import write_photos
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["01_explore_data", "02_train_regression", "03_train_classification", "04_colorize_photos", "05_evaluate",
-         "06_build_your_own", "07_colour_hints"]
+         "06_build_your_own", "07_colour_hints", "08_video"]
 TINY_TRAINING = dict(IMAGE_SIZE=32, EPOCHS=1, BATCH_SIZE=4, WIDTH=0.125, WEIGHTS=None)
 
 
@@ -202,7 +202,7 @@ def test_classification_notebook_trains_with_bins_previews_and_curves(classifica
     nb, run = classification_run
     assert (run / "bins.json").is_file() and (run / "best.keras").is_file()
     assert_pngs(run, ["figures/ab_bins.png", "previews/epoch_001.png", "curves.png", "figures/held_out.png"])
-    from colorfusion.colorize import load_pretrained, read_pretrained_config
+    from colorfusion.presets import read_pretrained_config
 
     config = json.loads((run / "config.json").read_text())
     shipped = read_pretrained_config()["architecture"]
@@ -262,3 +262,17 @@ def test_hints_notebook_shows_automatic_hinted_and_original_and_measures_the_cur
     assert images_shown(nb) >= 2
     text = text_output(nb)
     assert "takes colour hints: True" in text and "2 points: rebalanced AuC" in text
+
+
+@pytest.mark.slow
+def test_video_notebook_colorizes_a_clip_both_ways_shows_frames_and_plots_the_steadiness(workspace):
+    pytest.importorskip("av")
+    out = workspace / "video"
+    # A 64 x 48 clip of 6 frames, made from the tiny photos; the shipped model at short side 64.
+    nb = execute("08_video", workspace, WIDTH=64, HEIGHT=48, FRAMES=6, SHOW_FRAMES=[0, 5], INFERENCE_SIZE=64,
+                 OUT_DIR=str(out))
+    assert all((out / name).is_file() for name in ("clip.mp4", "colorized_none.mp4", "colorized_flow.mp4"))
+    assert_pngs(out / "figures", ["frames.png", "steadiness.png"])
+    assert images_shown(nb) >= 2
+    text = text_output(nb)
+    assert "none: CDC" in text and "flow: CDC" in text and "30000/1001" in text

@@ -6,10 +6,10 @@ import json
 import keras
 import numpy as np
 import pytest
-
-from colorfusion.training import train
 from forcing import forcing_val_loss
 from photos import write_photos
+
+from colorfusion.training import train
 
 # Regression head, no semantic branch: the smallest run that still has everything resume must restore.
 # lr_patience=1 with a val_loss that worsens every epoch (see `worsening_val_loss`) halves the learning

@@ -1,18 +1,27 @@
-"""The model that ships in the package (`colorize.load_pretrained`): its file format, its colours, its use by default."""
+"""The model that ships in the package (`presets.load_pretrained`): its file format, its colours, its use by default."""
 
 import json
 import zipfile
 
 import numpy as np
 import pytest
-
-from colorfusion import color, colorize
-from colorfusion import model as model_lib
-from colorfusion.colorize import (MODEL_CARD, PRETRAINED_FILE, Colorizer, ModelLoadError, file_sha256, is_pretrained,
-                                  load_model, load_pretrained, pretrained_available, read_pretrained_config,
-                                  save_pretrained)
 from photos import make_photo
 
+from colorfusion import color, presets
+from colorfusion import model as model_lib
+from colorfusion.errors import ModelLoadError
+from colorfusion.inference.colorizer import Colorizer
+from colorfusion.loading import load_model
+from colorfusion.presets import (
+    MODEL_CARD,
+    PRETRAINED_FILE,
+    file_sha256,
+    is_pretrained,
+    load_pretrained,
+    pretrained_available,
+    read_pretrained_config,
+    save_pretrained,
+)
 
 # build_colorizer's arguments of a tiny classification colorizer on MobileNetV2: any size, as the shipped model.
 TINY_BUILD = dict(image_size=64, head="classification", embedding_dim=None, encoder="mobilenet_v2",
@@ -46,7 +55,7 @@ def test_save_stores_float16_weights_and_load_gives_the_same_colours(packed):
         stored = [archive[name] for name in sorted(archive.files) if name.startswith("w")]
         config = json.loads(archive["config"].tobytes())
     assert {w.dtype for w in stored} == {np.dtype("float16")} and len(stored) == len(model.weights)
-    assert config["format"] == colorize.PRETRAINED_FORMAT and config["build"] == TINY_BUILD
+    assert config["format"] == presets.PRETRAINED_FORMAT and config["build"] == TINY_BUILD
     assert config["architecture"]["width"] == 0.125 and len(config["bins"]["centers"]) == 16
     loaded = load_pretrained(path)
     assert all(v.dtype == "float32" for v in loaded.weights)
@@ -176,18 +185,20 @@ def test_the_shipped_model_takes_hints_and_a_bad_hint_is_one_line(tmp_path, caps
     assert model_lib.model_info(load_model("pretrained"))["hints"]
     assert read_pretrained_config()["architecture"]["hints"] is True
     io.write_image(tmp_path / "in" / "p.png", make_photo(np.random.default_rng(0), 40, 60))
-    code = cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet", "--hint", "60,5,#ff0000"])
+    code = cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet", "--hint",
+                     "60,5,#ff0000"])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "p.png" in errors[0] and "outside the photo (60 x 40" in errors[0]
 
 
 def test_the_package_data_lists_the_model_file():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     data = pyproject["tool"]["setuptools"]["package-data"]["colorfusion"]
-    root = Path(colorize.__file__).parent
+    root = Path(presets.__file__).parent
     assert str(PRETRAINED_FILE.relative_to(root)) in data and str(MODEL_CARD.relative_to(root)) in data
 
 
@@ -245,7 +256,7 @@ def test_a_command_that_fails_unexpectedly_prints_one_line_not_a_traceback(tmp_p
     def broken(*args, **kwargs):
         raise RuntimeError("something deep inside\nwith a second line")
 
-    monkeypatch.setattr("colorfusion.colorize.colorize_folder", broken)
+    monkeypatch.setattr("colorfusion.inference.batch.colorize_folder", broken)
     assert cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: colorize failed: RuntimeError: something deep inside")

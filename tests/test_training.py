@@ -10,12 +10,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from forcing import PoisonWeights
+from photos import write_photos
 from PIL import Image
 
 from colorfusion import model as model_lib
 from colorfusion.training import TrainingError, train
-from forcing import PoisonWeights
-from photos import write_photos
 
 TINY = dict(image_size=32, epochs=2, batch_size=4, width=0.125, encoder="scratch", weights=None, learning_rate=2e-3)
 
@@ -57,7 +57,8 @@ def test_regression_run_writes_every_file_and_best_model_predicts(photos, tmp_pa
 def tiny_mobilenet_file(folder) -> Path:
     """Random MobileNet weights whose Keras file name says alpha 0.25 at 32 px: a tiny embedder for 32 px photos."""
     path = Path(folder) / "mobilenet_2_5_32_tf_no_top.weights.h5"
-    keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, include_top=False, weights=None).save_weights(path)
+    keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, include_top=False,
+                                 weights=None).save_weights(path)
     return path
 
 
@@ -326,7 +327,7 @@ def _logits_kernel(model):
 
 @pytest.mark.slow
 def test_init_pretrained_starts_from_the_shipped_model_with_its_architecture_and_bins(photos, tmp_path):
-    from colorfusion.colorize import load_pretrained, read_pretrained_config
+    from colorfusion.presets import load_pretrained, read_pretrained_config
 
     shipped = load_pretrained()
     run = tmp_path / "run"
@@ -353,7 +354,7 @@ def test_init_refuses_settings_that_contradict_the_model_it_starts_from(photos, 
 def test_offline_the_default_encoder_starts_from_the_imagenet_weights_inside_the_shipped_model(photos, tmp_path,
                                                                                                  monkeypatch):
     from colorfusion import backbones
-    from colorfusion.colorize import load_pretrained
+    from colorfusion.presets import load_pretrained
 
     monkeypatch.setattr(backbones, "_reachable", lambda host, timeout: False)  # no network, whatever this machine has
     run = tmp_path / "run"

@@ -11,11 +11,13 @@ The public API, imported lazily (the first use of a name imports Keras, not
     colorize_folder(["scans/"], "colorized/", colorizer)
     report = evaluate(colorizer, "held_out/", "report/")
     rgb = Colorizer.pretrained()("car.jpg", hints=[(320, 140, "#c0392b")])  # colour hints
+    Colorizer.pretrained().colorize_video("film.mp4", "film_colour.mp4")   # steady from frame to frame
+    export_model("pretrained", "colorfusion.onnx", format="onnx", size=(256, 352))  # to run without Keras
 
 The pieces, for a training loop of your own: `ColorizationGenerator`,
 `build_colorizer`, `RebalancedCrossEntropy` (with `ABBins`),
 `ColorizationPreview`, `Embedder` / `EmbeddingCache`, `inference_model`.
-README's Layout section lists every module with its job.
+docs/architecture.md maps every module and its job.
 """
 
 import importlib
@@ -32,10 +34,12 @@ __version__ = "0.2.0"
 # public name -> module that defines it
 _API = {
     "train": "training",
-    "TrainConfig": "training",
-    "Colorizer": "colorize",
-    "colorize_folder": "colorize",
-    "load_model": "colorize",
+    "TrainConfig": "config",
+    "Colorizer": "inference.colorizer",
+    "colorize_folder": "inference.batch",
+    "load_model": "loading",
+    "export_model": "export",
+    "ExportedModel": "export",
     "evaluate": "evaluation",
     "evaluate_hints": "evaluation",
     "build_colorizer": "model",

@@ -101,7 +101,8 @@ def build_transform(
             A.Affine(rotate=(-rotate, rotate), border_mode=cv2.BORDER_REFLECT_101, p=1.0)
         )
     transforms.append(
-        A.RandomResizedCrop(size=(int(size), int(size)), scale=scale, ratio=ratio, interpolation=cv2.INTER_LINEAR, p=1.0)
+        A.RandomResizedCrop(size=(int(size), int(size)), scale=scale, ratio=ratio, interpolation=cv2.INTER_LINEAR,
+                            p=1.0)
     )
     if hflip > 0:
         transforms.append(A.HorizontalFlip(p=hflip))

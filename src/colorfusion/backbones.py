@@ -116,7 +116,8 @@ def resolve_weights(weights):
         return "imagenet"
     if isinstance(weights, (str, os.PathLike)) and Path(weights).expanduser().is_file():
         return str(Path(weights).expanduser().resolve())
-    raise ValueError(f"weights must be 'imagenet', None ('none') or an existing .h5 file. Received: weights={str(weights)!r}")
+    raise ValueError(f"weights must be 'imagenet', None ('none') or an existing .h5 file. "
+                     f"Received: weights={str(weights)!r}")
 
 
 def weights_id(weights, seed: int = 0) -> str:
@@ -206,7 +207,7 @@ def build_backbone(backbone: str, input_size: int, weights="imagenet", include_t
         RuntimeError: ImageNet weights could not be downloaded; the message
             says what to do instead.
     """
-    import keras
+    import keras  # not at the top: the CLI checks weights arguments with this module before Keras starts
 
     name = canonical_name(backbone)
     weights = resolve_weights(weights)

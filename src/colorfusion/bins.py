@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from keras import ops
+from tqdm.auto import tqdm
 
 from colorfusion import color, io
 
@@ -163,8 +164,6 @@ class ABBins:
             progress: show a tqdm progress bar.
             **kwargs: passed to `fit` (num_bins, grid, sigma, lam).
         """
-        from tqdm.auto import tqdm
-
         paths = list(paths)
 
         def images():
@@ -179,7 +178,7 @@ class ABBins:
     @classmethod
     def default(cls, num_bins=200, **kwargs):
         """Bins fitted on the colour photos that ship with scikit-image."""
-        import skimage.data
+        import skimage.data  # its photos only when these default bins are asked for (slow import)
 
         images = (io.resize_to_max_side(getattr(skimage.data, name)(), 256) for name in DEFAULT_PHOTOS)
         return cls.fit(images, num_bins=num_bins, **kwargs)
@@ -271,7 +270,7 @@ class ABBins:
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> "ABBins":
+    def from_config(cls, config: dict) -> ABBins:
         return cls(**config)
 
     def save(self, path) -> Path:
@@ -281,7 +280,7 @@ class ABBins:
         return Path(path)
 
     @classmethod
-    def load(cls, path) -> "ABBins":
+    def load(cls, path) -> ABBins:
         with open(path) as f:
             config = json.load(f)
         if config.pop("format", None) != "colorfusion.ABBins":

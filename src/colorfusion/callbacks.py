@@ -20,8 +20,6 @@ needs a display.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import sys
 import time
@@ -32,7 +30,9 @@ import keras
 import numpy as np
 
 from colorfusion import augment, color, figures, io, metrics
-from colorfusion.model import TEMPERATURE, inference_model, model_info, no_hints
+from colorfusion.hints.layers import no_hints
+from colorfusion.model import TEMPERATURE, inference_model, model_info
+from colorfusion.runs import RunFolder
 
 # === Samples ===
 
@@ -416,15 +416,15 @@ class RunCheckpoint(keras.callbacks.Callback):
     good checkpoint stays as it was.
 
     Args:
-        paths: the run folder's files (`train.run_paths`).
+        run: the run folder (`runs.RunFolder`).
         state: {"epoch", "best_val_loss"} to continue from.
         history: {key: per-epoch values} of the epochs already done.
         schedule: the run's `PlateauSchedule`, whose `state` is saved too.
     """
 
-    def __init__(self, paths: dict, state: dict, history: dict, schedule=None):
+    def __init__(self, run: RunFolder, state: dict, history: dict, schedule=None):
         super().__init__()
-        self.paths = paths
+        self.run = run
         self.schedule = schedule
         self.epoch = state["epoch"]
         self.best = state.get("best_val_loss")
@@ -449,24 +449,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         val_loss = logs.get("val_loss")
         if val_loss is not None and (self.best is None or val_loss < self.best):
             self.best = float(val_loss)
-            with io.atomic_path(self.paths["best"]) as tmp:
-                self.model.save(tmp)
-        with io.atomic_path(self.paths["last"]) as tmp:
-            self.model.save(tmp)
+            self.run.save_best(self.model)
+        self.run.save_last(self.model)
         self.epoch = epoch + 1
-        self._write_history()
+        self.run.write_history(self.history)
         # state.json last: it names an epoch only once its checkpoint is complete.
-        with io.atomic_write(self.paths["state"], "w") as f:
-            json.dump({"epoch": self.epoch, "best_val_loss": self.best,
-                       "schedule": self.schedule.state if self.schedule is not None else None}, f)
-
-    def _write_history(self):
-        keys = sorted(self.history)
-        with io.atomic_write(self.paths["history"], "w") as f:
-            writer = csv.writer(f)
-            writer.writerow(["epoch", *keys])
-            for i in range(len(self.history[keys[0]]) if keys else 0):
-                writer.writerow([i + 1, *(self.history[k][i] if i < len(self.history[k]) else "" for k in keys)])
+        self.run.write_state(self.epoch, self.best, self.schedule.state if self.schedule is not None else None)
 
 
 def _number(value):

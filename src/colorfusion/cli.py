@@ -1,4 +1,4 @@
-"""Command line: `colorfusion train | colorize | evaluate | fit-bins`.
+"""Command line: `colorfusion train | colorize | evaluate | fit-bins | export | studio`.
 
 Exit codes: 0 success; 1 the work ran but something failed (a file, a
 diverged loss) or could not start (bad data folder, bad model file);
@@ -9,6 +9,11 @@ never a traceback (`COLORFUSION_DEBUG=1` shows it).
 `--model` names another. `colorize --hint X,Y,#RRGGBB` (repeated) or
 `--hints hints.json` (per photo) give a hint model colour points; a bad
 hint fails its photo with one line, and the rest are colorized.
+`colorize` takes video clips too (`inference.video`): each becomes an MP4
+at its own frame rate with its audio; `--temporal flow` (default) carries
+the colour along the motion, `none` colours every frame on its own.
+`export` writes a model as an ONNX or LiteRT file (`colorfusion.export`);
+`colorize --model FILE.onnx` runs one with the same pixels.
 
 Each command prints only its own lines: the backend's start-up noise
 (absl / oneDNN / "no CUDA" lines, which TensorFlow 2.21 prints whatever
@@ -19,129 +24,23 @@ that is present but unusable is one warning line.
 from __future__ import annotations
 
 import argparse
-import glob
-import os
-import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
-# === A quiet backend start ===
-
-# TensorFlow's C++ start-up lines. From TF 2.21 they come whatever TF_CPP_MIN_LOG_LEVEL
-# says (absl logs them before TensorFlow reads it), so the CLI filters them itself.
-_NOISE = re.compile("|".join([
-    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
-    r"oneDNN custom operations are on",
-    r"This TensorFlow binary is optimized to use available CPU instructions",
-    r"To enable the following instructions: .* rebuild TensorFlow",
-    r"Unable to register cu(DNN|FFT|BLAS) factory",
-    r"TF-TRT Warning: Could not find TensorRT",
-    r"oneDNN supports DT_INT32 only on platforms with AVX-512",
-]))
-# Expected where there is no GPU; where there is one, they say why it cannot be used.
-_GPU_PROBLEM = re.compile("|".join([
-    r"Could not find cuda drivers on your machine",
-    r"failed call to cuInit",
-    r"Cannot dlopen some GPU libraries",
-]))
-_GLOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] ")
-
-
-def nvidia_gpu_present() -> bool:
-    """An NVIDIA device node or nvidia-smi: a GPU that the backend should be able to use.
-
-    Not when CUDA_VISIBLE_DEVICES hides every GPU ("" or "-1"): then no GPU is meant to be used.
-    """
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    return bool(glob.glob("/dev/nvidia*")) or shutil.which("nvidia-smi") is not None
-
-
-def filter_startup_lines(lines, gpu_present: bool) -> list[str]:
-    """What a user should see of the backend's start-up output.
-
-    Known start-up noise is dropped; so are the "no CUDA" lines when there is
-    no GPU. With a GPU present, the first such line becomes one warning line
-    (the rest are its echoes). Anything else is kept as it is.
-    """
-    kept, gpu_problem = [], None
-    for line in lines:
-        if not line.strip() or _NOISE.search(line):
-            continue
-        if _GPU_PROBLEM.search(line):
-            gpu_problem = gpu_problem or _GLOG_PREFIX.sub("", line).strip()
-            continue
-        kept.append(line)
-    if gpu_present and gpu_problem:
-        kept.append(f"warning: a GPU is present but the backend cannot use it, running on the CPU: {gpu_problem}")
-    return kept
-
-
-def import_backend_quietly(training: bool = False) -> None:
-    """Import Keras and start its backend's devices without the backend's start-up noise.
-
-    The noise is written by C++ straight to file descriptor 2, so fd 2 (not
-    just `sys.stderr`) goes to a temporary file meanwhile; what
-    `filter_startup_lines` keeps is written back to stderr afterwards, also
-    when the import fails. `training=True` also takes one step on a toy model
-    meanwhile (`_first_training_step`), for the line TensorFlow logs there.
-    """
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2: nothing to keep quiet
-        import keras  # noqa: F401
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import keras
-
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                tf.config.list_physical_devices("GPU")  # CUDA start-up (cuInit) logs here, not at import
-                if training:
-                    _first_training_step()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode("utf-8", errors="replace").splitlines()
-            for line in filter_startup_lines(lines, nvidia_gpu_present()):
-                print(line, file=sys.stderr)
-
-
-def _first_training_step() -> None:
-    """One training step of a toy Conv2D + UpSampling2D model, then a clean Keras session.
-
-    On a CPU without AVX-512, TensorFlow's oneDNN graph pass logs "E0000 ...
-    oneDNN supports DT_INT32 only on platforms with AVX-512" once per process,
-    at the first training step with an upsampling gradient: harmless (it falls
-    back to Eigen) but it reads as an error in the middle of training. Taking
-    that step here, while fd 2 is captured, spends it; about a second.
-    """
-    import keras
-    import numpy as np
-
-    toy = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 3, padding="same"),
-                            keras.layers.UpSampling2D()])
-    toy.compile(optimizer="sgd", loss="mse")
-    toy.fit(np.zeros((1, 4, 4, 1), np.float32), np.zeros((1, 8, 8, 1), np.float32), epochs=1, verbose=0)
-    keras.utils.clear_session()
+from colorfusion import backbones
+from colorfusion.config import EMBEDDINGS, HEADS, TrainConfig
+from colorfusion.errors import TrainingError, print_error, reason, run_reporting_errors
+from colorfusion.startup import import_backend_quietly
 
 
 def _weights(value: str):
     """'imagenet', 'none' (random init) or a path to a local weights file."""
-    from colorfusion.backbones import resolve_weights
-
     try:
-        return resolve_weights(value)
+        return backbones.resolve_weights(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'imagenet', 'none' or an existing weights file, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected 'imagenet', 'none' or an existing weights file, got {value!r}") from None
 
 
 def _weights_override(value: str) -> str:
@@ -151,22 +50,22 @@ def _weights_override(value: str) -> str:
 
 
 def _embedding(value: str):
-    if value not in ("cache", "exact", "encoder", "none"):
-        raise argparse.ArgumentTypeError(f"expected cache, exact, encoder or none, got {value!r}")
-    return None if value == "none" else value
+    names = [_shown(choice) for choice in EMBEDDINGS]
+    if value not in names:
+        raise argparse.ArgumentTypeError(f"expected {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
+    return EMBEDDINGS[names.index(value)]
 
 
 def _encoder(value: str) -> str:
-    from colorfusion.backbones import ENCODER_BACKBONES, canonical_name
-
     if value == "scratch":
         return value
     try:
-        name = canonical_name(value)
+        name = backbones.canonical_name(value)
     except ValueError:
         name = None
-    if name not in ENCODER_BACKBONES:
-        raise argparse.ArgumentTypeError(f"expected scratch or one of {', '.join(ENCODER_BACKBONES)}, got {value!r}")
+    if name not in backbones.ENCODER_BACKBONES:
+        raise argparse.ArgumentTypeError(f"expected scratch or one of {', '.join(backbones.ENCODER_BACKBONES)}, "
+                                         f"got {value!r}")
     return name
 
 
@@ -188,7 +87,8 @@ def _add_model_options(parser) -> None:
     """--model and the inference options shared by colorize and evaluate."""
     parser.add_argument("--model", default="pretrained", metavar="PATH",
                         help="a run folder (its best.keras), a .keras model file, or 'pretrained': the model that "
-                             "ships in the package (default)")
+                             "ships in the package (default); or a .onnx / .tflite file from `colorfusion export`, "
+                             "run by ONNX Runtime / LiteRT")
     parser.add_argument("--inference-size", type=_positive_int, default=None, metavar="PX",
                         help="short side the photo is resized to for the network, keeping its aspect ratio "
                              "(models with a pretrained encoder; default 256); a model with a fixed square "
@@ -205,6 +105,95 @@ def _add_model_options(parser) -> None:
                              "none (random, from the run's seed) or a local .h5 file (default: as trained)")
 
 
+# === train's options: one row per TrainConfig field ===
+
+
+class TrainOption(NamedTuple):
+    """A `train` option: the `TrainConfig` field it sets (its dest), its flag, argparse keywords, its help.
+
+    "{default}" in the help stands for the field's default, read from `TrainConfig`.
+    """
+
+    field: str
+    flag: str
+    kwargs: dict
+    help: str
+
+
+TRAIN_OPTIONS = (
+    TrainOption("head", "--head", dict(choices=HEADS),
+                "regression (tanh x 128 ab) or classification (softmax over ab bins) (default {default})"),
+    TrainOption("image_size", "--image-size", dict(type=_positive_int), "training size in pixels (default {default})"),
+    TrainOption("epochs", "--epochs", dict(type=_positive_int),
+                "at most this many epochs; early stopping usually ends sooner (default {default})"),
+    TrainOption("batch_size", "--batch-size", dict(type=_positive_int), "batch size (default {default})"),
+    TrainOption("learning_rate", "--learning-rate", dict(type=float), "initial Adam learning rate (default {default})"),
+    TrainOption("width", "--width", dict(type=float), "scale of the network's own filter counts (default {default})"),
+    TrainOption("encoder", "--encoder", dict(type=_encoder),
+                "scratch, or a pretrained keras.applications encoder (mobilenet, mobilenet_v2, vgg16, resnet50, "
+                "efficientnet_b0, ...) whose features feed a U-Net decoder (default {default})"),
+    TrainOption("encoder_weights", "--encoder-weights", dict(type=_weights),
+                "weights of a pretrained encoder: imagenet (downloads; offline, mobilenet_v2 takes the ImageNet "
+                "weights inside the shipped model), none or a local .h5 file (default {default})"),
+    TrainOption("freeze_epochs", "--freeze-epochs", dict(type=int),
+                "at most this many epochs with the pretrained encoder frozen; a stalled val_loss unfreezes it "
+                "sooner (default {default})"),
+    TrainOption("finetune_learning_rate", "--finetune-learning-rate", dict(type=_positive_float),
+                "learning rate once the encoder is unfrozen (default: learning rate / 10)"),
+    TrainOption("early_stopping_patience", "--early-stopping-patience", dict(type=_positive_int),
+                "stop after this many epochs without a better val_loss (default {default})"),
+    TrainOption("time_limit_minutes", "--time-limit", dict(type=_positive_float, metavar="MINUTES"),
+                "stop before an epoch would end after this many minutes"),
+    TrainOption("rebalance_lambda", "--rebalance-lambda", dict(type=float),
+                "classification: mix of the uniform distribution into the colour prior; smaller gives rare, vivid "
+                "colours more weight (default {default}; Zhang et al. use 0.5)"),
+    TrainOption("backbone", "--backbone", dict(),
+                "keras.applications backbone of the semantic branch (default {default})"),
+    TrainOption("weights", "--weights", dict(type=_weights),
+                "semantic backbone weights: imagenet (downloads), none (random) or a local .h5 file "
+                "(default {default})"),
+    TrainOption("embedding", "--embedding", dict(type=_embedding),
+                "semantic input: cache (embed each photo once with --backbone), exact (every batch), encoder (pool "
+                "the model's own encoder features), none (default {default})"),
+    TrainOption("val_fraction", "--val-fraction", dict(type=float),
+                "validation share of the photos (default {default})"),
+    TrainOption("seed", "--seed", dict(type=int), "random seed (default {default})"),
+    TrainOption("preview_every", "--preview-every", dict(type=_positive_int),
+                "preview every N epochs (default {default})"),
+    TrainOption("workers", "--workers", dict(type=_positive_int),
+                "data loading threads (default {default}: one prepares the next batch while the model steps)"),
+    TrainOption("init", "--init", dict(metavar="MODEL"),
+                "start from a trained model instead of a fresh decoder: 'pretrained' (the model that ships in the "
+                "package), a run folder or a .keras file; the run takes its architecture and colour bins"),
+    TrainOption("hints", "--hints", dict(action="store_true"),
+                "a model that takes colour hints, trained with points simulated from each photo (from an --init "
+                "model that takes none, it starts as that model)"),
+    TrainOption("hint_free_fraction", "--hint-free-fraction", dict(type=float),
+                "with --hints: the share of examples trained with no hints at all (default {default})"),
+    TrainOption("train_only_hints", "--train-only-hints", dict(action="store_true"),
+                "with --hints: train the hint layers alone, so that with no hints the model stays exactly the "
+                "--init model"),
+)
+# TrainConfig fields with no option: set from Python, `train(..., field=value)`.
+TRAIN_PYTHON_ONLY = ("lr_patience", "lr_factor", "batchnorm", "embedding_output", "num_bins", "augment", "crop_scale",
+                     "preview_samples", "use_multiprocessing")
+
+
+def _shown(value) -> str:
+    """A setting as the command line writes it: None is "none"."""
+    return "none" if value is None else str(value)
+
+
+def _default(field: str):
+    return TrainConfig.__dataclass_fields__[field].default
+
+
+def _add_train_options(parser) -> None:
+    for option in TRAIN_OPTIONS:
+        parser.add_argument(option.flag, dest=option.field, **option.kwargs,
+                            help=option.help.format(default=_shown(_default(option.field))))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from colorfusion import __version__
 
@@ -215,64 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     # Options left out stay out of the namespace, so --resume only checks what the user asked for.
     train = commands.add_parser("train", help="train a colorizer on a folder of colour photos",
                                 argument_default=argparse.SUPPRESS,
-                                description="Train a colorizer on a folder of colour photos; writes a run folder "
-                                            "(config.json, best.keras, last.keras, history.csv, previews/, curves.png).")
+                                description="Train a colorizer on a folder of colour photos; writes a run folder: "
+                                            "its configuration, the best and last checkpoints, the history, "
+                                            "preview figures and curves (colorfusion.runs).")
     train.add_argument("--data", required=True, help="folder of colour photos (searched recursively)")
     train.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    # Defaults shown in --help are those of training.TrainConfig.
-    train.add_argument("--head", choices=("regression", "classification"),
-                       help="regression (tanh x 128 ab) or classification (softmax over ab bins) "
-                            "(default classification)")
-    train.add_argument("--image-size", type=_positive_int, help="training size in pixels (default 256)")
-    train.add_argument("--epochs", type=_positive_int,
-                       help="at most this many epochs; early stopping usually ends sooner (default 40)")
-    train.add_argument("--batch-size", type=_positive_int, help="batch size (default 16)")
-    train.add_argument("--learning-rate", type=float, help="initial Adam learning rate (default 0.001)")
-    train.add_argument("--width", type=float, help="scale of the network's own filter counts (default 0.5)")
-    train.add_argument("--encoder", type=_encoder,
-                       help="scratch, or a pretrained keras.applications encoder (mobilenet, mobilenet_v2, vgg16, "
-                            "resnet50, efficientnet_b0, ...) whose features feed a U-Net decoder (default mobilenet_v2)")
-    train.add_argument("--encoder-weights", type=_weights,
-                       help="weights of a pretrained encoder: imagenet (downloads; offline, mobilenet_v2 takes "
-                            "the ImageNet weights inside the shipped model), none or a local .h5 file "
-                            "(default imagenet)")
-    train.add_argument("--freeze-epochs", type=int,
-                       help="at most this many epochs with the pretrained encoder frozen; a stalled val_loss "
-                            "unfreezes it sooner (default 30)")
-    train.add_argument("--finetune-learning-rate", type=_positive_float,
-                       help="learning rate once the encoder is unfrozen (default: learning rate / 10)")
-    train.add_argument("--early-stopping-patience", type=_positive_int,
-                       help="stop after this many epochs without a better val_loss (default 10)")
-    train.add_argument("--time-limit", type=_positive_float, dest="time_limit_minutes", metavar="MINUTES",
-                       help="stop before an epoch would end after this many minutes")
-    train.add_argument("--rebalance-lambda", type=float,
-                       help="classification: mix of the uniform distribution into the colour prior; smaller "
-                            "gives rare, vivid colours more weight (default 0.75; Zhang et al. use 0.5)")
-    train.add_argument("--backbone",
-                       help="keras.applications backbone of the semantic branch (default inception_resnet_v2)")
-    train.add_argument("--weights", type=_weights,
-                       help="semantic backbone weights: imagenet (downloads), none (random) or a local .h5 file "
-                            "(default imagenet)")
-    train.add_argument("--embedding", type=_embedding,
-                       help="semantic input: cache (embed each photo once with --backbone), exact (every batch), "
-                            "encoder (pool the model's own encoder features), none (default encoder)")
-    train.add_argument("--val-fraction", type=float, help="validation share of the photos (default 0.1)")
     train.add_argument("--split-file", help="path<TAB>split list (train/val) instead of a random split")
-    train.add_argument("--seed", type=int, help="random seed (default 0)")
-    train.add_argument("--preview-every", type=_positive_int, help="preview every N epochs (default 1)")
-    train.add_argument("--workers", type=_positive_int, help="data loading threads (default 2: one prepares the next batch while the model steps)")
-    train.add_argument("--init", metavar="MODEL",
-                       help="start from a trained model instead of a fresh decoder: 'pretrained' (the model that "
-                            "ships in the package), a run folder or a .keras file; the run takes its architecture "
-                            "and colour bins")
-    train.add_argument("--hints", action="store_true",
-                       help="a model that takes colour hints, trained with points simulated from each photo "
-                            "(from an --init model that takes none, it starts as that model)")
-    train.add_argument("--hint-free-fraction", type=float,
-                       help="with --hints: the share of examples trained with no hints at all (default 0.3)")
-    train.add_argument("--train-only-hints", action="store_true",
-                       help="with --hints: train the hint layers alone, so that with no hints the model stays "
-                            "exactly the --init model")
+    _add_train_options(train)
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
 
     colorize = commands.add_parser(
@@ -281,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "which is resized to the photo's size and joined with the photo's own lightness. Folders are "
                     "searched recursively and their tree is mirrored in the output folder; a file that cannot be "
                     "read gets one error line and the rest go on (exit code 1 if any failed).")
-    colorize.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
+    colorize.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and/or folders")
     colorize.add_argument("-o", "--output", required=True, metavar="OUT",
                           help="output folder (created when missing); must not be where an input would be replaced")
     _add_model_options(colorize)
@@ -289,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="photos per model call; memory grows with it (default 8)")
     colorize.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip)")
     colorize.add_argument("--quiet", action="store_true", help="no progress bar")
+    colorize.add_argument("--temporal", choices=("flow", "none"), default="flow",
+                          help="videos: flow carries each frame's colour along the motion to the next (steady, "
+                               "afresh at scene cuts); none colours every frame on its own (default flow). A video "
+                               "is written as MP4 at its own frame rate, with its audio")
     colorize.add_argument("--hint", action="append", default=None, metavar="X,Y,#RRGGBB",
                           help="a colour hint for a model that takes hints (the shipped one does): this point of "
                                "the photo (pixels from its top left corner) has this colour; repeat for more "
@@ -308,121 +250,181 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(evaluate)
     evaluate.add_argument("--size", type=_positive_int, default=256, metavar="SIZE",
                           help="photos are compared as their centred square at SIZE x SIZE (default 256)")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="photos per model call (default 8)")
-    evaluate.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate only the first N photos (sorted by path)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
+                          help="photos per model call (default 8)")
+    evaluate.add_argument("--limit", type=_positive_int, metavar="N",
+                          help="evaluate only the first N photos (sorted by path)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
     fit_bins = commands.add_parser("fit-bins", help="fit the quantized ab colour bins on a folder of photos")
     fit_bins.add_argument("--data", required=True, help="folder of colour photos")
     fit_bins.add_argument("--out", required=True, help="bins file to write (.json)")
-    fit_bins.add_argument("--num-bins", type=_positive_int, default=200, help="number of bins (default 200)")
-    fit_bins.add_argument("--rebalance-lambda", type=float, default=None,
+    fit_bins.add_argument("--num-bins", type=_positive_int, default=_default("num_bins"),
+                          help=f"number of bins (default {_default('num_bins')})")
+    fit_bins.add_argument("--rebalance-lambda", type=float, default=_default("rebalance_lambda"),
                           help="mix of the uniform distribution into the colour prior of the loss weights "
-                               "(default 0.75, as train)")
+                               f"(default {_default('rebalance_lambda')}, as train)")
+
+    export = commands.add_parser(
+        "export", help="write a model as an ONNX or LiteRT file, to run without Keras",
+        description="Write the network (decoding included) as one file for a fixed input size, run by ONNX Runtime "
+                    "or LiteRT, and FILE.json beside it: how to feed it (L scaling, hints map), the output's units, "
+                    "the model card. `colorize --model FILE` runs it with the same pixels as the Keras model. "
+                    "Needs the export extra: pip install 'colorfusion[export]'.")
+    export.add_argument("--model", default="pretrained", metavar="PATH",
+                        help="a run folder (its best.keras), a .keras model file, or 'pretrained': the model that "
+                             "ships in the package (default)")
+    export.add_argument("--format", choices=("onnx", "litert"), default=None,
+                        help="onnx (ONNX Runtime, any batch) or litert (.tflite, one photo a call); default: from "
+                             "the suffix of -o, else onnx")
+    export.add_argument("--size", default=None, metavar="HxW",
+                        help="the network's input size in pixels, multiples of 32 (default 256x352: a 4:3 landscape "
+                             "photo at short side 256; photos of another shape are resized to it); a model with a "
+                             "fixed square input takes its own size only")
+    export.add_argument("--hints", action="store_true",
+                        help="keep the hints input of a hint model (the shipped one has it); default: the file "
+                             "colorizes automatically from L alone")
+    export.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="the file to write: .onnx (ONNX) or .tflite (LiteRT)")
+
+    from colorfusion.studio import DEFAULT_HOST, DEFAULT_PORT  # settings only: no web framework imported here
+
+    studio = commands.add_parser(
+        "studio", help="colorize photos in the browser and fix their colours with a click",
+        description="Start a local web page: open a photo (or those of FOLDER), see it colorized at once, click where "
+                    "a colour is wrong and pick one of the colours the model finds likely there; download the "
+                    "result at full resolution (the same pixels as `colorize --hints`) and save the hints file. "
+                    "Needs the studio extra: pip install 'colorfusion[studio]'. Ctrl-C stops it.")
+    studio.add_argument("target", nargs="?", metavar="PHOTO|FOLDER", help="a photo to open, or a folder to browse")
+    studio.add_argument("--model", default="pretrained", metavar="PATH",
+                        help="a run folder, a .keras model file, or 'pretrained' (default): suggested colours need a "
+                             "classification model, hints a model trained with them (the shipped one has both)")
+    studio.add_argument("--host", default=DEFAULT_HOST,
+                        help=f"address to serve on (default {DEFAULT_HOST}: this computer only; any other prints a "
+                             f"warning: anyone who reaches it can use the studio)")
+    studio.add_argument("--port", type=_port, default=None, metavar="N",
+                        help=f"port to serve on (default {DEFAULT_PORT}, or a free one when it is taken)")
+    studio.add_argument("--no-browser", action="store_true", help="print the URL only, do not open a browser")
     return parser
 
 
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in 0-65535, got {value}")
+    return number
+
+
+def _negative_hint_values(argv: list[str]) -> list[str]:
+    """`--hint -5,10,#00ff00` as `--hint=-5,10,#00ff00`: argparse would take the value for an option.
+
+    The hint then reaches the photo, which says in one line that it is outside.
+    """
+    out = []
+    for token in argv:
+        if out and out[-1] == "--hint" and token.startswith("-") and token[1:2].isdigit():
+            out[-1] = f"--hint={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = {"train": cmd_train, "colorize": cmd_colorize, "evaluate": cmd_evaluate, "fit-bins": cmd_fit_bins}
-    try:
-        return handler[args.command](args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - a command fails in one line, never with a traceback
-        if os.environ.get("COLORFUSION_DEBUG"):
-            raise
-        from colorfusion.colorize import first_line
-
-        return _error(f"{args.command} failed: {first_line(e)} (COLORFUSION_DEBUG=1 shows the traceback)")
-
-
-def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(_negative_hint_values(sys.argv[1:] if argv is None else list(argv)))
+    handler = {"train": cmd_train, "colorize": cmd_colorize, "evaluate": cmd_evaluate, "fit-bins": cmd_fit_bins,
+               "export": cmd_export, "studio": cmd_studio}
+    return run_reporting_errors(args.command, handler[args.command], args)
 
 
 def cmd_train(args) -> int:
     import_backend_quietly(training=True)
-    from colorfusion.training import TrainingError, train
+    from colorfusion import runs  # with training: numpy and OpenCV, not needed at the CLI's start-up
+    from colorfusion.training import train  # imports Keras: after its quiet start, never at the CLI's start-up
 
-    options = ("head", "image_size", "epochs", "batch_size", "learning_rate", "width", "encoder", "encoder_weights",
-               "freeze_epochs", "finetune_learning_rate", "early_stopping_patience", "time_limit_minutes",
-               "rebalance_lambda", "backbone", "weights", "embedding", "val_fraction", "seed", "preview_every",
-               "workers", "init", "hints", "hint_free_fraction", "train_only_hints")
-    settings = {name: getattr(args, name) for name in options if hasattr(args, name)}
+    settings = {option.field: getattr(args, option.field) for option in TRAIN_OPTIONS if hasattr(args, option.field)}
     try:
         result = train(args.data, args.out, split_file=getattr(args, "split_file", None),
                        resume=getattr(args, "resume", False), show=False, **settings)
     except (TrainingError, ValueError) as e:
-        return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return print_error(reason(e))
     if not result.epochs_done:
         print(f"stopped: no epoch finished, no model saved in {Path(args.out)}", file=sys.stderr)
         return 1
     history = result.history
     best = min(history.get("val_loss", [float("nan")]))
     print(f"done: {result.epochs_done} epochs, best val_loss {best:.4f}, run folder {Path(args.out)}"
-          f" (best.keras, previews/, curves.png)")
+          f" ({runs.BEST}, {runs.PREVIEWS}/, {runs.CURVES})")
     return 1 if result.stopped_reason else 0
 
 
 def _load_colorizer(args):
-    from colorfusion.colorize import Colorizer
+    from colorfusion.export import ExportedModel, is_exported
+    from colorfusion.inference.colorizer import Colorizer
 
+    if is_exported(args.model):  # an exported file: its runtime runs the network, the rest is Colorizer's
+        fixed = [option for option, value in (("--decode", args.decode != "annealed_mean"),
+                                              ("--temperature", args.temperature is not None),
+                                              ("--inference-size", args.inference_size is not None),
+                                              ("--weights", args.weights is not None)) if value]
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)}: an exported file's decoding and size were fixed when it was "
+                             f"exported (colorfusion export)")
+        return ExportedModel(args.model)
     return Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature, weights=args.weights,
                                size=args.inference_size)
 
 
 def cmd_colorize(args) -> int:
-    from colorfusion.colorize import ModelLoadError, colorize_folder, plan_outputs, read_hints_file
+    from colorfusion.errors import ModelLoadError
+    from colorfusion.hints import read_hints_file
+    from colorfusion.inference.batch import colorize_folder, plan_outputs
 
     # Nothing to do is an error, found before the model is loaded (which takes seconds).
     if not plan_outputs(args.inputs, args.output):
         missing = [item for item in args.inputs if not Path(item).exists()]
         for item in missing:
-            _error(f"{item}: no such file or folder")
+            print_error(f"{item}: no such file or folder")
         empty = [item for item in args.inputs if item not in missing]
         if empty:
-            _error(f"no images found in {', '.join(empty)}")
+            print_error(f"no images found in {', '.join(empty)}")
         return 1
     if args.hint and args.hints:
-        return _error("give hints with --hint or with --hints, not both")
+        return print_error("give hints with --hint or with --hints, not both")
     hints = args.hint
     if args.hints:
         try:
             hints = read_hints_file(args.hints)
         except ValueError as e:
-            return _error(str(e))
+            return print_error(str(e))
     import_backend_quietly()
     try:
         colorizer = _load_colorizer(args)
     except (ModelLoadError, ValueError) as e:
-        return _error(str(e))
+        return print_error(str(e))
     report = colorize_folder(args.inputs, args.output, colorizer, batch_size=args.batch_size,
-                             overwrite=args.overwrite, progress=not args.quiet, hints=hints)
+                             overwrite=args.overwrite, progress=not args.quiet, hints=hints, temporal=args.temporal)
     print(f"done: {len(report.written)} written, {len(report.skipped)} skipped (exist; --overwrite replaces), "
           f"{len(report.failed)} failed -> {args.output}")
     return 0 if report.ok else 1
 
 
 def cmd_evaluate(args) -> int:
-    from colorfusion.colorize import ModelLoadError
     from colorfusion.datasets import find_images
+    from colorfusion.errors import ModelLoadError
     from colorfusion.evaluation import evaluate, format_table
 
     if not Path(args.data).is_dir():
-        return _error(f"{args.data}: no such folder")
+        return print_error(f"{args.data}: no such folder")
     files = find_images(args.data)[: args.limit]
     if not files:
-        return _error(f"{args.data}: no images found")
+        return print_error(f"{args.data}: no images found")
     import_backend_quietly()
     try:
         colorizer = _load_colorizer(args)
         report = evaluate(colorizer, files, args.out, size=args.size, batch_size=args.batch_size,
                           progress=not args.quiet)
     except (ModelLoadError, ValueError) as e:
-        return _error(str(e))
+        return print_error(str(e))
     print(format_table(report.summary))
     print(f"{report.summary['n_images']} photos at {args.size}x{args.size}; {len(report.failed)} unreadable; "
           f"report in {args.out}")
@@ -434,18 +436,57 @@ def cmd_fit_bins(args) -> int:
 
     files = find_images(args.data) if Path(args.data).is_dir() else []
     if not files:
-        return _error(f"{args.data}: no images found")
+        return print_error(f"{args.data}: no images found")
     import_backend_quietly()
-    from colorfusion.bins import ABBins
+    from colorfusion.bins import ABBins  # imports Keras: after its quiet start
 
-    from colorfusion.training import TrainConfig
-
-    lam = TrainConfig.rebalance_lambda if args.rebalance_lambda is None else args.rebalance_lambda
+    lam = args.rebalance_lambda
     if not 0 <= lam <= 1:
-        return _error(f"--rebalance-lambda must be between 0 and 1, got {lam}")
+        return print_error(f"--rebalance-lambda must be between 0 and 1, got {lam}")
     bins = ABBins.fit_files(files, num_bins=args.num_bins, lam=lam)
     bins.save(args.out)
     print(f"done: {len(bins.centers)} bins from {len(files)} photos -> {args.out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from colorfusion.errors import ModelLoadError, message_line
+    from colorfusion.export import ExportError, export_model, parse_size, sidecar_path
+
+    try:
+        size = None if args.size is None else parse_size(args.size)
+    except ValueError as e:
+        return print_error(str(e))
+    import_backend_quietly()
+    try:
+        path = export_model(args.model, args.output, format=args.format, size=size, hints=args.hints)
+    except (ModelLoadError, ExportError, ValueError) as e:
+        return print_error(message_line(e))
+    print(f"done: {path} ({path.stat().st_size / 1e6:.1f} MB) and {sidecar_path(path).name}; "
+          f"colorfusion colorize --model {path} runs it")
+    return 0
+
+
+
+def cmd_studio(args) -> int:
+    from colorfusion.errors import ModelLoadError
+
+    if args.target is not None and not Path(args.target).exists():
+        return print_error(f"{args.target}: no such file or folder")
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        return print_error("the studio needs its web server: pip install 'colorfusion[studio]'")
+    import_backend_quietly()
+    from colorfusion.inference.colorizer import Colorizer
+    from colorfusion.studio.server import serve
+
+    try:
+        colorizer = Colorizer.from_path(args.model)
+    except (ModelLoadError, ValueError) as e:
+        return print_error(reason(e))
+    serve(colorizer, args.target, host=args.host, port=args.port, open_browser=not args.no_browser)
     return 0
 
 

@@ -1,7 +1,10 @@
 """Where photos come from: image files, splits, the Kaggle dataset, the photos shipped with packages.
 
 Everything here returns plain lists of `pathlib.Path`, sorted, so that a
-split or a file list is the same on every machine and every run.
+split or a file list is the same on every machine and every run. It is one
+idea, where photos come from, in one file of over 500 lines: its sections
+are the sources in the order `data_source` tries them, and none is used
+without the others.
 
 `data_source()` is what the notebooks and `make demo` call: it picks the
 photos, in this order, and prints one line saying which it uses:
@@ -58,6 +61,7 @@ import numpy as np
 from PIL import Image
 
 from colorfusion import color, io
+from colorfusion.runs import RunFolder
 
 KAGGLE_SLUG = "aayush9753/image-colorization-dataset"
 KAGGLE_INPUT = "/kaggle/input"
@@ -68,8 +72,6 @@ _VAL_NAMES = ("val", "valid", "validation", "test")
 _SEARCH_DEPTH = 6
 # /kaggle/input/notebooks/<owner>/<slug>/runs/<name> is 5; a notebook may write deeper.
 _RUN_SEARCH_DEPTH = 8
-RUN_CONFIG = "config.json"
-RUN_CHECKPOINTS = ("best.keras", "last.keras")
 
 
 def find_images(root) -> list[Path]:
@@ -235,7 +237,7 @@ def find_run_folders(root=KAGGLE_INPUT) -> list[Path]:
     """Training-run folders under `root`, newest first.
 
     A run folder holds `config.json` and `best.keras` or `last.keras` (what
-    `train.train` writes). On Kaggle, the output of a training notebook
+    `training.train` writes). On Kaggle, the output of a training notebook
     attached as input is under `/kaggle/input/notebooks/<owner>/<slug>/`
     (older notebooks: `/kaggle/input/<slug>/`); both are found, up to 8
     folder levels below `root`. A run folder's own subfolders (previews/)
@@ -249,15 +251,11 @@ def find_run_folders(root=KAGGLE_INPUT) -> list[Path]:
     for folder, _ in _walk_folders(Path(root), _RUN_SEARCH_DEPTH, stop=_is_run_folder):
         if _is_run_folder(folder):
             runs.append(folder)
-    return sorted(runs, key=lambda run: (-_newest_checkpoint_time(run), str(run)))
+    return sorted(runs, key=lambda run: (-RunFolder(run).newest_checkpoint_time(), str(run)))
 
 
 def _is_run_folder(folder: Path) -> bool:
-    return (folder / RUN_CONFIG).is_file() and any((folder / name).is_file() for name in RUN_CHECKPOINTS)
-
-
-def _newest_checkpoint_time(run: Path) -> int:
-    return max((run / name).stat().st_mtime_ns for name in RUN_CHECKPOINTS if (run / name).is_file())
+    return RunFolder(folder).is_run()
 
 
 def _walk_folders(root: Path, depth: int, stop=None):
@@ -323,21 +321,21 @@ def download_kaggle_dataset(slug: str = KAGGLE_SLUG, dest=None) -> Path:
     if kagglehub is not None:
         try:
             return _download_with_kagglehub(kagglehub, slug, dest)
-        except Exception as e:  # noqa: BLE001 - any client failure becomes one clear error
+        except Exception as e:
             raise DatasetDownloadError(_how_to_get(slug, f"kagglehub failed ({type(e).__name__}: {e})")) from e
     try:
         # `import kaggle` authenticates at import time and raises without credentials.
         from kaggle.api.kaggle_api_extended import KaggleApi
     except ImportError:
         raise DatasetDownloadError(_how_to_get(slug, "neither kagglehub nor kaggle is installed")) from None
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise DatasetDownloadError(_how_to_get(slug, f"kaggle client failed ({type(e).__name__}: {e})")) from e
     dest = Path(dest) if dest is not None else Path.cwd() / slug.split("/")[-1]
     try:
         api = KaggleApi()
         api.authenticate()
         api.dataset_download_files(slug, path=str(dest), unzip=True, quiet=False)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise DatasetDownloadError(_how_to_get(slug, f"kaggle client failed ({type(e).__name__}: {e})")) from e
     return dest
 
@@ -463,7 +461,7 @@ def data_source(data_dir=None, *, kaggle_root=KAGGLE_INPUT, download=True, downl
         data_dir: a folder of colour photos, or of the Kaggle layout; None
             looks for the Kaggle dataset, then downloads it, then falls back
             to the package-shipped photos.
-        kaggle_root: where Kaggle mounts attached 
+        kaggle_root: where Kaggle mounts attached
         download: try a kagglehub download when Kaggle credentials exist.
         download_dir: where to download to (default: kagglehub's cache).
         sample_dir: where to write the package-shipped photos (default

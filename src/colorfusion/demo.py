@@ -31,7 +31,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from colorfusion.cli import import_backend_quietly
+from colorfusion.errors import run_reporting_errors
+from colorfusion.runs import RunFolder
+from colorfusion.startup import import_backend_quietly
 
 
 @dataclass
@@ -85,8 +87,9 @@ def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image
     """
     # Imported here, not at the top: `main()` first starts the backend without its start-up noise.
     from colorfusion import figures
-    from colorfusion.colorize import Colorizer, colorize_folder
     from colorfusion.datasets import bw_inputs, data_source
+    from colorfusion.inference.batch import colorize_folder
+    from colorfusion.inference.colorizer import Colorizer
     from colorfusion.model import model_info
 
     start = time.time()
@@ -146,7 +149,7 @@ def _train_demo(source, out, init, image_size, width, batch_size, epochs, max_ph
     repeat, planned = plan_epochs(len(train_files), batch_size)
     epochs = epochs or planned
     run_dir = out / "run"
-    if (run_dir / "config.json").is_file():
+    if RunFolder(run_dir).config_file.is_file():
         log(f"Replacing the previous demo run in {run_dir}")
         shutil.rmtree(run_dir)
     log(f"Training on {len(train_files)} photos for {epochs} epochs of {len(train_files) * repeat} random crops; "
@@ -166,7 +169,10 @@ def _summary(result: DemoResult, log) -> None:
     log(f"  colorized photos:    {result.grid.parent / 'colorized'}  ({len(result.colorized)} photos {trained})")
     model = ""
     if result.run_dir is not None:
-        log(f"  run folder:          {result.run_dir}  (best.keras, previews/, curves.png, history.csv)")
+        run = RunFolder(result.run_dir)
+        files = ", ".join(path.name + ("/" if path == run.previews else "")
+                          for path in (run.best, run.previews, run.curves, run.history_file))
+        log(f"  run folder:          {result.run_dir}  ({files})")
         model = f" --model {result.run_dir}"
     log(f"Colorize your own B&W photos:  {_console_script()} colorize PHOTOS/ -o OUT/{model}")
 
@@ -200,23 +206,11 @@ def main(argv=None) -> int:
     parser.add_argument("--encoder", default="mobilenet_v2", help="with --init none: the pretrained encoder")
     args = parser.parse_args(argv)
     import_backend_quietly(training=args.train)
-    from colorfusion.colorize import ModelLoadError, first_line
-    from colorfusion.training import TrainingError
-
-    try:
-        run_demo(args.data or None, args.out, train=args.train,
-                 init=None if args.init.lower() == "none" else args.init, image_size=args.image_size,
-                 width=args.width, epochs=args.epochs, max_photos=args.max_photos, weights=args.weights,
-                 encoder=args.encoder, count=args.count)
-    except (FileNotFoundError, ValueError, TrainingError, ModelLoadError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
-    except Exception as e:  # noqa: BLE001 - the demo fails in one line, never with a traceback
-        if os.environ.get("COLORFUSION_DEBUG"):
-            raise
-        print(f"error: demo failed: {first_line(e)} (COLORFUSION_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 1
-    return 0
+    return run_reporting_errors(
+        "demo", run_demo, args.data or None, args.out, train=args.train,
+        init=None if args.init.lower() == "none" else args.init, image_size=args.image_size, width=args.width,
+        epochs=args.epochs, max_photos=args.max_photos, weights=args.weights, encoder=args.encoder,
+        count=args.count, expected=(FileNotFoundError, ValueError))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from colorfusion import augment, backbones, color, io
 
@@ -120,7 +121,7 @@ class Embedder:
         self._build_lock = threading.Lock()
 
     @classmethod
-    def for_run(cls, config: dict, weights=None) -> "Embedder":
+    def for_run(cls, config: dict, weights=None) -> Embedder:
         """The embedder a training run used, from its `config.json` (a dict).
 
         Args:
@@ -211,7 +212,8 @@ class Embedder:
         return np.concatenate(chunks).reshape(len(l_batch), -1)
 
     def __repr__(self) -> str:
-        return f"Embedder({self.backbone!r}, weights={self._weights_id!r}, output={self.output!r}, input_size={self.input_size})"
+        return (f"Embedder({self.backbone!r}, weights={self._weights_id!r}, output={self.output!r}, "
+                f"input_size={self.input_size})")
 
 
 # === Cache ===
@@ -283,7 +285,9 @@ class EmbeddingCache:
             self._compute([paths[i] for i in missing], [keys[i] for i in missing], store, image_size)
         dim = next(iter(store.values())).shape[0] if store else self.embedder.dim
         zeros = np.zeros(dim, np.float32)
-        return np.stack([store.get(k, zeros) if k is not None else zeros for k in keys]) if keys else np.zeros((0, dim), np.float32)
+        if not keys:
+            return np.zeros((0, dim), np.float32)
+        return np.stack([store.get(k, zeros) if k is not None else zeros for k in keys])
 
     def _report(self, path, reason: str) -> None:
         if str(path) not in self.errors:
@@ -291,11 +295,10 @@ class EmbeddingCache:
             warnings.warn(f"{path}: {reason}; its embedding is zeros", stacklevel=3)
 
     def _compute(self, paths, keys, store, image_size) -> None:
-        from tqdm.auto import tqdm
-
         batch = self.embedder.batch_size
         pending: dict[str, np.ndarray] = {}
-        with tqdm(total=len(paths), desc=f"embeddings ({self.embedder.backbone})", unit="img", disable=not self.progress) as bar:
+        with tqdm(total=len(paths), desc=f"embeddings ({self.embedder.backbone})", unit="img",
+                  disable=not self.progress) as bar:
             for start in range(0, len(paths), batch):
                 ls, ok = [], []
                 for path, key in zip(paths[start : start + batch], keys[start : start + batch]):
@@ -330,7 +333,8 @@ class EmbeddingCache:
             except FileNotFoundError:
                 continue  # compacted away by another process meanwhile
             except Exception as e:  # noqa: BLE001 - any damage means: rebuild these entries
-                warnings.warn(f"embedding cache {shard}: damaged ({type(e).__name__}: {e}); rebuilding its entries", stacklevel=3)
+                warnings.warn(f"embedding cache {shard}: damaged ({type(e).__name__}: {e}); rebuilding its entries",
+                              stacklevel=3)
                 shard.unlink(missing_ok=True)
                 continue
             dim = vectors.shape[1]

@@ -29,13 +29,18 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from colorfusion import augment, color, datasets, io, metrics
+from colorfusion import augment, color, datasets, figures, io, metrics
+from colorfusion import bins as bins_lib
+from colorfusion.bins import ABBins
+from colorfusion.hints.simulation import simulate_hints
+from colorfusion.inference.colorizer import as_colorizer
 
 METHODS = ("model", "grayscale", "ground_truth")
 METRIC_COLUMNS = ("auc", "rebalanced_auc", "psnr", "ssim", "colorfulness")
@@ -61,7 +66,7 @@ def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int =
     """Score `model` and the two baselines on colour photos; write the report files.
 
     Args:
-        model: a `colorize.Colorizer`, a Keras model, or a `.keras` file / run folder.
+        model: a `Colorizer`, a Keras model, or a `.keras` file / run folder.
         data: a folder of colour photos (searched recursively) or a list of files.
         out_dir: report folder (created when needed).
         size: the side photos are compared at.
@@ -78,8 +83,6 @@ def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int =
     Raises:
         ValueError: no photo could be read.
     """
-    from colorfusion.colorize import as_colorizer
-
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an integer of at least 8. Received: size={size!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -118,8 +121,6 @@ def _name(path, root) -> str:
 
 
 def _bins(files, size, bins):
-    from colorfusion import bins as bins_lib
-
     if bins is not None:
         return bins, "given"
     # Never the model's own bins: every model (either head) is scored against the same prior.
@@ -158,6 +159,29 @@ def summarize(rows, size, bins_source="", failed=()) -> dict:
             "rebalancing_bins": bins_source, "methods": methods}
 
 
+def gains_over_grayscale(summary: dict) -> dict:
+    """The model's scores beside the grayscale baseline and the real photos, from an `evaluate` summary.
+
+    Returns:
+        {"rebalanced_auc_gain", "auc_gain" (points over grayscale), "psnr_gain" (dB),
+        "colorfulness_ratio" (of the real photos'), and the scores they come from}.
+    """
+    methods = summary["methods"]
+    model, gray, truth = methods["model"], methods["grayscale"], methods["ground_truth"]
+    return {
+        "rebalanced_auc_gain": round(100 * (model["rebalanced_auc"] - gray["rebalanced_auc"]), 2),
+        "colorfulness_ratio": round(model["colorfulness"] / truth["colorfulness"], 3),
+        "psnr_gain": round(model["psnr"] - gray["psnr"], 2),
+        "auc_gain": round(100 * (model["auc"] - gray["auc"]), 2),
+        "rebalanced_auc": round(model["rebalanced_auc"], 4),
+        "grayscale_rebalanced_auc": round(gray["rebalanced_auc"], 4),
+        "psnr": round(model["psnr"], 2),
+        "colorfulness": round(model["colorfulness"], 1),
+        "true_colorfulness": round(truth["colorfulness"], 1),
+        "n_images": summary["n_images"],
+    }
+
+
 def format_table(summary: dict) -> str:
     """The means as a fixed-width text table, one row per method."""
     header = f"{'method':<14}" + "".join(f"{key:>16}" for key in METRIC_COLUMNS)
@@ -169,8 +193,6 @@ def format_table(summary: dict) -> str:
 
 def write_report(report, out_dir, colorizer, files, root, size, grid_rows) -> dict:
     """Write per_image.csv, summary.json and worst_best.png (each atomically)."""
-    from colorfusion import figures
-
     out_dir = Path(out_dir)
     paths = {key: out_dir / name for key, name in OUTPUT_FILES.items()}
     with io.atomic_write(paths["csv"], "w") as f:
@@ -211,7 +233,7 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
     of the same recipe is scored once beside it.
 
     Args:
-        model: a hint model: a `colorize.Colorizer`, a Keras model or a path.
+        model: a hint model: a `Colorizer`, a Keras model or a path.
         data: a folder of colour photos or a list of files.
         counts: the numbers of points.
         automatic: optional automatic model to compare with (same kinds as `model`).
@@ -220,16 +242,14 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
     Returns:
         {"photos", "size", "true_colorfulness", "grayscale": {metric: mean},
         "hints": {str(count): {metric: mean}}, ["automatic": {metric: mean}]},
-        metrics "rebalanced_auc", "psnr", "colorfulness" (and "seconds").
+        metrics "rebalanced_auc", "psnr", "colorfulness" (and "seconds"); each
+        count also has "psnr_gain_mean" and "psnr_gain_p5", the mean and the
+        5th percentile over photos of each photo's PSNR gain over the same
+        model given no hints (the worst case a hint can do).
 
     Raises:
         ValueError: the model takes no hints, or no photo could be read.
     """
-    import time
-
-    from colorfusion.colorize import as_colorizer
-    from colorfusion.generator import simulate_hints
-
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     colorizer = as_colorizer(model, size=size)
     if not colorizer.takes_hints:
@@ -244,10 +264,8 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
     if not truths:
         raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
     if bins is None:
-        from colorfusion.bins import ABBins
-
         bins = ABBins.fit(iter(truths))
-    prepared = [colorizer.prepare(truth) for truth in truths]
+    prepared = [colorizer.read_lightness(truth) for truth in truths]
     # The points are drawn on the photo as the network sees it (its input size).
     true_ab = [color.ab_to_model(color.split_lab(color.rgb_to_lab(
         io.resize(truth, l_small.shape[1], l_small.shape[0])))[1]) for truth, (_, l_small) in zip(truths, prepared)]
@@ -259,21 +277,27 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
             chunk = range(begin, min(begin + batch_size, len(truths)))
             ab = scorer.predict_ab_many([prepared[i][1] for i in chunk], None if maps is None else
                                         [maps[i] for i in chunk])
-            rows += [metrics.image_metrics(truths[i], scorer.finish(prepared[i][0], a), bins=bins)
+            rows += [metrics.image_metrics(truths[i], scorer.join_full_resolution(prepared[i][0], a), bins=bins)
                      for i, a in zip(chunk, ab)]
-        return {**_means(rows), "seconds": round(time.perf_counter() - start, 1)}
+        return rows, {**_means(rows), "seconds": round(time.perf_counter() - start, 1)}
 
     gray = [metrics.image_metrics(t, color.gray_version(t), bins=bins) for t in truths]
     results = {"photos": len(truths), "size": size,
                "true_colorfulness": float(np.mean([row["colorfulness_true"] for row in gray])),
                "grayscale": _means(gray), "hints": {}}
     if automatic is not None:
-        results["automatic"] = score(as_colorizer(automatic, size=size), None, "automatic")
+        results["automatic"] = score(as_colorizer(automatic, size=size), None, "automatic")[1]
+    # The worst case matters as much as the mean (a hint should almost never make a photo worse):
+    # each photo's PSNR gain over the same model given no hints.
+    unhinted = [row["psnr"] for row in score(colorizer, None, "no hints")[0]]
     for count in counts:
         # A photo's points depend on (seed, photo, count) only: every model sees the same.
         maps = [simulate_hints(ab, np.random.default_rng([seed, i, int(count)]), count=int(count))
                 for i, ab in enumerate(true_ab)]
-        results["hints"][str(count)] = score(colorizer, maps, f"{count} points")
+        rows, means = score(colorizer, maps, f"{count} points")
+        gains = np.array([row["psnr"] for row in rows]) - np.array(unhinted)
+        results["hints"][str(count)] = {**means, "psnr_gain_mean": float(gains.mean()),
+                                        "psnr_gain_p5": float(np.percentile(gains, 5))}
     return results
 
 

@@ -22,8 +22,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from colorfusion import color, io
+from colorfusion import augment, color, io
+from colorfusion.hints import parse_hint
 
 SHOW_CHOICES = ("auto", True, False)
 CELL_INCHES = 2.6  # side of one image in a grid of photos
@@ -44,7 +48,7 @@ def in_notebook() -> bool:
 def show_png(png: bytes) -> None:
     """Display PNG bytes inline in a notebook."""
     # The PNG already rendered, not the Figure: works whatever the backend.
-    from IPython.display import Image, display
+    from IPython.display import Image, display  # IPython is there only in a notebook
 
     display(Image(data=png, format="png"))
 
@@ -102,8 +106,6 @@ def show_image(path) -> None:
 
 def _grid(rows, cols, cell=CELL_INCHES, title_space=TITLE_INCHES):
     """A figure with a rows x cols grid of axes of `cell` inches each."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(cols * cell, rows * cell + title_space), layout="constrained")
     return fig, fig.subplots(rows, cols, squeeze=False)
 
@@ -181,9 +183,6 @@ def curves_figure(epochs, history):
     Returns:
         A `matplotlib.figure.Figure`.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     panels = curve_panels(history) or {"loss": []}
     cols = min(len(panels), 3)
     rows = math.ceil(len(panels) / cols)
@@ -247,8 +246,6 @@ def lab_channels_figure(rgb, chroma_l=70.0):
 
 def augmentation_grid(rgb, size=256, count=7, seed=0, **options):
     """The photo, then `count` training crops of it (`augment.build_transform`: geometry only)."""
-    from colorfusion import augment
-
     rgb = _rgb(rgb)
     transform = augment.build_transform(size, train=True, **options)
     crops = [augment.augment_image(transform, rgb, seed=seed + i) for i in range(count)]
@@ -256,7 +253,10 @@ def augmentation_grid(rgb, size=256, count=7, seed=0, **options):
                       ["validation crop"] + [f"train crop, seed {seed + i}" for i in range(count)])
 
 
-def ab_histogram(images, max_side=256, edges=np.arange(-128, 129, 2)) -> np.ndarray:
+AB_HISTOGRAM_EDGES = np.arange(-128, 129, 2)  # 2-unit cells over the ab plane
+
+
+def ab_histogram(images, max_side=256, edges=AB_HISTOGRAM_EDGES) -> np.ndarray:
     """Pixel counts over the ab plane (a on rows, b on columns) of RGB images or image files.
 
     Files are read at most `max_side` pixels long (the colour distribution
@@ -285,8 +285,6 @@ def ab_bins_figure(hist, bins, chroma_l=65.0):
     (area ~ prior); each bin's rebalancing weight against its prior, where
     rare colours get large weights.
     """
-    from matplotlib.colors import LogNorm
-
     fig, axes = _grid(1, 3, cell=3.6)
     ax = axes[0, 0]
     # hist rows are a: transposed, a runs along x and b along y.
@@ -341,7 +339,7 @@ def temperature_figure(colorizer, images, temperatures=(1.0, 0.7, 0.38, 0.2, 0.0
     Regression models have no distribution: every column is the same.
 
     Args:
-        colorizer: a `colorize.Colorizer`.
+        colorizer: a `Colorizer`.
         images: photos (arrays or paths).
     """
     images = [_rgb(image) for image in images]
@@ -373,8 +371,6 @@ def metrics_figure(methods: dict, keys=("auc", "rebalanced_auc", "psnr", "ssim",
     The PSNR panel leaves out "ground_truth": an identical image has no
     finite PSNR (metrics caps it at 100 dB), which would flatten the others.
     """
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(3.2 * len(keys), 3.4), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     colours = {name: f"C{i}" for i, name in enumerate(methods)}
@@ -394,11 +390,9 @@ def hints_figure(original, automatic, hinted, hints, title=None):
     Args:
         original: the photo (array or path); None when unknown.
         automatic, hinted: its colorization without and with the hints.
-        hints: the `(x, y, colour)` points (`colorize.parse_hint`), drawn as
+        hints: the `(x, y, colour)` points (`hints.parse_hint`), drawn as
             discs of their colour ringed in black and white.
     """
-    from colorfusion.colorize import parse_hint
-
     automatic, hinted = _rgb(automatic), _rgb(hinted)
     gray = color.gray_rgb_from_l(color.rgb_to_l(hinted))
     panels = [(gray, f"B&W input + {len(hints)} hints"), (automatic, "automatic"), (hinted, "with hints")]
@@ -423,8 +417,6 @@ def hint_curve_figure(results: dict):
     scored), grayscale and the real photos' colourfulness are horizontal
     references.
     """
-    from matplotlib.figure import Figure
-
     counts = sorted(results["hints"], key=int)
     xs = [int(c) for c in counts]
     fig = Figure(figsize=(11, 3.4), layout="constrained")
@@ -444,4 +436,28 @@ def hint_curve_figure(results: dict):
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Colour hints on {results['photos']} photos at {results['size']} px")
+    return fig
+
+
+# === Video ===
+
+
+def steadiness_figure(histograms: dict, title="Colour change from frame to frame (lower is steadier)"):
+    """Per-frame Jensen-Shannon divergence of the RGB histograms of frames t and t + 1, one line per method.
+
+    Args:
+        histograms: {method: (T, 3, 256) per-frame histograms}
+            (`inference.video.clip_histograms`); the legend gives each one's CDC.
+    """
+    from colorfusion import metrics
+
+    fig = Figure(figsize=(7, 3), layout="constrained")
+    ax = fig.subplots()
+    for name, h in histograms.items():
+        h = np.asarray(h)
+        ax.plot(np.arange(1, len(h)), metrics.js_divergence(h[:-1], h[1:]).mean(-1),
+                label=f"{name} (CDC {metrics.cdc(h):.4f})")
+    ax.set(xlabel="frame", ylabel="JS divergence to the previous frame", title=title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
     return fig

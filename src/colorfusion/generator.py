@@ -26,7 +26,7 @@ input "hints", colour points simulated from its own true ab as Zhang et al.
 `hint_free_fraction` of the examples (so automatic colorization keeps being
 trained), else a number of points drawn from a geometric distribution
 (p = 1/8, mean 8), each a square patch of 1 to 9 pixels at a uniformly
-random place, whose mean ab is the hint (`simulate_hints`). Training draws
+random place, whose mean ab is the hint (`hints.simulation`). Training draws
 new points with every crop (seeded like the augmentation); without
 augmentation (validation) a photo gets the same points every epoch.
 
@@ -56,40 +56,10 @@ import numpy as np
 
 from colorfusion import augment as augment_lib
 from colorfusion import color, datasets, io
+from colorfusion.config import HINT_FREE_FRACTION
+from colorfusion.hints.simulation import simulate_hints
 
 EMBEDDING_MODES = (None, "cache", "exact")
-HINT_POINTS_P = 1 / 8  # the number of simulated points ~ geometric(p) (Zhang et al. 2017)
-HINT_PATCH_SIDES = (1, 9)  # a point is a square patch of 1 to 9 pixels (side), its mean ab the hint
-HINT_FREE_FRACTION = 0.3  # examples trained with no hints at all (automatic colorization)
-
-
-def simulate_hints(ab_scaled: np.ndarray, rng: np.random.Generator, count: int | None = None,
-                   hint_free_fraction: float = 0.0) -> np.ndarray:
-    """Colour points a user might give, drawn from the true ab of one image.
-
-    Args:
-        ab_scaled: the true ab / 128 (H, W, 2).
-        rng: the random generator the draw comes from.
-        count: the number of points; None draws it: 0 with probability
-            `hint_free_fraction`, else geometric(`HINT_POINTS_P`) (1, 2, ...).
-        hint_free_fraction: see `count`.
-
-    Returns:
-        float32 (H, W, 3): each point's patch (side 1 to 9 pixels) holds the
-        patch's mean ab / 128 and a mask of 1; 0 everywhere else.
-    """
-    height, width = ab_scaled.shape[:2]
-    hints = np.zeros((height, width, 3), np.float32)
-    if count is None:
-        count = 0 if rng.random() < hint_free_fraction else int(min(rng.geometric(HINT_POINTS_P), 64))
-    for _ in range(count):
-        side = int(rng.integers(HINT_PATCH_SIDES[0], HINT_PATCH_SIDES[1] + 1))
-        side = min(side, height, width)
-        top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
-        patch = (slice(top, top + side), slice(left, left + side))
-        hints[patch + (slice(0, 2),)] = ab_scaled[patch].reshape(-1, 2).mean(axis=0)
-        hints[patch + (2,)] = 1.0
-    return hints
 
 
 def _split_scaled(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +148,8 @@ class ColorizationGenerator(keras.utils.PyDataset):
                     "Received: use_multiprocessing=True"
                 )
         if not 0 <= hint_free_fraction <= 1:
-            raise ValueError(f"hint_free_fraction must be in [0, 1]. Received: hint_free_fraction={hint_free_fraction!r}")
+            raise ValueError(
+                f"hint_free_fraction must be in [0, 1]. Received: hint_free_fraction={hint_free_fraction!r}")
         self.hints = bool(hints)
         self.hint_free_fraction = float(hint_free_fraction)
         self.batch_size = int(batch_size)
@@ -293,7 +264,8 @@ class ColorizationGenerator(keras.utils.PyDataset):
         # One albumentations pipeline per thread: a shared one would let two
         # worker threads reseed each other's random state.
         if not hasattr(self._local, "transform"):
-            self._local.transform = augment_lib.build_transform(self.image_size, train=self.augment, **self.augment_options)
+            self._local.transform = augment_lib.build_transform(self.image_size, train=self.augment,
+                                                                **self.augment_options)
         return self._local.transform
 
     def _read(self, file_index: int) -> tuple[int, np.ndarray]:

@@ -37,7 +37,7 @@ def count_gpus(backend: str | None = None) -> int:
             import torch
 
             return torch.cuda.device_count()
-    except Exception:  # a broken CUDA install must not stop CPU training
+    except Exception:  # noqa: BLE001 - a broken CUDA install must not stop CPU training
         return 0
     return 0
 
@@ -59,7 +59,7 @@ def gpu_names(backend: str | None = None) -> list[str]:
             import torch
 
             return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # a broken CUDA install: no usable GPU, as count_gpus says
+    except Exception:  # noqa: BLE001 - a broken CUDA install: no usable GPU, as count_gpus says
         return []
     return []
 
@@ -74,7 +74,7 @@ def environment_line() -> str:
     backend = keras.backend.backend()
     try:
         backend_version = importlib.import_module(backend).__version__
-    except Exception:  # a backend without __version__ still gets named
+    except Exception:  # noqa: BLE001 - a backend without __version__ still gets named
         backend_version = "(version unknown)"
     names = gpu_names(backend)
     gpus = f"{len(names)} GPU{'s' if len(names) > 1 else ''}: {', '.join(names)}" if names else "no GPU"

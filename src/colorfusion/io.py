@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from colorfusion.errors import ImageReadError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 # PIL raises DecompressionBombError above twice its MAX_IMAGE_PIXELS
@@ -33,15 +35,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 
 _WHITE = (255, 255, 255)
-
-
-class ImageReadError(Exception):
-    """An image file could not be read; the message names the file and why."""
-
-    def __init__(self, path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def read_rgb(path, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

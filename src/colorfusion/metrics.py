@@ -363,3 +363,75 @@ def image_metrics(rgb_true, rgb_pred, bins=None) -> dict:
     result["colorfulness"] = colorfulness(rgb_pred)
     result["colorfulness_true"] = colorfulness(rgb_true)
     return result
+
+
+# === Steadiness of a video (colorfusion.inference.video) ===
+
+CDC_STEPS = (1, 2, 4)  # frame distances of the colour distribution consistency (TCVC, NTIRE 2023)
+
+
+def color_histograms(rgb) -> np.ndarray:
+    """(3, 256) float64: the normalized 256-bin histogram of each of R, G, B of a uint8 image."""
+    rgb = np.asarray(rgb)
+    _check_uint8(rgb)
+    flat = rgb.reshape(-1, rgb.shape[-1])
+    return np.stack([np.bincount(flat[:, c], minlength=256) for c in range(3)]).astype(np.float64) / len(flat)
+
+
+def js_divergence(p, q) -> np.ndarray:
+    """Jensen-Shannon divergence (natural log, in [0, ln 2]) of distributions along the last axis."""
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log(p / m), 0.0).sum(-1)
+        kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum(-1)
+    return 0.5 * (kl_p + kl_q)
+
+
+def cdc(histograms, steps=CDC_STEPS, cuts=()) -> float:
+    """Colour distribution consistency of a clip: lower is steadier.
+
+    The Jensen-Shannon divergence of the R, G and B histograms of frames t
+    and t + k, averaged over channels and frames, then over k in `steps`
+    (Liu et al., "Temporally consistent video colorization with deep feature
+    propagation and self-regularization learning" (TCVC); the NTIRE 2023
+    video colorization challenge).
+
+    Args:
+        histograms: per frame, `color_histograms` (T, 3, 256), or uint8
+            frames (T, H, W, 3).
+        cuts: frames that start a new shot: pairs of frames on either side
+            of one are left out (a cut changes the colours by design).
+    """
+    h = np.asarray(histograms)
+    if h.ndim == 4:
+        h = np.stack([color_histograms(frame) for frame in h])
+    shot = np.cumsum(np.isin(np.arange(len(h)), list(cuts)))
+    values = []
+    for k in steps:
+        same = shot[:-k] == shot[k:] if k < len(h) else np.zeros(0, bool)
+        if same.any():
+            values.append(js_divergence(h[:-k][same], h[k:][same]).mean())
+    if not values:
+        raise ValueError(f"cdc needs more than {min(steps)} frames. Received: {len(h)}")
+    return float(np.mean(values))
+
+
+def warping_error(previous, current, map_x, map_y, valid) -> float:
+    """Mean squared difference (RGB in [0, 1]) of frame t warped onto frame t - 1 by the motion, where visible in both.
+
+    Lai et al., "Learning Blind Video Temporal Consistency", ECCV 2018. The
+    motion is the true one where it is known (synthetic clips), else a flow.
+
+    Args:
+        previous, current: uint8 frames t - 1 and t (H, W, 3).
+        map_x, map_y: float32 (H, W): where each pixel of frame t - 1 is in frame t.
+        valid: bool (H, W): the pixel is visible in both frames.
+    """
+    import cv2
+
+    if not np.any(valid):
+        return float("nan")
+    warped = cv2.remap(np.asarray(current, np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    diff = (warped - np.asarray(previous, np.float32)) / 255.0
+    return float((diff * diff).sum(-1)[valid].mean() / 3)

@@ -20,6 +20,7 @@ ab / 128 where a user (or training) gives a colour and 0 elsewhere, and a
 mask channel, 1 where a hint is. `HintPool` brings that map to the
 bottleneck and to every decoder stride, so a point steers the colours around
 it at each scale; an all-zero map means no hints (automatic colorization).
+The hint layers live in `colorfusion.hints.layers`.
 Outputs are ab / 128 for the regression head and bin probabilities for the
 classification head. `inference_model` turns either into one model whose
 output is ab / 128 at S x S, and `model_info` describes any of them, so that
@@ -30,7 +31,16 @@ replaces the scratch encoder: its features at strides 2 to 32 feed a U-Net
 decoder through skip connections (Larsson et al.'s hypercolumns, the
 pretrained-ResNet U-Net of most colorization notebooks).
 
-The custom layers live here too, each registered for `.keras` files and
+The network is built from module-level blocks (`Convs`, `HintMaps`,
+`scratch_encoder`, `pretrained_encoder`, `fusion`, `unet_decoder`, the two
+heads), one function per architecture (`_scratch_network`,
+`_pretrained_network`), and `build_colorizer`, which checks its arguments
+and picks the architecture (the layers, the blocks and the builders are one
+idea, the network, hence the module's length). Layer names and the order of the weights are
+part of the saved models (the shipped model stores its weights in
+`model.get_weights()` order): keep them when changing a block.
+
+The other custom layers live here, each registered for `.keras` files and
 written with `keras.ops` only (TensorFlow, JAX, PyTorch), computing in
 float32 even under mixed precision:
 
@@ -47,6 +57,8 @@ float32 even under mixed precision:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -54,8 +66,9 @@ from keras import layers, ops
 from colorfusion import backbones
 from colorfusion.bins import ABBins
 from colorfusion.color import AB_SCALE, L_MODEL_CENTER
+from colorfusion.config import HEADS
+from colorfusion.hints.layers import HintBlend, HintPool, is_hint_layer
 
-HEADS = ("regression", "classification")
 HINTS_NAME = "hints"  # the optional input: (H, W, 3) = hinted a / 128, b / 128 (0 elsewhere), mask
 OUTPUT_NAME = "ab"  # the layer giving ab / 128 at S x S (regression or decoded)
 PROBS_NAME = "ab_probs"  # the classification head's softmax
@@ -64,7 +77,7 @@ _UNET_FILTERS = {16: 256, 8: 128, 4: 64, 2: 32}  # decoder filters at each strid
 DECODE_METHODS = ("expectation", "annealed_mean", "mode")
 # The annealed-mean temperature everything decodes with unless told otherwise. Zhang et
 # al. use 0.38; on held-out photos 0.7 scores a higher rebalanced AuC for a little less
-# colourfulness (benchmarks/bench_quality.py, README "Results").
+# colourfulness (benchmarks/bench_quality.py, docs/experiments.md).
 TEMPERATURE = 0.7
 
 
@@ -236,161 +249,155 @@ class BroadcastToGrid(keras.layers.Layer):
         return tuple(grid_shape[:-1]) + (vector_shape[-1],)
 
 
-@keras.saving.register_keras_serializable(package="colorfusion")
-class HintPool(keras.layers.Layer):
-    """`[hints (B, H, W, 3), L (B, H, W, 1)]` at stride `factor`, exact and spread: (B, H/f, W/f, 7).
+# === The network's blocks ===
 
-    Channels 0-2, the points where they are: each cell's mean hinted ab / 128
-    (0 where none) and 1 where it holds any hint, so a one-pixel hint stays a
-    full-strength colour at stride 32, where an average would dilute it a
-    thousandfold.
 
-    Channels 3-5, the points spread over their surroundings: the same map at
-    the coarser stride `spread_factor`, smoothed by a normalised Gaussian
-    convolution (sigma `SPREAD_SIGMA` cells: each cell gets the distance-
-    weighted mean colour of the hints around it, and their closeness, 1 on a
-    hint falling to 0 far from all), upsampled bilinearly to stride `factor`.
+@dataclass(frozen=True)
+class Convs:
+    """The network's own convolutions: filter counts times `width`, with or without BatchNorm.
 
-    Channel 6, how much lighter or darker the cell is than the hints around
-    it (model units, L / 50 - 1; 0 where none is near): a hint's colour
-    belongs to its own object, and a change of lightness is the first sign
-    of another (`HintBlend` uses it as a bilateral filter does).
-
-    Why spread at all: a network that must learn to carry a point's colour
-    across a region from the sparse map alone barely did so in three epochs
-    (+0.04 dB with 10 points, README "Colour hints").
-
-    Args:
-        factor: the stride, a power of two dividing the input's sides.
-        spread_factor: the stride the spread is computed at (the model's
-            bottleneck, a multiple of `factor`); default `factor`.
-
-    Example:
-        maps = HintPool(8, spread_factor=32, name="hints_s8")([hints, l_input])  # (B, H/8, W/8, 7)
+    `conv(x, n, name)` is a `Conv2D` named `name` with `n * width` filters,
+    then BatchNorm (`{name}_bn`) when `batchnorm`, then ReLU. Given
+    `hint_maps`, a convolution of the hints (`{name}_hints`, zero at first)
+    is added to its output before the normalisation and ReLU: a separate
+    layer, so that a hint model holds every weight of the automatic model
+    unchanged and can train the hint layers alone.
     """
 
-    SPREAD_SIGMA = 2.0  # cells of the spread grid (README "Colour hints": 1.0 to 2.5 measured)
-    CHANNELS = 7
+    width: float = 1.0
+    batchnorm: bool = False
 
-    def __init__(self, factor, spread_factor=None, **kwargs):
-        super().__init__(**kwargs)
-        spread_factor = factor if spread_factor is None else spread_factor
-        for name, value in (("factor", factor), ("spread_factor", spread_factor)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
-        if spread_factor % factor:
-            raise ValueError(f"spread_factor must be a multiple of factor ({factor}). "
-                             f"Received: spread_factor={spread_factor!r}")
-        self.factor, self.spread_factor = int(factor), int(spread_factor)
-        radius = int(np.ceil(2 * self.SPREAD_SIGMA))
-        offsets = np.arange(-radius, radius + 1, dtype=np.float32)
-        bell = np.exp(-0.5 * (offsets / self.SPREAD_SIGMA) ** 2)
-        kernel = np.outer(bell, bell)  # 1 at the centre: closeness is 1 on a hint
-        self._kernel = np.tile(kernel[:, :, None, None], (1, 1, 4, 1)).astype(np.float32)
-        ratio = self.spread_factor // self.factor
-        self._upsample = layers.UpSampling2D(ratio, interpolation="bilinear", dtype="float32") if ratio > 1 else None
+    def filters(self, n: int) -> int:
+        return max(1, int(round(n * self.width)))
 
-    def build(self, input_shape):
-        # Nothing to create: the kernel is fixed and the upsampling has no weights (and cannot be
-        # traced for sides known only at run time).
-        self.built = True
-
-    @staticmethod
-    def _pool(x, f):
-        return ops.average_pool(x, f, strides=f, padding="valid") if f > 1 else x
-
-    def _cells(self, hints, lightness, f):
-        """(mean hinted ab * presence, mean L under the hints * presence, presence) of each f x f cell."""
-        pooled = self._pool(ops.concatenate([hints, lightness * hints[..., 2:3]], axis=-1), f)
-        count = pooled[..., 2:3] * float(f * f)  # hinted pixels in the cell
-        present = ops.minimum(count, 1.0)
-        means = ops.concatenate([pooled[..., :2], pooled[..., 3:4]], axis=-1) * float(f * f) / ops.maximum(count, 1e-6)
-        return means * present, present
-
-    def call(self, inputs):
-        hints, lightness = (ops.cast(t, "float32") for t in inputs)
-        local, present = self._cells(hints, lightness, self.factor)
-        coarse, coarse_present = self._cells(hints, lightness, self.spread_factor)
-        # Normalised convolution: sum G * v * p / sum G * p, with sum G * p the closeness.
-        smoothed = ops.depthwise_conv(ops.concatenate([coarse, coarse_present], axis=-1),
-                                      ops.convert_to_tensor(self._kernel), strides=1, padding="same")
-        weight = smoothed[..., 3:4]
-        any_near = ops.minimum(weight * 1e3, 1.0)
-        spread = ops.concatenate([smoothed[..., :3] / ops.maximum(weight, 1e-6) * any_near,
-                                  ops.minimum(weight, 1.0), any_near], axis=-1)
-        if self._upsample is not None:
-            spread = self._upsample(spread)
-        cell_lightness = self._pool(lightness, self.factor)
-        difference = (cell_lightness - spread[..., 2:3]) * spread[..., 4:5]
-        return ops.cast(ops.concatenate([local[..., :2], present, spread[..., :2], spread[..., 3:4], difference],
-                                        axis=-1), self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        hints_shape = input_shape[0]
-        side = [None if d is None else d // self.factor for d in hints_shape[1:3]]
-        return (hints_shape[0], *side, self.CHANNELS)
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor, "spread_factor": self.spread_factor}
+    def __call__(self, x, n, name, strides=1, kernel=3, hint_maps=None, normalize=None):
+        normalize = self.batchnorm if normalize is None else normalize
+        x = layers.Conv2D(self.filters(n), kernel, strides=strides, padding="same", use_bias=not normalize,
+                          activation="relu" if hint_maps is None and not normalize else None, name=name)(x)
+        if hint_maps is not None:
+            steer = layers.Conv2D(self.filters(n), kernel, padding="same", use_bias=False,
+                                  kernel_initializer="zeros", name=f"{name}_hints")(hint_maps)
+            x = layers.Add(name=f"{name}_plus_hints")([x, steer])
+        if normalize:
+            x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        if normalize or hint_maps is not None:
+            x = layers.Activation("relu", name=f"{name}_relu")(x)
+        return x
 
 
-@keras.saving.register_keras_serializable(package="colorfusion")
-class HintBlend(keras.layers.Layer):
-    """The network's colours, moved toward the hints' spread colours where hints are close and alike.
+class HintMaps:
+    """A hint model's "hints" input at each stride of the network, for the layers that read it.
 
-    `[prediction, maps, gate_logit] -> (1 - g) * prediction + g * hinted`,
-    with `g = sqrt(closeness) * similarity * sigmoid(gate_logit)`: the
-    closeness of the hints (`HintPool` channel 5) says how near a point is;
-    the similarity, `exp(-d^2 / 2 s^2)` of the lightness difference d to
-    the hints (channel 6, with s a trained width, 10 L units at first),
-    stops the colour at a change of lightness as a bilateral filter does;
-    the gate (a convolution of the decoder's features, trained) says where
-    else it does not apply. With no hints the closeness is 0 everywhere and
-    the output is the network's own.
-    `hinted` is the spread ab (channels 3-4) for a regression head, or for
-    a classification head that colour soft-encoded over the bins (a Gaussian
-    of `sigma` ab units over the bin centres, as the training targets are),
-    so the output stays a distribution, trained by the same loss.
-
-    Args:
-        centers: (Q, 2) bin centres in ab units for a classification head;
-            None for a regression head (ab / 128).
-        sigma: the soft-encoding's width in ab units.
+    `at(stride)` is the map pooled to that stride, exact and spread from the
+    bottleneck's grid (`HintPool`), built once per stride however many
+    layers read it; `blend` moves a head's prediction toward the hints
+    (`HintBlend`). For a model without hints (`hint_map` None) `at` gives
+    None and `blend` the prediction unchanged.
     """
 
-    def __init__(self, centers=None, sigma=5.0, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.centers = None if centers is None else np.asarray(centers, np.float32)
-        self.sigma = float(sigma)
+    def __init__(self, hint_map, l_input, bottleneck: int):
+        self.hint_map, self.l_input, self.bottleneck = hint_map, l_input, bottleneck
+        self._pooled = {}
 
-    def build(self, input_shapes):
-        # The lightness similarity's width, in model units (L / 50 - 1): 0.2 is 10 L units.
-        self.log_width = self.add_weight(shape=(), initializer=keras.initializers.Constant(np.log(0.2)),
-                                         name="log_width")
-        self.built = True
+    def at(self, stride: int):
+        if self.hint_map is None:
+            return None
+        if stride not in self._pooled:
+            self._pooled[stride] = HintPool(stride, spread_factor=self.bottleneck,
+                                            name=f"hints_s{stride}")([self.hint_map, self.l_input])
+        return self._pooled[stride]
 
-    def call(self, inputs):
-        prediction, maps, gate_logit = (ops.cast(t, "float32") for t in inputs)
-        closeness = ops.maximum(maps[..., 5:6], 0.0)
-        width = ops.exp(self.log_width)
-        similarity = ops.exp(-0.5 * ops.square(maps[..., 6:7] / width))
-        gate = ops.sqrt(closeness) * similarity * ops.sigmoid(gate_logit)
-        spread_ab = maps[..., 3:5]
-        if self.centers is None:
-            hinted = spread_ab
-        else:
-            centers = ops.convert_to_tensor(self.centers, dtype="float32")
-            distance2 = ops.sum(ops.square(spread_ab[..., None, :] * AB_SCALE - centers), axis=-1)
-            hinted = ops.softmax(-distance2 / (2.0 * self.sigma ** 2), axis=-1)
-        return (1.0 - gate) * prediction + gate * hinted
+    def blend(self, prediction, features, stride: int, centers=None):
+        """`prediction` moved toward the hints' spread colour where the gate trusts it (`HintBlend`).
 
-    def compute_output_shape(self, input_shapes):
-        return input_shapes[0]
+        The gate starts open (sigmoid(2) = 0.88), i.e. at the untrained
+        blend, and learns where a hint's colour ends.
+        """
+        if self.hint_map is None:
+            return prediction
+        maps = self.at(stride)
+        gate = layers.Concatenate(name="hint_gate_inputs")([features, maps])
+        gate = layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(2.0),
+                             dtype="float32", name="hint_gate")(gate)
+        return HintBlend(centers, name="hint_blend")([prediction, maps, gate])
 
-    def get_config(self):
-        centers = None if self.centers is None else self.centers.tolist()
-        return {**super().get_config(), "centers": centers, "sigma": self.sigma}
+
+def model_inputs(side, embedding_dim=None, hints=False) -> dict:
+    """The model's inputs by name, in order: "L", then "embedding" and "hints" when asked for."""
+    inputs = {"L": keras.Input((side, side, 1), name="L")}
+    if embedding_dim is not None:
+        inputs["embedding"] = keras.Input((embedding_dim,), name="embedding")
+    if hints:
+        inputs[HINTS_NAME] = keras.Input((side, side, 3), name=HINTS_NAME)
+    return inputs
+
+
+def scratch_encoder(l_input, conv: Convs):
+    """The Koalarization encoder, trained from zero: L to S/8 x S/8 x 256."""
+    x = l_input
+    for block, n in enumerate((64, 128, 256), start=1):
+        x = conv(x, n, f"encoder_block{block}_conv1", strides=2)
+        x = conv(x, n, f"encoder_block{block}_conv2")
+    x = conv(x, 512, "encoder_conv7")
+    return conv(x, 256, "encoder_conv8")
+
+
+def pretrained_encoder(l_input, encoder, image_size, weights, seed, any_size) -> dict:
+    """{stride: features} of a pretrained backbone (one nested model, `ENCODER_NAME`) at strides 2 to 32."""
+    canonical = backbones.canonical_name(encoder)
+    extractor = backbones.feature_extractor(canonical, image_size, weights=weights, seed=seed,
+                                            name=ENCODER_NAME, any_size=any_size)
+    rgb = GrayToBackbone(canonical, name="encoder_gray")(l_input)
+    return {int(stride): tensor for stride, tensor in extractor(rgb).items()}
+
+
+def fusion(x, embedding, global_features: bool, conv: Convs, hints: HintMaps):
+    """The bottleneck with the embedding and / or the pooled features beside it, joined by a 1x1 convolution.
+
+    The fusion convolution takes the bottleneck's hints. Returns `(x,
+    fused)`: fused is False when there was nothing to fuse (x unchanged).
+    """
+    fused = [x]
+    if embedding is not None:
+        fused.append(BroadcastToGrid(name="fusion_grid")([embedding, x]))
+    if global_features:
+        g = layers.GlobalAveragePooling2D(name="global_pool")(x)
+        g = layers.Dense(conv.filters(256), activation="relu", name="global_dense")(g)
+        fused.append(BroadcastToGrid(name="global_grid")([g, x]))
+    if len(fused) == 1:
+        return x, False
+    x = layers.Concatenate(name="fusion_concat")(fused)
+    return conv(x, 256, "fusion_conv", kernel=1, hint_maps=hints.at(hints.bottleneck), normalize=False), True
+
+
+def unet_decoder(x, skips: dict, stride: int, last: int, conv: Convs, hints: HintMaps):
+    """Up x2 from `stride` to `last`, joining the encoder's features at each stride, two convolutions each."""
+    while stride > last:
+        stride //= 2
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"decoder_up{stride}")(x)
+        if stride in skips:
+            x = layers.Concatenate(name=f"decoder_skip{stride}")([x, skips[stride]])
+        n = _UNET_FILTERS[stride]
+        x = conv(x, n, f"decoder_s{stride}_conv1", hint_maps=hints.at(stride))
+        x = conv(x, n, f"decoder_s{stride}_conv2")
+    return x
+
+
+# The heads' last layers compute in float32 so mixed precision stays stable.
+
+
+def classification_head(x, bins: ABBins, hints: HintMaps):
+    """Bin probabilities at S/4 from decoder features at stride 4 (blended toward the hints)."""
+    logits = layers.Conv2D(bins.num_bins, 1, dtype="float32", name="ab_logits")(x)
+    probs = BinSoftmax(bins, name=PROBS_NAME)(logits)
+    return hints.blend(probs, x, 4, bins.centers)
+
+
+def regression_head(x, hints: HintMaps):
+    """ab / 128 at S from decoder features at stride 2: tanh (blended toward the hints), then bilinear x2."""
+    ab = layers.Conv2D(2, 3, padding="same", activation="tanh", dtype="float32", name="ab_tanh")(x)
+    ab = hints.blend(ab, x, 2)
+    return layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(ab)
 
 
 # === The network ===
@@ -463,145 +470,62 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
     if num_bins is not None and (not isinstance(num_bins, int) or num_bins < 2):
         raise ValueError(f"num_bins must be an integer of at least 2. Received: num_bins={num_bins!r}")
     if encoder != "scratch" and backbones.canonical_name(encoder) not in backbones.ENCODER_BACKBONES:
-        raise ValueError(f"encoder must be 'scratch' or one of {backbones.ENCODER_BACKBONES}. Received: encoder={encoder!r}")
+        raise ValueError(
+            f"encoder must be 'scratch' or one of {backbones.ENCODER_BACKBONES}. Received: encoder={encoder!r}")
     if head == "classification":
         if bins is None:
             bins = ABBins.default(num_bins or 200)
         elif num_bins is not None and num_bins != bins.num_bins:
             raise ValueError(f"num_bins must match bins ({bins.num_bins}). Received: num_bins={num_bins!r}")
-    if batchnorm is None:
-        batchnorm = encoder != "scratch"
-    if any_size is None:
-        any_size = encoder != "scratch"
-    side = None if any_size else image_size
-
-    def filters(n):
-        return max(1, int(round(n * width)))
-
-    def conv(n, name, strides=1, kernel=3, hint_maps=None, normalize=None):
-        # With `hint_maps`, a convolution of the hints (`{name}_hints`, zero at first) is added to
-        # this one's output before its normalisation and ReLU: a separate layer, so that a hint model
-        # holds every weight of the automatic model unchanged and can train the hint layers alone.
-        normalize = batchnorm if normalize is None else normalize
-
-        def block(x):
-            x = layers.Conv2D(filters(n), kernel, strides=strides, padding="same", use_bias=not normalize,
-                              activation="relu" if hint_maps is None and not normalize else None, name=name)(x)
-            if hint_maps is not None:
-                steer = layers.Conv2D(filters(n), kernel, padding="same", use_bias=False,
-                                      kernel_initializer="zeros", name=f"{name}_hints")(hint_maps)
-                x = layers.Add(name=f"{name}_plus_hints")([x, steer])
-            if normalize:
-                x = layers.BatchNormalization(name=f"{name}_bn")(x)
-            if normalize or hint_maps is not None:
-                x = layers.Activation("relu", name=f"{name}_relu")(x)
-            return x
-
-        return block
-
-    # === Inputs ===
-    l_input = keras.Input((side, side, 1), name="L")
-    inputs = [l_input]
-    embedding = None
-    if embedding_dim is not None:
-        embedding = keras.Input((embedding_dim,), name="embedding")
-        inputs.append(embedding)
-    hint_map = None
-    if hints:
-        hint_map = keras.Input((side, side, 3), name=HINTS_NAME)
-        inputs.append(hint_map)
-
-    hint_pools = {}
-
-    def hints_at(stride):
-        # The hints at this stride, exact and spread from the bottleneck's grid (`HintPool`), pooled
-        # once per stride however many layers read them.
-        if hint_map is None:
-            return None
-        if stride not in hint_pools:
-            hint_pools[stride] = HintPool(stride, spread_factor=bottleneck, name=f"hints_s{stride}")([hint_map, l_input])
-        return hint_pools[stride]
-
-    # === Encoder ===
-    bottleneck = 8  # the stride of the fused features
-    if encoder == "scratch":
-        x = l_input
-        for block, n in enumerate((64, 128, 256), start=1):
-            x = conv(n, f"encoder_block{block}_conv1", strides=2)(x)
-            x = conv(n, f"encoder_block{block}_conv2")(x)
-        x = conv(512, "encoder_conv7")(x)
-        x = conv(256, "encoder_conv8")(x)
-        skips = {}
-    else:
-        canonical = backbones.canonical_name(encoder)
-        extractor = backbones.feature_extractor(canonical, side or image_size, weights=encoder_weights, seed=seed,
-                                                name=ENCODER_NAME, any_size=any_size)
-        rgb = GrayToBackbone(canonical, name="encoder_gray")(l_input)
-        features = {int(stride): tensor for stride, tensor in extractor(rgb).items()}
-        deepest = bottleneck = max(features)
-        skips = {stride: tensor for stride, tensor in features.items() if stride < deepest}
-        x = conv(256, "encoder_bottleneck", kernel=1)(features[deepest])
-
-    # === Fusion ===
-    fused = [x]
-    if embedding is not None:
-        fused.append(BroadcastToGrid(name="fusion_grid")([embedding, x]))
-    if global_features:
-        g = layers.GlobalAveragePooling2D(name="global_pool")(x)
-        g = layers.Dense(filters(256), activation="relu", name="global_dense")(g)
-        fused.append(BroadcastToGrid(name="global_grid")([g, x]))
-    if len(fused) > 1:
-        x = layers.Concatenate(name="fusion_concat")(fused)
-        x = conv(256, "fusion_conv", kernel=1, hint_maps=hints_at(bottleneck), normalize=False)(x)
-
-    # === Decoder ===
-    if encoder == "scratch":
-        # Without a fusion convolution the first decoder convolution takes the bottleneck's hints.
-        x = conv(128, "decoder_conv1", hint_maps=hints_at(bottleneck) if len(fused) == 1 else None)(x)
-        x = layers.UpSampling2D(2, name="decoder_up1")(x)
-        x = conv(64, "decoder_conv2", hint_maps=hints_at(4))(x)
-        x = conv(64, "decoder_conv3")(x)
-    else:
-        # U-Net: up x2, join the encoder's features at that stride, two convolutions;
-        # down to S/4 (classification) or S/2 (regression, then bilinear to S).
-        stride = deepest
-        last = 4 if head == "classification" else 2
-        while stride > last:
-            stride //= 2
-            x = layers.UpSampling2D(2, interpolation="bilinear", name=f"decoder_up{stride}")(x)
-            if stride in skips:
-                x = layers.Concatenate(name=f"decoder_skip{stride}")([x, skips[stride]])
-            n = _UNET_FILTERS[stride]
-            x = conv(n, f"decoder_s{stride}_conv1", hint_maps=hints_at(stride))(x)
-            x = conv(n, f"decoder_s{stride}_conv2")(x)
-
-    # === Heads === (last layers in float32 so mixed precision stays stable)
-    def blend_hints(prediction, features, stride, centers):
-        # The hints' spread colour where the gate trusts it (`HintBlend`); the gate starts open
-        # (sigmoid(2) = 0.88), i.e. at the untrained blend, and learns where a hint's colour ends.
-        if hint_map is None:
-            return prediction
-        maps = hints_at(stride)
-        gate = layers.Concatenate(name="hint_gate_inputs")([features, maps])
-        gate = layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(2.0),
-                             dtype="float32", name="hint_gate")(gate)
-        return HintBlend(centers, name="hint_blend")([prediction, maps, gate])
-
-    if head == "classification":
-        logits = layers.Conv2D(bins.num_bins, 1, dtype="float32", name="ab_logits")(x)
-        outputs = BinSoftmax(bins, name=PROBS_NAME)(logits)
-        outputs = blend_hints(outputs, x, 4, bins.centers)
-    else:
-        if encoder == "scratch":
-            x = layers.UpSampling2D(2, name="decoder_up2")(x)
-            x = conv(32, "decoder_conv4", hint_maps=hints_at(2))(x)
-            x = conv(16, "decoder_conv5")(x)
-        ab = layers.Conv2D(2, 3, padding="same", activation="tanh", dtype="float32", name="ab_tanh")(x)
-        ab = blend_hints(ab, x, 2, None)
-        outputs = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(ab)
+    scratch = encoder == "scratch"
+    conv = Convs(width, batchnorm=not scratch if batchnorm is None else batchnorm)
+    any_size = not scratch if any_size is None else any_size
+    inputs = model_inputs(None if any_size else image_size, embedding_dim, hints)
 
     # === Functional Model ===
-    return keras.Model(inputs, outputs, name=name)
+    if scratch:
+        outputs = _scratch_network(inputs, head, bins, conv, global_features)
+    else:
+        outputs = _pretrained_network(inputs, head, bins, conv, global_features, encoder, encoder_weights,
+                                      image_size, any_size, seed)
+    return keras.Model(list(inputs.values()), outputs, name=name)
+
+
+def _scratch_network(inputs, head, bins, conv, global_features):
+    """Koalarization: the scratch encoder to S/8, fusion, a plain decoder to S/4 (to S/2 for regression)."""
+    l_input = inputs["L"]
+    bottleneck = 8
+    hints = HintMaps(inputs.get(HINTS_NAME), l_input, bottleneck)
+    x = scratch_encoder(l_input, conv)
+    x, fused = fusion(x, inputs.get("embedding"), global_features, conv, hints)
+    # Without a fusion convolution the first decoder convolution takes the bottleneck's hints.
+    x = conv(x, 128, "decoder_conv1", hint_maps=None if fused else hints.at(bottleneck))
+    x = layers.UpSampling2D(2, name="decoder_up1")(x)
+    x = conv(x, 64, "decoder_conv2", hint_maps=hints.at(4))
+    x = conv(x, 64, "decoder_conv3")
+    if head == "classification":
+        return classification_head(x, bins, hints)
+    x = layers.UpSampling2D(2, name="decoder_up2")(x)
+    x = conv(x, 32, "decoder_conv4", hint_maps=hints.at(2))
+    x = conv(x, 16, "decoder_conv5")
+    return regression_head(x, hints)
+
+
+def _pretrained_network(inputs, head, bins, conv, global_features, encoder, encoder_weights, image_size,
+                        any_size, seed):
+    """U-Net: a pretrained encoder to stride 32, fusion, up x2 with a skip at each stride to S/4 or S/2."""
+    l_input = inputs["L"]
+    features = pretrained_encoder(l_input, encoder, image_size, encoder_weights, seed, any_size)
+    bottleneck = max(features)
+    skips = {stride: tensor for stride, tensor in features.items() if stride < bottleneck}
+    hints = HintMaps(inputs.get(HINTS_NAME), l_input, bottleneck)
+    x = conv(features[bottleneck], 256, "encoder_bottleneck", kernel=1)
+    x, _ = fusion(x, inputs.get("embedding"), global_features, conv, hints)
+    last = 4 if head == "classification" else 2
+    x = unet_decoder(x, skips, bottleneck, last, conv, hints)
+    if head == "classification":
+        return classification_head(x, bins, hints)
+    return regression_head(x, hints)
 
 
 def encoder_layer(model):
@@ -679,11 +603,6 @@ def model_bins(model):
     return model_info(model)["bins"]
 
 
-def no_hints(l_scaled) -> np.ndarray:
-    """The empty hint map (N, H, W, 3) for model inputs L (N, H, W, 1): automatic colorization."""
-    return np.zeros(np.shape(l_scaled)[:-1] + (3,), np.float32)
-
-
 def expand_weights(source, target) -> None:
     """Copy the weights of `source` into `target`: the same network, or the same built with hints.
 
@@ -715,21 +634,6 @@ def expand_weights(source, target) -> None:
             raise ValueError(f"{new.path}: shape {tuple(new.shape)} cannot take {tuple(old.shape)}")
         else:
             new.assign(keras.ops.convert_to_numpy(old))
-
-
-def is_hint_layer(name: str) -> bool:
-    """Whether a layer of a colorizer exists only for the hints (its weights steer by them)."""
-    return name.endswith("_hints") or name.startswith("hint_")
-
-
-def set_only_hints_trainable(model) -> None:
-    """Freeze every layer but the hint layers: the automatic colorization stays exactly as it is.
-
-    Frozen BatchNormalization layers run in inference mode (Keras 3), so
-    their statistics stay too. Recompile the model afterwards.
-    """
-    for layer in model.layers:
-        layer.trainable = is_hint_layer(layer.name)
 
 
 def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE):

@@ -2,21 +2,16 @@
 
 One call builds what a run needs (the semantic embedder, the ab bins, the
 data generators, the model and its loss), compiles, fits, checkpoints every
-epoch, and resumes. A run folder holds everything:
-
-    config.json            the configuration (checked on resume)
-    state.json             the last finished epoch, the best val_loss, the schedule's counters
-    best.keras             the model with the best validation loss
-    last.keras             the model after the last finished epoch (optimizer included)
-    history.csv            one row per epoch: loss, val_loss, preview AuC / PSNR, learning rate
-    bins.json              the ab bins (classification head)
-    previews/epoch_NNN.png original / grayscale / colorized rows of fixed validation photos
-    curves.png             training curves
+epoch, and resumes. A run folder (`colorfusion.runs.RunFolder`) holds
+everything: the configuration, the state of the last finished epoch, the
+best and last checkpoints, the history, the bins, previews and curves.
 
 Checkpoints are written to a temporary file and renamed, so a run killed at
 any moment (even `kill -9`) leaves the previous checkpoint intact, and
 `train(..., resume=True)` continues from the last finished epoch with the
-same data order, learning rate and early-stopping counters.
+same data order, learning rate and early-stopping counters. The settings of a
+run are the fields of `TrainConfig` (`colorfusion.config`, importable from
+here too).
 
 A pretrained encoder trains in two phases (`TrainConfig.phases`): frozen,
 then fine-tuned with everything else at a lower learning rate. The learning
@@ -28,24 +23,33 @@ distribution it sets for the hardware are restored when it returns.
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from colorfusion import backbones, datasets, figures, io, losses
+from colorfusion import backbones, datasets, figures, io, losses, runs
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
-from colorfusion.callbacks import (ColorizationPreview, PlateauSchedule, RunCheckpoint, TimeBudget, TrainingCurves,
-                                   samples_from_files)
+from colorfusion.callbacks import (
+    ColorizationPreview,
+    PlateauSchedule,
+    RunCheckpoint,
+    TimeBudget,
+    TrainingCurves,
+    samples_from_files,
+)
+from colorfusion.config import TrainConfig
 from colorfusion.embeddings import Embedder, EmbeddingCache, default_cache_dir
+from colorfusion.errors import ModelLoadError, TrainingError
 from colorfusion.generator import ColorizationGenerator
 from colorfusion.hardware import HardwarePlan, plan_hardware
+from colorfusion.hints.layers import set_only_hints_trainable
+from colorfusion.hints.simulation import preview_hints
+from colorfusion.loading import load_model, resolve_model_path, run_config_for
+from colorfusion.presets import PRETRAINED, is_pretrained, load_pretrained, pretrained_available, read_pretrained_config
+from colorfusion.runs import RunFolder
 
 # What a model starting from another (`init`) takes from it.
 ARCHITECTURE_KEYS = ("head", "width", "encoder", "embedding", "num_bins", "batchnorm", "hints")
@@ -54,165 +58,16 @@ IDENTITY_KEYS = ("head", "image_size", "width", "embedding", "backbone", "weight
                  "encoder", "encoder_weights", "batchnorm", "rebalance_lambda", "hints")
 
 
-class TrainingError(Exception):
-    """A run cannot start or go on; the message is one line for the user."""
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of a run; saved as `config.json`."""
-
-    # Defaults: the recipe `benchmarks/bench_quality.py` measured best, at the Kaggle GPU's 256 px.
-    head: str = "classification"
-    image_size: int = 256
-    epochs: int = 40
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    lr_patience: int = 3
-    lr_factor: float = 0.5
-    early_stopping_patience: int | None = 10  # stop after this many epochs without a better val_loss (None: never)
-    time_limit_minutes: float | None = None  # stop before an epoch would end past this (per call of train)
-    width: float = 0.5  # the decoder's filter counts: half keeps the shipped model under 12 MB
-    # The encoder: "scratch", or a pretrained keras.applications backbone frozen for at most
-    # `freeze_epochs` (early stopping ends that phase sooner when val_loss stalls), then
-    # fine-tuned with everything else at `finetune_learning_rate`. MobileNetV2 is the shipped
-    # model's: offline, its ImageNet weights come from inside that model.
-    encoder: str = "mobilenet_v2"
-    encoder_weights: str | None = "imagenet"
-    freeze_epochs: int = 30
-    finetune_learning_rate: float | None = None  # None: learning_rate / 10
-    batchnorm: bool | None = None  # None: on with a pretrained encoder, off for scratch
-    # The semantic branch: "cache" / "exact" embed each photo with `backbone`;
-    # "encoder" pools the model's own encoder features; None: none.
-    backbone: str = "inception_resnet_v2"
-    weights: str | None = "imagenet"
-    embedding_output: str = "predictions"
-    embedding: str | None = "encoder"
-    # Classification: mix of uniform into the colour prior (smaller: rarer colours weigh more). Zhang et al.
-    # use 0.5; bench_quality measured 0.75 better here (+0.22 points, +0.71 dB PSNR, 0.06 less colourful).
-    rebalance_lambda: float = 0.75
-    val_fraction: float = 0.1
-    seed: int = 0
-    num_bins: int = 200
-    augment: bool = True
-    crop_scale: tuple = (0.5, 1.0)  # area range of the random training crops, as a share of the photo
-    preview_every: int = 1
-    preview_samples: int = 4
-    workers: int = 2  # a background thread prepares the next batch during the step
-    use_multiprocessing: bool = False
-    # Start from a trained model instead of a fresh decoder: "pretrained" (the model that ships
-    # in the package), a run folder (its best.keras), a .keras or .npz file. The run takes that
-    # model's architecture and, for the classification head, its colour bins.
-    init: str | None = None
-    # Colour hints (Zhang et al. 2017): the model takes the "hints" input and trains with points
-    # simulated from each photo's true colours, none for `hint_free_fraction` of the examples so that
-    # it still colorizes well alone. A run from an automatic `init` starts from it, exactly (the hint
-    # weights start at zero).
-    hints: bool = False
-    hint_free_fraction: float = 0.3
-    # Train the hint layers alone (`model.set_only_hints_trainable`): with no hints the model stays
-    # exactly the one it started from (`init`); what it learns is only how to follow hints.
-    train_only_hints: bool = False
-
-    def __post_init__(self):
-        if backbones.is_no_top_file(self.weights):
-            # A no-top weights file has no classifier: its pooled features are the embedding.
-            self.embedding_output = "pooled"
-        if isinstance(self.weights, Path):
-            self.weights = str(self.weights)
-        if isinstance(self.encoder_weights, Path):
-            self.encoder_weights = str(self.encoder_weights)
-        if isinstance(self.init, Path):
-            self.init = str(self.init)
-        self.crop_scale = tuple(self.crop_scale)  # a list after a JSON round trip
-        if self.train_only_hints is True:
-            self.hints = True  # training the hint layers alone needs them
-        if self.finetune_learning_rate is None:
-            self.finetune_learning_rate = self.learning_rate / 10
-        checks = {
-            "head": self.head in ("regression", "classification"),
-            "image_size": isinstance(self.image_size, int) and self.image_size >= 16 and self.image_size % 8 == 0,
-            "epochs": isinstance(self.epochs, int) and self.epochs >= 1,
-            "batch_size": isinstance(self.batch_size, int) and self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "width": self.width > 0,
-            "embedding": self.embedding in ("cache", "exact", "encoder", None),
-            "encoder": self.encoder == "scratch" or _is_encoder_backbone(self.encoder),
-            "freeze_epochs": isinstance(self.freeze_epochs, int) and self.freeze_epochs >= 0,
-            "finetune_learning_rate": self.finetune_learning_rate > 0,
-            "early_stopping_patience": self.early_stopping_patience is None or (
-                isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 1),
-            "rebalance_lambda": 0 <= self.rebalance_lambda <= 1,
-            "lr_patience": isinstance(self.lr_patience, int) and self.lr_patience >= 1,
-            "crop_scale": len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
-            "lr_factor": 0 < self.lr_factor < 1,
-            "time_limit_minutes": self.time_limit_minutes is None or self.time_limit_minutes > 0,
-            "embedding_output": self.embedding_output in ("predictions", "pooled"),
-            "val_fraction": 0 < self.val_fraction < 1,
-            "preview_every": self.preview_every >= 1,
-            "init": self.init is None or (isinstance(self.init, str) and bool(self.init)),
-            "hints": isinstance(self.hints, bool),
-            "hint_free_fraction": 0 <= self.hint_free_fraction <= 1,
-            "train_only_hints": isinstance(self.train_only_hints, bool),
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"Invalid training setting. Received: {name}={getattr(self, name)!r}")
-
-    @property
-    def pretrained_encoder(self) -> bool:
-        return self.encoder != "scratch"
-
-    def phases(self) -> list[tuple[int, int, bool, float]]:
-        """`(first_epoch, end_epoch, encoder_trainable, learning_rate)` for each stage of the run.
-
-        A pretrained encoder is frozen for `freeze_epochs` (the decoder learns
-        to read its features without wrecking them with large early
-        gradients), then everything is fine-tuned at `finetune_learning_rate`.
-        """
-        if self.train_only_hints:
-            return [(0, self.epochs, False, self.learning_rate)]  # one phase: the hint layers
-        if not self.pretrained_encoder:
-            return [(0, self.epochs, True, self.learning_rate)]
-        frozen = min(self.freeze_epochs, self.epochs)
-        phases = [(0, frozen, False, self.learning_rate)] if frozen else []
-        if frozen < self.epochs:
-            phases.append((frozen, self.epochs, True, self.finetune_learning_rate))
-        return phases
-
-
-def _is_encoder_backbone(name) -> bool:
-    try:
-        return backbones.canonical_name(name) in backbones.ENCODER_BACKBONES
-    except ValueError:
-        return False
-
-
 @dataclass
 class TrainResult:
     """What `train` returns: the model as trained (its last epoch), the history and the run folder's files."""
 
     model: object
     history: dict
-    paths: dict
+    paths: dict  # the run folder's files by name (`RunFolder.files()`)
     epochs_done: int
     stopped_reason: str | None = None  # None, or "non-finite loss"
     hardware: dict = field(default_factory=dict)
-
-
-def run_paths(out: Path) -> dict:
-    """The files of a run folder."""
-    return {
-        "config": out / "config.json", "state": out / "state.json", "best": out / "best.keras",
-        "last": out / "last.keras", "history": out / "history.csv", "bins": out / "bins.json",
-        "previews": out / "previews", "curves": out / "curves.png",
-    }
-
-
-def can_resume(out) -> bool:
-    """Whether `out` holds a run that `train(..., resume=True)` can continue."""
-    paths = run_paths(Path(out))
-    return all(paths[name].is_file() for name in ("config", "state", "last"))
 
 
 # === Entry point ===
@@ -254,14 +109,13 @@ def train(data=None, out="runs/colorfusion", *, train_files=None, val_files=None
     """
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume must be True, False or 'auto'. Received: resume={resume!r}")
-    out = Path(out)
-    paths = run_paths(out)
-    resume = can_resume(out) if resume == "auto" else resume
-    config = _resolve_config(settings, paths, resume)
+    run = RunFolder(out)
+    resume = run.can_resume() if resume == "auto" else resume
+    config = _resolve_config(settings, run, resume)
     train_files, val_files = _resolve_files(data, train_files, val_files, split_file, config)
     plan = hardware if isinstance(hardware, HardwarePlan) else plan_hardware(hardware)
     with plan.applied():
-        return _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan, callbacks, show, verbose)
+        return _train(config, run, train_files, val_files, resume, bins, cache_dir, plan, callbacks, show, verbose)
 
 
 @dataclass
@@ -276,14 +130,14 @@ class RunSetup:
     bins: ABBins | None = None
 
 
-def _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan, callbacks, show, verbose):
+def _train(config, run, train_files, val_files, resume, bins, cache_dir, plan, callbacks, show, verbose):
     keras.utils.set_random_seed(config.seed)
-    setup = build_run(config, train_files, val_files, paths, bins=bins, cache_dir=cache_dir, plan=plan,
+    setup = build_run(config, train_files, val_files, run, bins=bins, cache_dir=cache_dir, plan=plan,
                       resume=resume, verbose=verbose)
-    state = _read_state(paths) if resume else {"epoch": 0, "best_val_loss": None}
-    out = paths["config"].parent
-    history = _read_history(paths) if resume else {}
-    callbacks = _callbacks(config, setup, paths, state, history, show) + list(callbacks)
+    state = _read_state(run) if resume else {"epoch": 0, "best_val_loss": None}
+    out = run.path
+    history = run.read_history() if resume else {}
+    callbacks = _callbacks(config, setup, run, state, history, show) + list(callbacks)
     checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
     # A run resumed after early stopping has nothing left to do, unless it stalled with its
     # encoder still frozen: then it goes on to fine-tuning.
@@ -293,22 +147,21 @@ def _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan,
     elif finished:
         _say(verbose, f"{out}: stopped early at epoch {state['epoch']} (val_loss had not improved for "
                       f"{config.early_stopping_patience} epochs); nothing to do")
-    with io.atomic_write(paths["config"], "w") as f:
-        json.dump(asdict(config), f, indent=2)
+    run.write_config(asdict(config))
     if not finished:
         fit_phases(config, setup, state, callbacks, plan, verbose)
     if checkpoint.schedule.stopped:
         _say(verbose, f"Early stopping after epoch {checkpoint.epoch}: val_loss has not improved for "
-                      f"{config.early_stopping_patience} epochs (best {checkpoint.best:.4f}, kept in {paths['best']})")
+                      f"{config.early_stopping_patience} epochs (best {checkpoint.best:.4f}, kept in {run.best})")
     elif any(c.stopped for c in callbacks if isinstance(c, TimeBudget)):
         _say(verbose, f"Time limit of {config.time_limit_minutes:g} minutes: stopped after epoch {checkpoint.epoch}")
-    result = TrainResult(model=setup.model, history=checkpoint.history, paths=paths,
+    result = TrainResult(model=setup.model, history=checkpoint.history, paths=run.files(),
                          epochs_done=checkpoint.epoch, stopped_reason=checkpoint.stopped_reason,
                          hardware=plan.describe())
-    if figures.resolve_show(show) and paths["curves"].exists():
-        figures.show_png(paths["curves"].read_bytes())
+    if figures.resolve_show(show) and run.curves.exists():
+        figures.show_png(run.curves.read_bytes())
     if result.stopped_reason:
-        kept = (f"The last good checkpoint (epoch {checkpoint.epoch}) is kept in {paths['last']}."
+        kept = (f"The last good checkpoint (epoch {checkpoint.epoch}) is kept in {run.last}."
                 if checkpoint.epoch else "No epoch finished, so no checkpoint was written.")
         _say(verbose, f"Training stopped at epoch {checkpoint.epoch + 1}: {result.stopped_reason}. {kept}")
     return result
@@ -317,18 +170,18 @@ def _train(config, paths, train_files, val_files, resume, bins, cache_dir, plan,
 # === What a run trains with ===
 
 
-def build_run(config, train_files, val_files, paths, bins=None, cache_dir=None, plan=None, resume=False,
+def build_run(config, train_files, val_files, run: RunFolder, bins=None, cache_dir=None, plan=None, resume=False,
               verbose=1) -> RunSetup:
     """The embedder, bins, generators, model (built, or the last checkpoint) and preview samples of a run."""
     plan = plan or plan_hardware("cpu")
     embedder = Embedder.for_run(asdict(config)) if config.embedding in ("cache", "exact") else None
     init = load_init(config.init) if config.init and not resume else None
-    if init is not None and bins is None and config.head == "classification" and not paths["bins"].exists():
+    if init is not None and bins is None and config.head == "classification" and not run.bins_file.exists():
         bins = model_lib.model_bins(init)  # its head's logits are over its own bins
-    bins = _resolve_bins(config, train_files, paths, bins, verbose)
+    bins = _resolve_bins(config, train_files, run, bins, verbose)
     train_gen, val_gen = _generators(config, train_files, val_files, embedder, cache_dir)
     embedding_dim = embedder.dim if embedder is not None else None
-    model = _model(config, bins, embedding_dim, plan, paths["last"] if resume else None, init=init,
+    model = _model(config, bins, embedding_dim, plan, run.last if resume else None, init=init,
                    verbose=verbose)
     preview = samples_from_files(val_files[: config.preview_samples], config.image_size, embedder)
     if config.hints:
@@ -337,32 +190,19 @@ def build_run(config, train_files, val_files, paths, bins=None, cache_dir=None, 
                     embedder=embedder, bins=bins)
 
 
-PREVIEW_HINTS = 5  # points a hint run's preview photos get, simulated from their true colours
-
-
-def preview_hints(rgb, seed=0) -> np.ndarray:
-    """The "hints" input (N, S, S, 3) of a hint run's preview photos: `PREVIEW_HINTS` points each, fixed."""
-    from colorfusion import color
-    from colorfusion.generator import simulate_hints
-
-    ab = color.ab_to_model(color.split_lab(color.rgb_to_lab(rgb))[1])
-    return np.stack([simulate_hints(a, np.random.default_rng([seed, i]), count=PREVIEW_HINTS)
-                     for i, a in enumerate(ab)])
-
-
-def _resolve_bins(config, train_files, paths, bins=None, verbose=1):
+def _resolve_bins(config, train_files, run, bins=None, verbose=1):
     """Bins for the classification head: given, loaded from the run, or fitted on the training photos."""
     if config.head != "classification":
         return None
     if isinstance(bins, (str, Path)):
         bins = ABBins.load(bins)
-    elif bins is None and paths["bins"].exists():
-        bins = ABBins.load(paths["bins"])
+    elif bins is None and run.bins_file.exists():
+        bins = ABBins.load(run.bins_file)
     elif bins is None:
         _say(verbose, f"Fitting {config.num_bins} ab bins on {len(train_files)} training photos")
         bins = ABBins.fit_files(train_files, max_side=config.image_size, num_bins=config.num_bins,
                                 lam=config.rebalance_lambda, progress=bool(verbose))
-    bins.save(paths["bins"])
+    bins.save(run.bins_file)
     return bins
 
 
@@ -413,7 +253,7 @@ def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, v
                           "the shipped model's encoder")
         _, _, trainable, learning_rate = config.phases()[0]
         if config.train_only_hints:
-            model_lib.set_only_hints_trainable(model)
+            set_only_hints_trainable(model)
         else:
             model_lib.set_encoder_trainable(model, trainable)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
@@ -423,8 +263,6 @@ def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, v
 
 def load_init(init):
     """The trained model a run starts from: "pretrained", a run folder, a .keras or .npz file."""
-    from colorfusion.colorize import ModelLoadError, load_model
-
     try:
         return load_model(init)
     except ModelLoadError as e:
@@ -433,9 +271,6 @@ def load_init(init):
 
 def init_architecture(init) -> dict:
     """The architecture settings (`ARCHITECTURE_KEYS`) of the model `init` names, as far as it records them."""
-    from colorfusion.colorize import (PRETRAINED, ModelLoadError, is_pretrained, read_pretrained_config,
-                                      resolve_model_path, run_config_for)
-
     try:
         if is_pretrained(init):
             recorded = read_pretrained_config(None if str(init).lower() == PRETRAINED else init)["architecture"]
@@ -451,8 +286,6 @@ def _encoder_weights(config, verbose):
     if config.encoder_weights != "imagenet" or backbones.choose_weights(
             "imagenet", config.encoder, log=lambda line: None) == "imagenet":
         return config.encoder_weights, None
-    from colorfusion.colorize import load_pretrained, pretrained_available, read_pretrained_config
-
     shipped = read_pretrained_config()["architecture"] if pretrained_available() else {}
     if shipped.get("encoder") != backbones.canonical_name(config.encoder):
         raise TrainingError(
@@ -494,7 +327,7 @@ def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
     phases = config.phases()
     encoder = model_lib.encoder_layer(setup.model)
     checkpoint = next(c for c in callbacks if isinstance(c, RunCheckpoint))
-    for number, (first, end, trainable, learning_rate) in enumerate(phases):
+    for number, (_first, end, trainable, learning_rate) in enumerate(phases):
         if state["epoch"] >= end or (encoder is not None and encoder.trainable and not trainable):
             continue
         if not trainable and schedule is not None and schedule.exhausted and number < len(phases) - 1:
@@ -534,24 +367,22 @@ def _say(verbose, message):
         print(message, file=sys.stderr)
 
 
-def _resolve_config(settings: dict, paths: dict, resume: bool) -> TrainConfig:
+def _resolve_config(settings: dict, run: RunFolder, resume: bool) -> TrainConfig:
     unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
     if unknown:
         raise TypeError(f"Unknown training settings: {', '.join(unknown)}")
-    saved = None
-    if paths["config"].exists():
-        try:
-            saved = json.loads(paths["config"].read_text())
-        except ValueError:
-            raise TrainingError(f"{paths['config']}: damaged run configuration (not JSON)") from None
+    try:
+        saved = run.read_config()
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
     if resume:
-        if saved is None or not paths["last"].exists() or not paths["state"].exists():
-            raise TrainingError(f"{paths['config'].parent}: nothing to resume (no config.json, last.keras and state.json)")
+        if saved is None or not run.can_resume():
+            raise TrainingError(f"{run.path}: nothing to resume (no {runs.CONFIG}, {runs.LAST} and {runs.STATE})")
         merged = {**saved, **settings}
         mismatched = [k for k in IDENTITY_KEYS if k in settings and settings[k] != saved.get(k)]
         if mismatched:
             detail = ", ".join(f"{k}={saved.get(k)!r} (asked {settings[k]!r})" for k in mismatched)
-            raise TrainingError(f"{paths['config'].parent}: run folder holds another configuration: {detail}")
+            raise TrainingError(f"{run.path}: run folder holds another configuration: {detail}")
         return TrainConfig(**{k: v for k, v in merged.items() if k in TrainConfig.__dataclass_fields__})
     if settings.get("init"):
         # The run takes the architecture of the model it starts from; asking for another is an error.
@@ -564,13 +395,13 @@ def _resolve_config(settings: dict, paths: dict, resume: bool) -> TrainConfig:
             raise TrainingError(f"init={settings['init']!r} is a model with {detail}: leave these unset")
         settings = {**settings, **architecture}
     config = TrainConfig(**settings)
-    if saved is not None and (paths["last"].exists() or paths["best"].exists()):
+    if saved is not None and run.has_checkpoint():
         differing = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(config, k)]
         if differing:
             detail = ", ".join(f"{k}={saved.get(k)!r}" for k in differing)
-            raise TrainingError(f"{paths['config'].parent}: run folder holds another configuration ({detail}); "
+            raise TrainingError(f"{run.path}: run folder holds another configuration ({detail}); "
                                 f"choose a new --out folder")
-        raise TrainingError(f"{paths['config'].parent}: run folder already holds a trained model; "
+        raise TrainingError(f"{run.path}: run folder already holds a trained model; "
                             f"pass resume=True (--resume) to continue it, or choose a new --out folder")
     return config
 
@@ -601,38 +432,23 @@ def _resolve_files(data, train_files, val_files, split_file, config: TrainConfig
     return train_files, val_files
 
 
-def _read_state(paths) -> dict:
+def _read_state(run: RunFolder) -> dict:
     try:
-        state = json.loads(paths["state"].read_text())
-        return {"epoch": int(state["epoch"]), "best_val_loss": state.get("best_val_loss"),
-                "schedule": state.get("schedule")}
-    except (OSError, ValueError, KeyError) as e:
-        raise TrainingError(f"{paths['state']}: damaged run state ({e})") from None
+        return run.read_state()
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
 
 
-def _read_history(paths) -> dict:
-    if not paths["history"].exists():
-        return {}
-    with open(paths["history"], newline="") as f:
-        rows = list(csv.DictReader(f))
-    history = {}
-    for row in rows:
-        for key, value in row.items():
-            if key != "epoch":
-                history.setdefault(key, []).append(float(value) if value not in ("", None) else math.nan)
-    return history
-
-
-def _callbacks(config, setup, paths, state, history, show):
+def _callbacks(config, setup, run, state, history, show):
     schedule = PlateauSchedule(lr_patience=config.lr_patience, lr_factor=config.lr_factor,
                                stop_patience=config.early_stopping_patience, state=state.get("schedule"))
     # In this order: ColorizationPreview and PlateauSchedule add to the logs (preview
     # AuC / PSNR, the epoch's learning rate) that RunCheckpoint and TrainingCurves record.
     return [
         ColorizationPreview(setup.preview_samples, every_n_epochs=config.preview_every,
-                            out_dir=paths["previews"], show=show),
+                            out_dir=run.previews, show=show),
         schedule,
-        RunCheckpoint(paths, state, history, schedule=schedule),
+        RunCheckpoint(run, state, history, schedule=schedule),
         # Saved every epoch; shown once, when training ends (see `train`).
-        TrainingCurves(out_path=paths["curves"], show=False, history=history),
+        TrainingCurves(out_path=run.curves, show=False, history=history),
     ] + ([TimeBudget(config.time_limit_minutes)] if config.time_limit_minutes else [])

@@ -4,14 +4,18 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from photos import make_photo, write_photos
 from PIL import Image
 
-from colorfusion import color, colorize, io
+from colorfusion import color, io
 from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
-from colorfusion.colorize import (Colorizer, ModelLoadError, as_colorizer, colorize_folder, load_model, plan_outputs,
-                                  refused_outputs)
-from photos import make_photo, write_photos
+from colorfusion.errors import ModelLoadError
+from colorfusion.hints.layers import no_hints
+from colorfusion.inference import colorizer as colorizer_lib
+from colorfusion.inference.batch import colorize_folder, plan_outputs, refused_outputs
+from colorfusion.inference.colorizer import Colorizer, as_colorizer
+from colorfusion.loading import load_model
 
 
 def colorize_one(model, image, return_lab=False, **colorizer_kwargs):
@@ -333,8 +337,9 @@ def test_a_run_folder_with_a_semantic_branch_colorizes_with_the_embedder_it_was_
     monkeypatch.setenv("COLORFUSION_CACHE", str(tmp_path / "cache"))
     photos = write_photos(tmp_path / "photos", count=6)
     # Pooled features: a random backbone's softmax is uniform whatever the seed, its features are not.
-    train(tmp_path / "photos", tmp_path / "run", encoder="scratch", backbone="mobilenet", weights=None, embedding="cache",
-          embedding_output="pooled", image_size=32, width=0.125, epochs=1, batch_size=4, seed=3, hardware="cpu", show=False, verbose=0)
+    train(tmp_path / "photos", tmp_path / "run", encoder="scratch", backbone="mobilenet", weights=None,
+          embedding="cache", embedding_output="pooled", image_size=32, width=0.125, epochs=1, batch_size=4, seed=3,
+          hardware="cpu", show=False, verbose=0)
     colorizer = Colorizer.from_path(tmp_path / "run")
     assert (colorizer.embedder.backbone, colorizer.embedder.seed) == ("mobilenet", 3)
     # Training cached every photo's vector under its embedder's identity; ours finds them all...
@@ -365,94 +370,6 @@ def test_a_multi_line_model_error_is_logged_as_one_line_per_file(regression, tmp
     assert len(report.failed) == 2 and not report.written
     assert len(lines) == 2 and all("\n" not in line for line in lines)
     assert all("RuntimeError: graph execution failed" in line for line in lines)
-
-
-# === Full-resolution pixels ===
-
-# Shapes covering one strip, many strips, several thread bands, 1-pixel sides.
-SHAPES = [(1, 1), (1, 300), (300, 1), (7, 9), (130, 70), (400, 333)]
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_lightness_of_uint8_colour_equals_color_module_bit_for_bit(shape):
-    rgb = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
-    l = colorize.lightness(rgb)
-    assert l.dtype == np.float32 and l.shape == shape
-    np.testing.assert_array_equal(l, color.rgb_to_l(rgb)[..., 0])
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_lightness_of_gray_and_float_inputs_equals_color_module(shape):
-    gray = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
-    as_rgb = np.repeat(gray[..., None], 3, axis=-1)
-    np.testing.assert_array_equal(colorize.lightness(gray), color.rgb_to_l(as_rgb)[..., 0])
-    as_float = as_rgb.astype(np.float32) / 255
-    np.testing.assert_array_equal(colorize.lightness(as_float), color.rgb_to_l(as_float)[..., 0])
-    np.testing.assert_array_equal(colorize.lightness(gray.astype(np.float32) / 255), color.rgb_to_l(as_float)[..., 0])
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_lab_to_rgb_uint8_equals_color_module_and_fills_lab_out(shape):
-    rng = np.random.default_rng(2)
-    l = rng.uniform(0, 100, shape).astype(np.float32)
-    ab = rng.uniform(-110, 110, shape + (2,)).astype(np.float32)  # much of it out of gamut: clipping matters
-    lab_out = np.zeros(shape + (3,), np.float32)
-    rgb = colorize.lab_to_rgb_uint8(l, ab, lab_out=lab_out)
-    lab = np.concatenate([l[..., None], ab], axis=-1)
-    np.testing.assert_array_equal(lab_out, lab)
-    np.testing.assert_array_equal(rgb, color.lab_to_rgb(lab, dtype=np.uint8))
-
-
-def test_in_bands_covers_every_row_once():
-    seen = np.zeros(1000, int)
-
-    def work(top, bottom):
-        seen[top:bottom] += 1
-
-    colorize.in_bands(1000, work)
-    assert (seen == 1).all()
-
-
-def test_in_bands_reraises_a_band_error():
-    def work(top, bottom):
-        raise RuntimeError(f"band {top}")
-
-    with pytest.raises(RuntimeError, match="band"):
-        colorize.in_bands(1000, work)
-
-
-@pytest.mark.parametrize("array, expected_dtype, expected_shape", [
-    (np.zeros((4, 5), np.uint8), np.uint8, (4, 5)),
-    (np.zeros((4, 5, 1), np.uint8), np.uint8, (4, 5)),
-    (np.zeros((4, 5, 3), np.float64), np.float32, (4, 5, 3)),
-    (np.full((4, 5), 65535, np.uint16), np.float32, (4, 5)),
-    (np.full((4, 5, 3), 200, np.int64), np.uint8, (4, 5, 3)),
-])
-def test_as_pixels_accepts_gray_colour_and_common_dtypes(array, expected_dtype, expected_shape):
-    pixels = colorize.as_pixels(array)
-    assert pixels.dtype == expected_dtype and pixels.shape == expected_shape
-    assert pixels.flags.c_contiguous
-
-
-def test_as_pixels_scales_uint16_to_unit_range_and_reads_pil_images():
-    assert colorize.as_pixels(np.full((2, 2), 65535, np.uint16)).max() == pytest.approx(1.0)
-    rgba = Image.new("RGBA", (6, 4), (10, 20, 30, 0))  # transparent: composited on white, as io does
-    pixels = colorize.as_pixels(rgba)
-    assert pixels.shape == (4, 6, 3) and (pixels == 255).all()
-
-
-@pytest.mark.parametrize("array, match", [
-    (np.zeros((4, 5, 4), np.uint8), "shape"),
-    (np.zeros((0, 5, 3), np.uint8), "non-empty"),
-    (np.zeros((2, 4, 5, 3), np.uint8), "shape"),
-    (np.full((4, 5, 3), 200.0, np.float32), "divide"),
-    (np.full((4, 5), np.nan, np.float32), r"\[0, 1\]"),
-    (np.full((4, 5), 300, np.int32), "dtype"),
-    (np.zeros((4, 5), bool), "dtype"),
-])
-def test_as_pixels_rejects_other_shapes_types_and_ranges(array, match):
-    with pytest.raises(ValueError, match=match):
-        colorize.as_pixels(array)
 
 
 @pytest.mark.parametrize("head", ["regression", "classification"])
@@ -491,13 +408,13 @@ def test_the_network_sees_what_the_generator_gave_it_in_training(tmp_path):
     trained_on = generator[0][0]["L"][0]
     colorizer = Colorizer(l_dependent_model(), size=64)
     seen = []
-    model = colorizer.inference
+    run_network = colorizer.run_network
 
-    def spy(inputs, **kwargs):  # what the network is called with at inference
+    def spy(inputs):  # what the network is called with at inference
         seen.append(np.asarray(inputs["L"]))
-        return model(inputs, **kwargs)
+        return run_network(inputs)
 
-    colorizer.inference = spy
+    colorizer.run_network = spy
     colorizer(path)
     assert len(seen) == 1 and seen[0].shape == (1, 64, 64, 1) == (1, *trained_on.shape)
     np.testing.assert_allclose(seen[0][0], trained_on, atol=1e-4)
@@ -508,7 +425,7 @@ def test_full_resolution_ab_is_the_small_prediction_resized_in_place_and_orienta
     model = l_dependent_model()
     colorizer = Colorizer(model, size=64)
     _, lab = colorizer(photo, return_lab=True)
-    l_full, l_small = colorizer.prepare(photo)
+    l_full, l_small = colorizer.read_lightness(photo)
     assert l_small.shape == (64, 96, 1)  # the photo's aspect ratio at short side 64, sides multiples of 32
     small = np.asarray(model({"L": color.l_to_model(l_small[None])})[0]) * color.AB_SCALE
     expected = cv2.resize(small, (150, 90), interpolation=cv2.INTER_CUBIC)
@@ -521,16 +438,16 @@ def test_full_resolution_ab_is_the_small_prediction_resized_in_place_and_orienta
 
 
 def test_network_shape_keeps_the_aspect_ratio_with_sides_multiples_of_32():
-    assert colorize.network_shape(3000, 4000, 256) == (256, 352)
-    assert colorize.network_shape(4000, 3000, 256) == (352, 256)
-    assert colorize.network_shape(500, 500, 200) == (192, 192)
-    assert colorize.network_shape(100, 10_000, 128) == (128, 128 * colorize.MAX_ASPECT)  # capped panorama
-    assert colorize.network_shape(7, 5, 16) == (32, 32)  # never below one stride
+    assert colorizer_lib.network_shape(3000, 4000, 256) == (256, 352)
+    assert colorizer_lib.network_shape(4000, 3000, 256) == (352, 256)
+    assert colorizer_lib.network_shape(500, 500, 200) == (192, 192)
+    assert colorizer_lib.network_shape(100, 10_000, 128) == (128, 128 * colorizer_lib.MAX_ASPECT)  # capped panorama
+    assert colorizer_lib.network_shape(7, 5, 16) == (32, 32)  # never below one stride
 
 
 def test_a_fixed_size_model_still_sees_its_own_square():
     colorizer = Colorizer(tiny_model())
-    assert colorizer.network_shape(90, 150) == (32, 32)
+    assert colorizer.input_shape(90, 150) == (32, 32)
     assert colorizer(mid_photo(90, 150)).shape == (90, 150, 3)
 
 
@@ -542,3 +459,79 @@ def test_photos_of_different_shapes_in_one_call_are_each_colorized_at_their_own_
     alone = [colorizer(p) for p in photos]
     assert [t.shape for t in together] == [(90, 150, 3), (150, 90, 3), (64, 64, 3)]
     assert all(np.array_equal(a, b) for a, b in zip(together, alone))
+
+
+# === Compiled inference ===
+
+
+def compiled_test_models():
+    """A fixed-size regression model, a fixed-size classification model with hints, an any-size one with hints."""
+    keras.utils.set_random_seed(4)
+    bins = ABBins.fit([make_photo(np.random.default_rng(s), 48, 48) for s in range(4)], num_bins=24)
+    return {
+        "fixed": tiny_model(),
+        "fixed_hints": tiny_model(head="classification", bins=bins, hints=True),
+        "any_size_hints": model_lib.build_colorizer(64, head="classification", bins=bins, embedding_dim=None,
+                                                    encoder="mobilenet", encoder_weights=None, width=0.125,
+                                                    hints=True),
+    }
+
+
+def eager_ab(colorizer, l_small, hint_maps=None):
+    inputs = {"L": color.l_to_model(l_small)}
+    if colorizer.takes_hints:
+        inputs["hints"] = no_hints(inputs["L"]) if hint_maps is None else hint_maps
+    return np.asarray(colorizer.inference(inputs, training=False))  # ab / 128
+
+
+def test_the_network_is_compiled_once_per_shape_and_equals_the_eager_call():
+    for name, model in compiled_test_models().items():
+        colorizer = Colorizer(model, size=64)
+        side = 32 if colorizer.image_size else 64
+        rng = np.random.default_rng(0)
+        l_small = rng.uniform(0, 100, (3, side, side * 3 // 2 if name == "any_size_hints" else side, 1))
+        l_small = l_small.astype(np.float32)
+        hint_maps = np.zeros(l_small.shape[:3] + (3,), np.float32)
+        hint_maps[0, 2:7, 3:8] = (0.4, -0.3, 1.0)
+        for maps in ([None, hint_maps] if colorizer.takes_hints else [None]):
+            before = colorizer.traces
+            first = colorizer.predict_ab(l_small, maps)
+            assert colorizer.traces == before + 1, name
+            again = colorizer.predict_ab(l_small, maps)
+            one = colorizer.predict_ab(l_small[:1], None if maps is None else maps[:1])  # any batch size
+            assert colorizer.traces == before + 1, name  # no retrace for a shape seen before
+            np.testing.assert_array_equal(first, again)
+            np.testing.assert_allclose(color.ab_to_model(one), color.ab_to_model(first[:1]), atol=1e-5)
+            np.testing.assert_allclose(color.ab_to_model(first), eager_ab(colorizer, l_small, maps), atol=1e-4,
+                                       err_msg=name)
+        assert colorizer.traces == (2 if colorizer.takes_hints else 1), name  # with and without hints
+        if colorizer.image_size is None:
+            colorizer.predict_ab(l_small[:, :32, :64])  # another size: another compilation
+            assert colorizer.traces == 3, name
+
+
+def test_with_no_hints_the_network_without_hint_layers_gives_the_same_colours():
+    models = compiled_test_models()
+    for name in ("fixed_hints", "any_size_hints"):
+        colorizer = Colorizer(models[name])
+        network = colorizer_lib.without_hint_layers(colorizer.inference)
+        assert {id(w) for w in network.weights} < {id(w) for w in colorizer.inference.weights}  # shared, fewer
+        side = 32 if colorizer.image_size else 64
+        l_scaled = np.random.default_rng(1).uniform(-1, 1, (2, side, side, 1)).astype(np.float32)
+        inputs = {"L": l_scaled, "hints": no_hints(l_scaled)}
+        np.testing.assert_array_equal(np.asarray(network(inputs, training=False)),
+                                      np.asarray(colorizer.inference(inputs, training=False)), err_msg=name)
+        # An explicit empty map takes the same path as none.
+        l_small = color.l_from_model(l_scaled)
+        np.testing.assert_array_equal(colorizer.predict_ab(l_small, np.zeros((2, side, side, 3), np.float32)),
+                                      colorizer.predict_ab(l_small))
+
+
+def test_compiled_networks_are_bounded(monkeypatch):
+    monkeypatch.setattr(colorizer_lib, "MAX_COMPILED_SHAPES", 2)
+    colorizer = Colorizer(l_dependent_model(), size=64)
+    for side in (32, 64, 96):
+        colorizer.predict_ab(np.zeros((1, side, side, 1), np.float32))
+    assert len(colorizer._compiled) == 2 and colorizer.traces == 3
+    colorizer.predict_ab(np.zeros((1, 96, 96, 1), np.float32))  # the most recent is kept
+    assert colorizer.traces == 3

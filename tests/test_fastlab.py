@@ -1,0 +1,92 @@
+"""`fastlab`: lightness and L + ab -> RGB in strips on threads, bit for bit the `color` module's whole-image results."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorfusion import color, fastlab
+
+# Shapes covering one strip, many strips, several thread bands, 1-pixel sides.
+SHAPES = [(1, 1), (1, 300), (300, 1), (7, 9), (130, 70), (400, 333)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lightness_of_uint8_colour_equals_color_module_bit_for_bit(shape):
+    rgb = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    l = fastlab.lightness(rgb)
+    assert l.dtype == np.float32 and l.shape == shape
+    np.testing.assert_array_equal(l, color.rgb_to_l(rgb)[..., 0])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lightness_of_gray_and_float_inputs_equals_color_module(shape):
+    gray = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    as_rgb = np.repeat(gray[..., None], 3, axis=-1)
+    np.testing.assert_array_equal(fastlab.lightness(gray), color.rgb_to_l(as_rgb)[..., 0])
+    as_float = as_rgb.astype(np.float32) / 255
+    np.testing.assert_array_equal(fastlab.lightness(as_float), color.rgb_to_l(as_float)[..., 0])
+    np.testing.assert_array_equal(fastlab.lightness(gray.astype(np.float32) / 255), color.rgb_to_l(as_float)[..., 0])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lab_to_rgb_uint8_equals_color_module_and_fills_lab_out(shape):
+    rng = np.random.default_rng(2)
+    l = rng.uniform(0, 100, shape).astype(np.float32)
+    ab = rng.uniform(-110, 110, shape + (2,)).astype(np.float32)  # much of it out of gamut: clipping matters
+    lab_out = np.zeros(shape + (3,), np.float32)
+    rgb = fastlab.lab_to_rgb_uint8(l, ab, lab_out=lab_out)
+    lab = np.concatenate([l[..., None], ab], axis=-1)
+    np.testing.assert_array_equal(lab_out, lab)
+    np.testing.assert_array_equal(rgb, color.lab_to_rgb(lab, dtype=np.uint8))
+
+
+def test_in_bands_covers_every_row_once():
+    seen = np.zeros(1000, int)
+
+    def work(top, bottom):
+        seen[top:bottom] += 1
+
+    fastlab.in_bands(1000, work)
+    assert (seen == 1).all()
+
+
+def test_in_bands_reraises_a_band_error():
+    def work(top, bottom):
+        raise RuntimeError(f"band {top}")
+
+    with pytest.raises(RuntimeError, match="band"):
+        fastlab.in_bands(1000, work)
+
+
+@pytest.mark.parametrize("array, expected_dtype, expected_shape", [
+    (np.zeros((4, 5), np.uint8), np.uint8, (4, 5)),
+    (np.zeros((4, 5, 1), np.uint8), np.uint8, (4, 5)),
+    (np.zeros((4, 5, 3), np.float64), np.float32, (4, 5, 3)),
+    (np.full((4, 5), 65535, np.uint16), np.float32, (4, 5)),
+    (np.full((4, 5, 3), 200, np.int64), np.uint8, (4, 5, 3)),
+])
+def test_as_pixels_accepts_gray_colour_and_common_dtypes(array, expected_dtype, expected_shape):
+    pixels = fastlab.as_pixels(array)
+    assert pixels.dtype == expected_dtype and pixels.shape == expected_shape
+    assert pixels.flags.c_contiguous
+
+
+def test_as_pixels_scales_uint16_to_unit_range_and_reads_pil_images():
+    assert fastlab.as_pixels(np.full((2, 2), 65535, np.uint16)).max() == pytest.approx(1.0)
+    rgba = Image.new("RGBA", (6, 4), (10, 20, 30, 0))  # transparent: composited on white, as io does
+    pixels = fastlab.as_pixels(rgba)
+    assert pixels.shape == (4, 6, 3) and (pixels == 255).all()
+
+
+@pytest.mark.parametrize("array, match", [
+    (np.zeros((4, 5, 4), np.uint8), "shape"),
+    (np.zeros((0, 5, 3), np.uint8), "non-empty"),
+    (np.zeros((2, 4, 5, 3), np.uint8), "shape"),
+    (np.full((4, 5, 3), 200.0, np.float32), "divide"),
+    (np.full((4, 5), np.nan, np.float32), r"\[0, 1\]"),
+    (np.full((4, 5), 300, np.int32), "dtype"),
+    (np.zeros((4, 5), bool), "dtype"),
+])
+def test_as_pixels_rejects_other_shapes_types_and_ranges(array, match):
+    with pytest.raises(ValueError, match=match):
+        fastlab.as_pixels(array)
