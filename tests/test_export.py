@@ -1,0 +1,259 @@
+"""Export to ONNX / LiteRT: parity with Colorizer, the JSON beside the file, one-line errors, the CLI."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from photos import make_photo
+
+from colorfusion import cli, color
+from colorfusion import model as model_lib
+from colorfusion.errors import HintError, ModelLoadError
+from colorfusion.export import ExportedModel, ExportError, export_model, parse_size, sidecar_path
+from colorfusion.inference.colorizer import Colorizer
+
+# Parity: 1e-4 in the network's output, ab / 128 (0.0128 Lab units). Float32 reassociation alone
+# (another runtime's convolutions) moves the shipped model's ab by up to about 7e-4 Lab units
+# (5e-6 in ab / 128), as far as the same network traced by tf.function moves from its eager call.
+AB_TOLERANCE = 1e-4
+
+
+def assert_same_ab(ab, expected):
+    """ab (Lab units) equal to the network's precision: `AB_TOLERANCE` in ab / 128."""
+    np.testing.assert_allclose(color.ab_to_model(ab), color.ab_to_model(expected), rtol=0, atol=AB_TOLERANCE)
+SUFFIX = {"onnx": ".onnx", "litert": ".tflite"}
+
+
+def needs(format):
+    """Skip unless the exporter and runtime of `format` are installed (the `export` extra)."""
+    if format == "onnx":
+        pytest.importorskip("tf2onnx")
+        pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny classification model with hints: the decoding and the hint branch go into the file."""
+    keras.utils.set_random_seed(3)
+    model = model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=None, head="classification",
+                                      hints=True)
+    return Colorizer(model)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny, tmp_path_factory):
+    """`exported(format, hints=False)`: the path of `tiny` exported so, once per module (tests that damage a
+    file copy it first)."""
+    folder = tmp_path_factory.mktemp("exports")
+    files = {}
+
+    def get(format, hints=False):
+        needs(format)
+        if (format, hints) not in files:
+            files[format, hints] = export_model(tiny, folder / f"tiny_{'hints' if hints else 'auto'}{SUFFIX[format]}",
+                                                format=format, hints=hints)
+        return files[format, hints]
+
+    return get
+
+
+def copy_export(path, folder):
+    """The exported file and its JSON copied into `folder` as tiny.SUFFIX (+ .json)."""
+    copy = folder / f"tiny{path.suffix}"
+    copy.write_bytes(path.read_bytes())
+    sidecar_path(copy).write_bytes(sidecar_path(path).read_bytes())
+    return copy
+
+
+@pytest.fixture(scope="module")
+def lightness_batch():
+    rng = np.random.default_rng(0)
+    l_small = np.stack([color.rgb_to_l(make_photo(rng, 32, 32)) for _ in range(3)]).astype(np.float32)
+    hint_maps = np.zeros((3, 32, 32, 3), np.float32)
+    hint_maps[:, 4:9, 10:15] = (0.4, -0.3, 1.0)  # one hinted patch
+    return l_small, hint_maps
+
+
+@pytest.mark.parametrize("format", ["onnx", "litert"])
+@pytest.mark.parametrize("hints", [False, True], ids=["automatic", "hints"])
+def test_exported_file_predicts_the_colorizers_ab(tiny, exported, lightness_batch, format, hints):
+    path = exported(format, hints)
+    assert path.suffix == SUFFIX[format] and sidecar_path(path).is_file()
+    exported = ExportedModel(path)
+    l_small, hint_maps = lightness_batch
+    maps = hint_maps if hints else None
+    expected = tiny.predict_ab(l_small, maps)
+    ab = exported.predict_ab(l_small, maps)
+    assert ab.shape == expected.shape == (3, 32, 32, 2)
+    assert_same_ab(ab, expected)
+    assert exported.takes_hints == hints
+    if hints:  # the hints change the colours: the map reaches the network
+        assert np.abs(ab - tiny.predict_ab(l_small)).max() > 1e-3
+
+
+@pytest.mark.parametrize("format", ["onnx", "litert"])
+def test_exported_file_colorizes_photos_with_the_same_pixels(tiny, exported, format):
+    exported = ExportedModel(exported(format))
+    photos = [make_photo(np.random.default_rng(seed), *shape) for seed, shape in enumerate([(48, 64), (70, 33)])]
+    for photo, expected, got in zip(photos, tiny.colorize_many(photos), exported.colorize_many(photos)):
+        assert got.shape == photo.shape
+        difference = np.abs(got.astype(int) - expected)
+        assert difference.max() <= 1 and (difference == 0).mean() > 0.999  # a level at a rounding edge, at most
+
+
+def test_json_beside_says_how_to_feed_the_file_and_plain_onnxruntime_follows_it(tiny, exported, lightness_batch):
+    path = exported("onnx", hints=True)
+    import onnxruntime
+
+    record = json.loads(sidecar_path(path).read_text())
+    assert sidecar_path(path).name == "tiny_hints.onnx.json" and record["file"] == "tiny_hints.onnx"
+    assert record["runtime"] == "onnx" and record["opset"] == 17 and record["size"] == [32, 32]
+    assert [item["name"] for item in record["inputs"]] == ["L", "hints"]
+    assert record["inputs"][0]["shape"] == [None, 32, 32, 1] and record["outputs"][0]["name"] == "ab"
+    assert record["decode"] == {"method": "annealed_mean", "temperature": model_lib.TEMPERATURE}
+    assert record["model"]["head"] == "classification" and record["model_card"] is None
+    # docs/export.md's recipe: L / 50 - 1 in, ab / 128 out, by the JSON's numbers alone.
+    l_small, hint_maps = lightness_batch
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    scale = record["l_scale"]
+    feeds = {"L": l_small / scale["divide"] - scale["subtract"], "hints": hint_maps}
+    ab = session.run(["ab"], feeds)[0] * record["ab_scale"]
+    assert_same_ab(ab, tiny.predict_ab(l_small, hint_maps))
+
+
+def test_litert_json_names_the_interpreters_tensors(exported):
+    path = exported("litert", hints=True)
+    record = json.loads(sidecar_path(path).read_text())
+    assert record["runtime"] == "litert" and record["batch"] == 1 and record["opset"] is None
+    assert [item["tensor"] for item in record["inputs"]][0].endswith("L")
+    assert all(item.get("tensor") for item in record["inputs"] + record["outputs"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("format", ["onnx", "litert"])
+def test_shipped_model_exports_with_parity(tmp_path, format):
+    needs(format)
+    from colorfusion.presets import MODEL_CARD, pretrained_available
+
+    if not pretrained_available():
+        pytest.skip("this installation lacks the shipped model")
+    path = export_model("pretrained", tmp_path / f"shipped{SUFFIX[format]}", size=(64, 96), hints=True)
+    record = json.loads(sidecar_path(path).read_text())
+    assert record["model"]["source"] == "pretrained" and record["model_card"] == MODEL_CARD.read_text()
+    exported = ExportedModel(path)
+    colorizer = Colorizer.pretrained(size=64)
+    rng = np.random.default_rng(1)
+    l_small = np.stack([color.rgb_to_l(make_photo(rng, 64, 96)) for _ in range(2)]).astype(np.float32)
+    hint_maps = np.zeros((2, 64, 96, 3), np.float32)
+    hint_maps[1, 20:25, 40:45] = (0.5, 0.3, 1.0)
+    for maps in (None, hint_maps):
+        assert_same_ab(exported.predict_ab(l_small, maps), colorizer.predict_ab(l_small, maps))
+
+
+# === Errors: one line each ===
+
+
+def test_bad_sizes_are_refused_in_one_line(tiny):
+    with pytest.raises(ExportError, match="fixed 32x32 input"):
+        export_model(tiny, "unused.onnx", size=(64, 64))
+    for bad in ("abc", "0x32", (32,), "32x32x3"):
+        with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+            parse_size(bad)
+    assert parse_size("256x352") == (256, 352) and parse_size(64) == (64, 64)
+
+
+def test_any_size_model_needs_multiples_of_32(tmp_path):
+    model = model_lib.build_colorizer(64, embedding_dim=None, encoder="mobilenet", encoder_weights=None, width=0.125)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        export_model(model, tmp_path / "m.onnx", size=(65, 96))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_suffix_names_the_format(tiny, tmp_path):
+    with pytest.raises(ValueError, match=r"litert files end in \.tflite"):
+        export_model(tiny, tmp_path / "m.onnx", format="litert")
+    assert not list(tmp_path.iterdir())
+
+
+def test_hints_refused_for_a_model_without_them(tmp_path):
+    model = model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=None)
+    with pytest.raises(ExportError, match="takes no colour hints"):
+        export_model(model, tmp_path / "m.onnx", hints=True)
+
+
+@pytest.mark.parametrize("format", ["onnx", "litert"])
+def test_damaged_missing_or_mismatched_files_fail_in_one_line(exported, tmp_path, format):
+    path = copy_export(exported(format), tmp_path)
+    good = path.read_bytes()
+    with pytest.raises(ModelLoadError, match="describes another file"):
+        path.write_bytes(good[:-10] + b"0123456789")
+        ExportedModel(path)
+    damaged = tmp_path / f"damaged{SUFFIX[format]}"
+    damaged.write_bytes(b"not a model")
+    record = json.loads(sidecar_path(path).read_text())
+    record["sha256"] = __import__("hashlib").sha256(b"not a model").hexdigest()
+    sidecar_path(damaged).write_text(json.dumps(record))
+    with pytest.raises(ModelLoadError, match="not a loadable") as caught:
+        ExportedModel(damaged)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ModelLoadError, match="no such exported model file"):
+        ExportedModel(tmp_path / f"missing{SUFFIX[format]}")
+    sidecar_path(path).unlink()
+    with pytest.raises(ModelLoadError, match=r"no tiny\.\w+\.json beside it"):
+        ExportedModel(path)
+
+
+def test_wrong_input_shape_or_hints_without_a_hints_input_are_one_line(exported):
+    exported = ExportedModel(exported("litert"))
+    with pytest.raises(ValueError, match=r"takes L of shape \(N, 32, 32, 1\)"):
+        exported.predict_ab(np.zeros((1, 64, 64, 1), np.float32))
+    with pytest.raises(HintError, match="exported without the hints input"):
+        exported(make_photo(np.random.default_rng(0), 40, 40), hints=[(1, 1, "#ff0000")])
+
+
+def test_missing_runtime_says_what_to_install(exported, monkeypatch):
+    path = exported("onnx")
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
+    with pytest.raises(ModelLoadError, match=r"colorfusion\[export\]"):
+        ExportedModel(path)
+
+
+# === Command line ===
+
+
+def test_cli_exports_and_colorizes_with_the_same_pixels(tiny, tmp_path, capsys):
+    needs("onnx")
+    from colorfusion import io
+
+    keras_file = tmp_path / "tiny.keras"
+    tiny.model.save(keras_file)
+    onnx_file = tmp_path / "tiny.onnx"
+    assert cli.main(["export", "--model", str(keras_file), "-o", str(onnx_file)]) == 0
+    assert "tiny.onnx.json" in capsys.readouterr().out
+    photo = make_photo(np.random.default_rng(5), 40, 56)
+    io.write_image(tmp_path / "in" / "photo.png", photo)
+    assert cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(onnx_file),
+                     "--quiet"]) == 0
+    got = io.read_rgb(tmp_path / "out" / "photo.png")
+    assert np.abs(got.astype(int) - tiny(photo)).max() <= 1
+
+
+def test_cli_errors_are_one_line(tiny, exported, tmp_path, capsys):
+    keras_file = tmp_path / "tiny.keras"
+    tiny.model.save(keras_file)
+    assert cli.main(["export", "--model", str(keras_file), "--size", "64x64", "-o", str(tmp_path / "x.onnx")]) == 1
+    assert cli.main(["export", "--size", "big", "-o", str(tmp_path / "x.onnx")]) == 1
+    assert cli.main(["export", "--model", str(tmp_path / "none.keras"), "-o", str(tmp_path / "x.onnx")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("error: ") for line in lines)
+    assert "fixed 32x32" in lines[0] and "HEIGHTxWIDTH" in lines[1] and "no such model" in lines[2]
+    path = exported("litert")
+    io_dir = tmp_path / "photos"
+    io_dir.mkdir()
+    from colorfusion import io
+
+    io.write_image(io_dir / "p.png", make_photo(np.random.default_rng(0), 20, 20))
+    assert cli.main(["colorize", str(io_dir), "-o", str(tmp_path / "o"), "--model", str(path), "--decode",
+                     "mode"]) == 1
+    assert "--decode: an exported file's decoding" in capsys.readouterr().err
