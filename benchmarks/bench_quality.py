@@ -45,6 +45,15 @@ BASE = dict(head="classification", image_size=128, batch_size=16, epochs=300, le
 # The pre-encoder recipe (docs/experiments.md, scratch_64): scratch encoder, 64 px, width 0.5, MobileNet embeddings.
 SCRATCH = dict(encoder="scratch", image_size=64, width=0.5, embedding="cache", backbone="mobilenet")
 
+# Release 0.3's starting point: release 0.2.0's model (automatic colours and hint layers), continued with
+# hints simulated in every crop but `hint_free_fraction` of them; the architecture comes from the model.
+V3 = dict(init=presets.PRETRAINED, encoder="mobilenet_v2", width=0.5, embedding="encoder", hints=True,
+          hint_free_fraction=0.3, image_size=128, batch_size=16,
+          learning_rate=3e-4, freeze_epochs=10_000, rebalance_lambda=0.75, crop_scale=(0.25, 1.0), lr_patience=2,
+          early_stopping_patience=6, encoder_weights=MOBILENET_V2_FILE)
+# Hint counts the hint variants are scored at (`evaluation.evaluate_hints`).
+HINT_COUNTS = (0, 1, 2, 5, 10, 20)
+
 VARIANTS = {
     # The recommended CPU recipe: BASE with weaker class rebalancing (lambda 0.75 met two of
     # the three quality targets where BASE's 0.5 met one; see docs/experiments.md).
@@ -94,16 +103,32 @@ VARIANTS = {
                               time_limit_minutes=None),
     "v2_128_crops": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5, freeze_epochs=10_000,
                          rebalance_lambda=0.75, time_limit_minutes=60, crop_scale=(0.25, 1.0)),
+    # Release 0.3's candidates (issue "Release 0.3"), each continuing release 0.2.0's model (--init, default
+    # the shipped model) for the same time (--minutes), one change after another; hint variants are also
+    # scored with 0, 1, 2, 5, 10 and 20 simulated points (`evaluation.evaluate_hints`):
+    # - v3_two_stage: 0.2.0's second stage continued (the hint layers alone at 256 px): the control;
+    # - v3_joint: the whole network but the encoder trained with hints (Zhang et al. 2017), 128 px;
+    # - v3_joint_affinity: + the hints followed by feature affinity (`HintAffinityBlend`) instead of lightness;
+    # - v3_joint_affinity_enc16: + the encoder's stride-16 and -32 blocks trained too, all at 1e-4;
+    # - v3_joint_affinity_192: + training crops of 192 px instead of 128.
+    "v3_two_stage": {**V3, "image_size": 256, "train_only_hints": True},
+    "v3_joint": V3,
+    "v3_joint_affinity": {**V3, "hint_blend": "affinity"},
+    "v3_joint_affinity_enc16": {**V3, "hint_blend": "affinity", "freeze_epochs": 0, "encoder_finetune_stride": 16,
+                                "finetune_learning_rate": 1e-4},
+    "v3_joint_affinity_192": {**V3, "hint_blend": "affinity", "image_size": 192},
 }
 # Decoding settings of the evaluation (not of training); a variant may set them.
 EVAL_KEYS = ("decode", "temperature")
 
 
-def variant_settings(name: str, weights, minutes=None) -> tuple[dict, dict]:
-    """(train settings, evaluation settings) of a variant, with the weights file filled in."""
+def variant_settings(name: str, weights, minutes=None, init=None) -> tuple[dict, dict]:
+    """(train settings, evaluation settings) of a variant, with the weights file (and `init`) filled in."""
     spec = {**BASE, **VARIANTS[name]}
     if minutes is not None:
         spec["time_limit_minutes"] = minutes
+    if init is not None and spec.get("init"):
+        spec["init"] = str(init)
     evaluation = {key: spec.pop(key) for key in EVAL_KEYS if key in spec}
     if spec["encoder"] != "scratch":
         # A variant may name its own weights file, looked up beside --weights (or in ../shared/weights).
@@ -138,11 +163,11 @@ def split_photos(args):
 
 
 def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
-    from colorfusion.evaluation import evaluate
+    from colorfusion.evaluation import evaluate, evaluate_hints
     from colorfusion.inference.colorizer import Colorizer
     from colorfusion.training import train
 
-    settings, evaluation = variant_settings(name, args.weights, args.minutes)
+    settings, evaluation = variant_settings(name, args.weights, args.minutes, args.init)
     out = Path(args.out) / name
     print(f"\n=== {name}: {json.dumps(settings)}", flush=True)
     # The training time is kept beside the run so that --evaluate-only reports it too.
@@ -168,6 +193,10 @@ def run_variant(name, args, train_files, monitor, evaluated, bins) -> dict:
             other = evaluate(colorizer.with_decoding("annealed_mean", t), evaluated, out / f"report_T{t:g}",
                              size=256, bins=bins, progress=False)
             row["temperatures"][f"{t:g}"] = summary_row(other.summary, minutes, epochs)
+    if settings.get("hints") or settings.get("train_only_hints"):
+        hinted = evaluate_hints(colorizer, evaluated, HINT_COUNTS, size=256, bins=bins, progress=False)
+        row["hints"] = {count: {key: round(value, 4) for key, value in scores.items()}
+                        for count, scores in hinted["hints"].items()}
     return row
 
 
@@ -199,6 +228,16 @@ def format_rows(rows: dict) -> str:
         lines.append(f"{'grayscale':<22}{'':>15}{first['grayscale_rebalanced_auc']:>11.4f}{0:>+9.2f}"
                      f"{0:>11.1f}{0:>7.2f}{first['psnr'] - first['psnr_gain']:>7.2f}{0:>+8.2f}")
         lines.append(f"{'real photos':<22}{'':>15}{1:>11.4f}{'':>9}{first['true_colorfulness']:>11.1f}{1:>7.2f}")
+    hinted = {name: r["hints"] for name, r in rows.items() if "hints" in r}
+    if hinted:
+        lines += ["", "with N simulated points: PSNR gain over the same model with none (mean, 5th percentile of "
+                      "the photos' gains), colourfulness"]
+        counts = [c for c in next(iter(hinted.values())) if c != "0"]
+        lines.append(f"{'variant':<26}" + "".join(f"{c + ' pts':>20}" for c in counts))
+        for name, by_count in hinted.items():
+            lines.append(f"{name:<26}" + "".join(
+                f"{by_count[c]['psnr_gain_mean']:>+7.2f}{by_count[c]['psnr_gain_p5']:>+7.2f}"
+                f"{by_count[c]['colorfulness']:>6.1f}" for c in counts))
     return "\n".join(lines)
 
 
@@ -223,6 +262,9 @@ def main(argv=None) -> int:
                         help="share of the training photos that picks the best checkpoint (default 0.1)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="evaluate the run folders already under --out, without training")
+    parser.add_argument("--init", help="the model that variants with an init start from instead of theirs (release "
+                                       "0.3's: release 0.2.0's file, `git show 2b08289:src/colorfusion/models/"
+                                       "colorfusion.npz > release_0.2.0.npz`)")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
     args = parser.parse_args(argv)
     if args.list:

@@ -63,7 +63,7 @@ def score_clip(colorizer, clip, bins, batch_size=8, keep=()):
     `keep`: frame numbers whose B&W input and outputs are returned too ({t: (bw, none, flow, truth)}).
     """
     from colorfusion import color, metrics
-    from colorfusion.inference.video import SteadyColour
+    from colorfusion.inference.motion import SteadyColour
 
     steady = SteadyColour()
     rows = {name: {"psnr": [], "rebalanced_auc": [], "hist": [], "warp": []} for name in ("none", "flow", "truth")}

@@ -38,7 +38,8 @@ from colorfusion.bins import ABBins
 from colorfusion.evaluation import evaluate, gains_over_grayscale
 from colorfusion.inference.colorizer import Colorizer
 from colorfusion.loading import load_model
-from colorfusion.training import train
+from colorfusion.runs import RunFolder
+from colorfusion.training import ARCHITECTURE_KEYS, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -122,13 +123,13 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
     init = settings.get("init")
     init_file = None if not init else presets.PRETRAINED_FILE if str(init).lower() == presets.PRETRAINED else Path(init)
     timing = json.loads((out / "training_time.json").read_text()) if (out / "training_time.json").exists() else {}
-    # How build_colorizer rebuilds it (any size: a pretrained encoder), and what a run starting from it takes.
-    build = dict(image_size=settings["image_size"], head=settings["head"], width=settings["width"],
-                 encoder=settings["encoder"], embedding_dim=None, global_features=settings["embedding"] == "encoder",
-                 batchnorm=settings.get("batchnorm"), hints=settings.get("hints", False))
-    architecture = dict(head=settings["head"], width=settings["width"], encoder=settings["encoder"],
-                        embedding=settings["embedding"], num_bins=settings.get("num_bins", 200),
-                        batchnorm=settings.get("batchnorm"), hints=settings.get("hints", False))
+    # How build_colorizer rebuilds it (any size: a pretrained encoder), and what a run starting from it takes:
+    # from the run's own configuration, which holds what an init model gave it.
+    run = RunFolder(out).read_config()
+    build = dict(image_size=run["image_size"], head=run["head"], width=run["width"], encoder=run["encoder"],
+                 embedding_dim=None, global_features=run["embedding"] == "encoder", batchnorm=run["batchnorm"],
+                 hints=run["hints"], hint_blend=run.get("hint_blend", "lightness"))
+    architecture = {key: run.get(key) for key in ARCHITECTURE_KEYS}
     training = {
         "command": "python benchmarks/train_release.py" + ("" if args.variant == "release" else
                                                             f" --variant {args.variant}"),

@@ -65,6 +65,7 @@ TRAIN_OPTIONS = {
     "encoder_weights": (["--encoder-weights", "none"], None),
     "freeze_epochs": (["--freeze-epochs", "4"], 4),
     "finetune_learning_rate": (["--finetune-learning-rate", "0.0002"], 0.0002),
+    "encoder_finetune_stride": (["--encoder-finetune-stride", "16"], 16),
     "early_stopping_patience": (["--early-stopping-patience", "3"], 3),
     "time_limit_minutes": (["--time-limit", "2.5"], 2.5),
     "rebalance_lambda": (["--rebalance-lambda", "0.3"], 0.3),
@@ -79,6 +80,7 @@ TRAIN_OPTIONS = {
     "hints": (["--hints"], True),
     "hint_free_fraction": (["--hint-free-fraction", "0.5"], 0.5),
     "train_only_hints": (["--train-only-hints"], True),  # implies hints
+    "hint_blend": (["--hint-blend", "affinity"], "affinity"),
 }
 # Options that are arguments of train() itself rather than TrainConfig fields.
 TRAIN_ARGUMENTS = {"data", "out", "split_file", "resume"}

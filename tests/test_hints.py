@@ -133,6 +133,81 @@ def test_hint_pool_keeps_a_one_pixel_hint_at_full_strength_in_its_cell_and_sprea
     assert np.asarray(hint_layers.HintPool(8, spread_factor=16)([np.zeros_like(hints), lightness])).max() == 0
 
 
+def _affinity_inputs():
+    """A 4 x 8 grid at stride 4: the left half's features are one kind, the right half's another.
+
+    A red hint sits on the left, a blue one on the right, each two cells in from the middle.
+    """
+    features = np.zeros((1, 4, 8, 2), np.float32)
+    features[..., :4, 0], features[..., 4:, 1] = 1.0, 1.0
+    hints = np.zeros((1, 16, 32, 3), np.float32)
+    hints[0, 4:8, 8:12] = (0.6, 0.4, 1.0)  # red: the grid cell (1, 2), key cell (0, 1)
+    hints[0, 4:8, 20:24] = (-0.2, -0.6, 1.0)  # blue: the grid cell (1, 5), key cell (0, 2)
+    prediction = np.zeros((1, 4, 8, 2), np.float32)
+    return prediction, hints, features
+
+
+def test_affinity_blend_gives_each_cell_the_colour_of_the_hint_alike_in_features_not_the_mean_of_the_near_ones():
+    prediction, hints, features = _affinity_inputs()
+    layer = hint_layers.HintAffinityBlend(4)
+    gate = np.full((1, 4, 8, 1), 10.0, np.float32)  # wide open: the support decides
+    layer([prediction, hints, features, gate])
+    layer.projection.assign(np.eye(2, 16, dtype=np.float32))  # compare the features as they are
+    layer.log_sharpness.assign(np.log(20.0))
+    out = np.asarray(layer([prediction, hints, features, gate]))[0]
+    # The cells by the middle are as near the blue hint as the red one: each takes its own side's.
+    np.testing.assert_allclose(out[1, 3], (0.6, 0.4), atol=0.02)
+    np.testing.assert_allclose(out[1, 4], (-0.2, -0.6), atol=0.02)
+    # With no hints the output is the prediction, exactly.
+    empty = np.asarray(layer([prediction + 0.1, np.zeros_like(hints), features, gate]))
+    np.testing.assert_array_equal(empty, prediction + 0.1)
+
+
+def test_affinity_blend_support_falls_with_distance_and_unlikeness_and_a_classification_output_stays_a_distribution():
+    _, hints, features = _affinity_inputs()
+    hints[0, :, 16:] = 0  # the red hint only
+    centers = np.array([[0.0, 0.0], [77.0, 51.0], [-25.0, -77.0]], np.float32)
+    probs = np.tile(np.array([1.0, 0.0, 0.0], np.float32), (1, 4, 8, 1))
+    layer = hint_layers.HintAffinityBlend(4, centers=centers)
+    gate = np.full((1, 4, 8, 1), 10.0, np.float32)
+    layer([probs, hints, features, gate])
+    layer.projection.assign(np.eye(2, 16, dtype=np.float32))
+    layer.log_sharpness.assign(np.log(20.0))
+    out = np.asarray(layer([probs, hints, features, gate]))[0]
+    np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-5)
+    red = out[..., 1]
+    assert red[1, 1] > 0.8  # on the hint's own side, next to it
+    assert red[1, 1] > red[1, 0] > 0.5  # farther on the same side: less, still most
+    assert red[1, 4] < 0.05  # as near as (1, 0) but across the edge: the network's own colour
+
+
+def test_an_affinity_hint_model_is_its_automatic_self_without_hints_and_starts_from_a_lightness_one():
+    lightness = tiny(True, head="classification", seed=1)
+    affinity = model_lib.build_colorizer(head="classification", hints=True, hint_blend="affinity", **TINY)
+    model_lib.expand_weights(lightness, affinity)  # all but the lightness blend's own width
+    paths = {w.path for w in affinity.weights}
+    assert "hint_blend/log_width" not in paths and "hint_affinity/projection" in paths
+    automatic = tiny(False, head="classification", seed=1)
+    model_lib.expand_weights(automatic, affinity)
+    l_scaled = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(affinity({"L": l_scaled, "hints": hint_layers.no_hints(l_scaled)})),
+                               np.asarray(automatic({"L": l_scaled})), atol=1e-5)
+    with pytest.raises(ValueError):  # an automatic model cannot take a hint model's weights
+        model_lib.expand_weights(affinity, tiny(False, head="classification"))
+    with pytest.raises(ValueError, match="hint_blend"):
+        model_lib.build_colorizer(hints=True, hint_blend="nearest", **TINY)
+
+
+def test_an_affinity_hint_model_saves_and_loads_with_the_same_colours(tmp_path):
+    model = model_lib.build_colorizer(head="classification", hints=True, hint_blend="affinity", **TINY)
+    rng = np.random.default_rng(0)
+    l_scaled = rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
+    feed = {"L": l_scaled, "hints": random_hints(rng, (32, 32))[None]}
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(loaded(feed)), np.asarray(model(feed)), atol=1e-6)
+
+
 def test_a_hint_model_saves_and_loads_with_its_hint_input(tmp_path):
     model = tiny(True, "classification")
     model.save(tmp_path / "m.keras")

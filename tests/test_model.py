@@ -379,6 +379,27 @@ def test_a_frozen_encoder_does_not_train_and_an_unfrozen_one_keeps_its_batchnorm
     assert step() == [True, False]  # fine-tuned: weights move, ImageNet BatchNorm statistics stay
 
 
+def test_an_encoder_unfrozen_from_a_stride_trains_only_its_upper_blocks():
+    model = build_colorizer(64, head="regression", embedding_dim=None, encoder="mobilenet", encoder_weights=None,
+                            width=0.25)
+    encoder = model_lib.encoder_layer(model)
+    # MobileNet's stride-8 features are conv_pw_5_relu: from stride 16 up, the layers after it train.
+    lower, upper = encoder.get_layer("conv_pw_5"), encoder.get_layer("conv_dw_6")
+    x = _inputs(64, None, batch=4)
+    y = np.random.default_rng(1).uniform(-0.3, 0.3, (4, 64, 64, 2)).astype(np.float32)
+    before = [ops.convert_to_numpy(layer.kernel).copy() for layer in (lower, upper)]
+    assert model_lib.set_encoder_trainable(model, True, from_stride=16)
+    model.compile(keras.optimizers.Adam(1e-2), loss="mse")
+    model.train_on_batch(x, y)
+    moved = [not np.allclose(b, ops.convert_to_numpy(layer.kernel)) for b, layer in zip(before, (lower, upper))]
+    assert moved == [False, True]
+    assert not any(inner.trainable for inner in encoder.layers if isinstance(inner, keras.layers.BatchNormalization))
+    model_lib.set_encoder_trainable(model, True)  # all of it again
+    assert lower.trainable
+    with pytest.raises(ValueError, match="from_stride"):
+        model_lib.set_encoder_trainable(model, True, from_stride=3)
+
+
 @pytest.mark.parametrize("head", ["regression", "classification"])
 def test_a_pretrained_encoder_model_reloads_with_equal_outputs_and_its_frozen_state(head, bins, tmp_path):
     model = build_colorizer(64, head=head, embedding_dim=None, encoder="mobilenet", encoder_weights=None,

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 from forcing import PoisonWeights
+from keras import ops
 from photos import write_photos
 from PIL import Image
 
@@ -218,6 +219,22 @@ def test_a_pretrained_encoder_is_frozen_then_fine_tuned_at_the_lower_rate(photos
     train(photos, run, resume=True, epochs=4, hardware="cpu", verbose=0, callbacks=[recorder])
     assert trainable == [True]
     assert float(history_rows(run)[-1]["learning_rate"]) == pytest.approx(2e-4)
+
+
+def test_a_run_fine_tuning_the_encoder_from_a_stride_keeps_the_lower_blocks_as_they_started(photos, tmp_path):
+    run = tmp_path / "run"
+    result = train(photos, run, head="classification", num_bins=40, hardware="cpu", verbose=0, freeze_epochs=0,
+                   encoder_finetune_stride=16, **dict(ENCODER, epochs=1))
+    start = model_lib.build_colorizer(64, head="classification", embedding_dim=None, width=TINY["width"],
+                                      encoder="mobilenet", encoder_weights=None, global_features=True,
+                                      bins=model_lib.model_bins(result.model))
+    encoder, start_encoder = model_lib.encoder_layer(result.model), model_lib.encoder_layer(start)
+    # weights=None starts the encoder from the run's seed: the same start as `start`'s. MobileNet's
+    # stride-8 features are conv_pw_5_relu: the layers up to it stay, some after it move.
+    names = [layer.name for layer in encoder.layers]
+    moved = {layer.name for layer, begun in zip(encoder.layers, start_encoder.layers) if layer.weights and not all(
+        np.array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b)) for a, b in zip(layer.weights, begun.weights))}
+    assert moved and all(names.index(name) > names.index("conv_pw_5_relu") for name in moved)
 
 
 def test_training_phases_follow_the_config():

@@ -21,7 +21,7 @@ av = pytest.importorskip("av")
 from colorfusion import fastlab  # noqa: E402
 from colorfusion.errors import HintError  # noqa: E402
 from colorfusion.hints import hint_map  # noqa: E402
-from colorfusion.inference import motion_clips, video  # noqa: E402
+from colorfusion.inference import motion, motion_clips, video  # noqa: E402
 from colorfusion.inference.video import VideoError, colorize_video  # noqa: E402
 
 NTSC = Fraction(30000, 1001)
@@ -181,7 +181,7 @@ def test_no_cut_is_found_in_a_pan_a_zoom_or_a_shake():
     photo = texture(3, 120, 160)
     for clip in (motion_clips.pan_clip(photo, (48, 64), 12), motion_clips.zoom_clip(photo, (48, 64), 12),
                  motion_clips.shake_clip(photo, (48, 64), 12, amplitude=3)):
-        steady = video.SteadyColour()
+        steady = motion.SteadyColour()
         for t in range(len(clip)):
             l_input = fastlab.lightness(gray(clip.frame(t)))[..., None]
             steady.step(l_input, np.zeros((48, 64, 2), np.float32))
@@ -223,23 +223,23 @@ def test_a_hint_stops_at_a_cut_and_when_it_leaves_the_picture():
     frames, centres = moving_square_frames(count=12)
     lights = [fastlab.lightness(f)[..., None] for f in frames]
     other = [fastlab.lightness(gray(255 - texture(9, 64, 96)))[..., None]] * 3
-    reached = video.track_hints(lights[:8] + other, video.parse_video_hints([[*centres[2], "#ff0000", 2]]), 96, 64)
+    reached = motion.track_hints(lights[:8] + other, motion.parse_video_hints([[*centres[2], "#ff0000", 2]]), 96, 64)
     assert sorted(reached) == list(range(8))  # frames 0-7: the shot; none after the cut
     for t in range(8):
         assert np.hypot(reached[t][0][0] - centres[t][0], reached[t][0][1] - centres[t][1]) < 3
     # A point near the right edge of a pan to the left leaves the picture.
     pan = [fastlab.lightness(f)[..., None] for f in pan_frames(20, seed=5)]
-    reached = video.track_hints(pan, video.parse_video_hints([[3, 20, "#ff0000", 0]]), 64, 48)
+    reached = motion.track_hints(pan, motion.parse_video_hints([[3, 20, "#ff0000", 0]]), 64, 48)
     assert 0 < len(reached) < 20 and sorted(reached) == list(range(len(reached)))
 
 
 def test_video_hints_take_a_frame_number_and_a_photo_hint_means_frame_0():
-    assert video.parse_video_hints([[3, 4, "#ff0000", 7], (1, 2, (0, 0, 255)), "5,6,#00ff00", "5,6,#00ff00,9"]) == [
+    assert motion.parse_video_hints([[3, 4, "#ff0000", 7], (1, 2, (0, 0, 255)), "5,6,#00ff00", "5,6,#00ff00,9"]) == [
         (7, (3.0, 4.0, (255, 0, 0))), (0, (1.0, 2.0, (0, 0, 255))), (0, (5.0, 6.0, (0, 255, 0))),
         (9, (5.0, 6.0, (0, 255, 0)))]
     for bad in ([1, 2, "#ff0000", -1], [1, 2, "#ff0000", 1.5], [1, 2, "nocolour", 0]):
         with pytest.raises(HintError, match="hint"):
-            video.parse_video_hints([bad])
+            motion.parse_video_hints([bad])
 
 
 # === Bad input: one line naming the file, nothing partial left ===

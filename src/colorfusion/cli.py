@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from colorfusion import backbones
-from colorfusion.config import EMBEDDINGS, HEADS, TrainConfig
+from colorfusion.config import EMBEDDINGS, HEADS, HINT_BLENDS, TrainConfig
 from colorfusion.errors import TrainingError, print_error, reason, run_reporting_errors
 from colorfusion.startup import import_backend_quietly
 
@@ -140,6 +140,9 @@ TRAIN_OPTIONS = (
                 "sooner (default {default})"),
     TrainOption("finetune_learning_rate", "--finetune-learning-rate", dict(type=_positive_float),
                 "learning rate once the encoder is unfrozen (default: learning rate / 10)"),
+    TrainOption("encoder_finetune_stride", "--encoder-finetune-stride", dict(type=int, choices=(4, 8, 16, 32)),
+                "once unfrozen, train the encoder's blocks from this stride up only (16: the stride-16 and -32 "
+                "blocks), the lower ones keeping their ImageNet weights (default: all of it)"),
     TrainOption("early_stopping_patience", "--early-stopping-patience", dict(type=_positive_int),
                 "stop after this many epochs without a better val_loss (default {default})"),
     TrainOption("time_limit_minutes", "--time-limit", dict(type=_positive_float, metavar="MINUTES"),
@@ -170,6 +173,9 @@ TRAIN_OPTIONS = (
                 "model that takes none, it starts as that model)"),
     TrainOption("hint_free_fraction", "--hint-free-fraction", dict(type=float),
                 "with --hints: the share of examples trained with no hints at all (default {default})"),
+    TrainOption("hint_blend", "--hint-blend", dict(choices=HINT_BLENDS),
+                "with --hints: how the colours follow the hints: lightness (stop at a change of lightness) or "
+                "affinity (take the colour of the hints most alike in the decoder's features) (default {default})"),
     TrainOption("train_only_hints", "--train-only-hints", dict(action="store_true"),
                 "with --hints: train the hint layers alone, so that with no hints the model stays exactly the "
                 "--init model"),

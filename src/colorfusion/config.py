@@ -16,6 +16,7 @@ from colorfusion import backbones
 
 HEADS = ("regression", "classification")  # the model's two heads (`model.build_colorizer`)
 EMBEDDINGS = ("cache", "exact", "encoder", None)  # the semantic branch (`TrainConfig.embedding`)
+HINT_BLENDS = ("lightness", "affinity")  # how a hint model's output follows the hints (`model.build_colorizer`)
 HINT_FREE_FRACTION = 0.3  # the share of examples a hint model trains with no hints at all (automatic colorization)
 
 
@@ -42,6 +43,9 @@ class TrainConfig:
     encoder_weights: str | None = "imagenet"
     freeze_epochs: int = 30
     finetune_learning_rate: float | None = None  # None: learning_rate / 10
+    # Unfrozen, the encoder trains from this stride up (16: its stride-16 and stride-32 blocks, the lower
+    # ones keep their ImageNet weights); None: all of it.
+    encoder_finetune_stride: int | None = None
     batchnorm: bool | None = None  # None: on with a pretrained encoder, off for scratch
     # The semantic branch: "cache" / "exact" embed each photo with `backbone`;
     # "encoder" pools the model's own encoder features; None: none.
@@ -71,6 +75,10 @@ class TrainConfig:
     # weights start at zero).
     hints: bool = False
     hint_free_fraction: float = HINT_FREE_FRACTION
+    # How the output follows the hints (`HINT_BLENDS`): "lightness" stops a hint's colour at a change of
+    # lightness (release 0.2.0); "affinity" gives each cell the colour of the hints most like it in the
+    # decoder's features and nearest it (`hints.layers.HintAffinityBlend`).
+    hint_blend: str = "lightness"
     # Train the hint layers alone (`hints.layers.set_only_hints_trainable`): with no hints the model stays
     # exactly the one it started from (`init`); what it learns is only how to follow hints.
     train_only_hints: bool = False
@@ -114,6 +122,9 @@ class TrainConfig:
             "init": self.init is None or (isinstance(self.init, str) and bool(self.init)),
             "hints": isinstance(self.hints, bool),
             "hint_free_fraction": 0 <= self.hint_free_fraction <= 1,
+            "hint_blend": self.hint_blend in HINT_BLENDS,
+            "encoder_finetune_stride": self.encoder_finetune_stride is None or self.encoder_finetune_stride in (
+                4, 8, 16, 32, 64),
             "train_only_hints": isinstance(self.train_only_hints, bool),
         }
         for name, ok in checks.items():

@@ -45,6 +45,10 @@ class ImageReadError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
+class VideoError(ImageReadError):
+    """A clip cannot be read or colorized; like `ImageReadError`, its message names the file and why."""
+
+
 # Errors whose message is written for the user: shown without their type.
 USER_ERRORS = (ModelLoadError, HintError, TrainingError, ImageReadError)
 

@@ -66,8 +66,8 @@ from keras import layers, ops
 from colorfusion import backbones
 from colorfusion.bins import ABBins
 from colorfusion.color import AB_SCALE, L_MODEL_CENTER
-from colorfusion.config import HEADS
-from colorfusion.hints.layers import HintBlend, HintPool, is_hint_layer
+from colorfusion.config import HEADS, HINT_BLENDS
+from colorfusion.hints.layers import HintAffinityBlend, HintBlend, HintPool, is_hint_layer
 
 HINTS_NAME = "hints"  # the optional input: (H, W, 3) = hinted a / 128, b / 128 (0 elsewhere), mask
 OUTPUT_NAME = "ab"  # the layer giving ab / 128 at S x S (regression or decoded)
@@ -295,8 +295,8 @@ class HintMaps:
     None and `blend` the prediction unchanged.
     """
 
-    def __init__(self, hint_map, l_input, bottleneck: int):
-        self.hint_map, self.l_input, self.bottleneck = hint_map, l_input, bottleneck
+    def __init__(self, hint_map, l_input, bottleneck: int, blend: str = "lightness"):
+        self.hint_map, self.l_input, self.bottleneck, self.blend_kind = hint_map, l_input, bottleneck, blend
         self._pooled = {}
 
     def at(self, stride: int):
@@ -308,10 +308,13 @@ class HintMaps:
         return self._pooled[stride]
 
     def blend(self, prediction, features, stride: int, centers=None):
-        """`prediction` moved toward the hints' spread colour where the gate trusts it (`HintBlend`).
+        """`prediction` moved toward the hints' colour where the gate trusts it.
 
-        The gate starts open (sigmoid(2) = 0.88), i.e. at the untrained
-        blend, and learns where a hint's colour ends.
+        "lightness" (`HintBlend`): toward the hints' spread colour, stopped at
+        a change of lightness; "affinity" (`HintAffinityBlend`): toward the
+        colour of the hints whose features and place are most like each
+        cell's. The learnt gate starts open (sigmoid(2) = 0.88), i.e. at the
+        untrained blend, and learns where a hint's colour ends.
         """
         if self.hint_map is None:
             return prediction
@@ -319,6 +322,8 @@ class HintMaps:
         gate = layers.Concatenate(name="hint_gate_inputs")([features, maps])
         gate = layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(2.0),
                              dtype="float32", name="hint_gate")(gate)
+        if self.blend_kind == "affinity":
+            return HintAffinityBlend(stride, centers, name="hint_affinity")([prediction, self.hint_map, features, gate])
         return HintBlend(centers, name="hint_blend")([prediction, maps, gate])
 
 
@@ -405,7 +410,8 @@ def regression_head(x, hints: HintMaps):
 
 def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_bins=None,
                     width=1.0, bins=None, encoder="scratch", encoder_weights="imagenet",
-                    global_features=False, batchnorm=None, seed=0, any_size=None, hints=False, name="colorizer"):
+                    global_features=False, batchnorm=None, seed=0, any_size=None, hints=False, hint_blend="lightness",
+                    name="colorizer"):
     """Build the colorization network (a functional Keras model).
 
     Args:
@@ -450,6 +456,10 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
             output (`HintBlend`). The hint layers are separate, so
             `expand_weights` starts a hint model from an automatic one that
             colorizes exactly like it when given no hints.
+        hint_blend: how a hint model's output follows the hints (`HINT_BLENDS`):
+            "lightness" (`HintBlend`, release 0.2.0's) or "affinity"
+            (`HintAffinityBlend`: the colour of the hints alike in features
+            and near, so it stops at object edges).
         name: model name.
 
     Example:
@@ -463,6 +473,8 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         raise ValueError(f"image_size must be a positive multiple of 8. Received: image_size={image_size!r}")
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}. Received: head={head!r}")
+    if hint_blend not in HINT_BLENDS:
+        raise ValueError(f"hint_blend must be one of {HINT_BLENDS}. Received: hint_blend={hint_blend!r}")
     if embedding_dim is not None and (not isinstance(embedding_dim, int) or embedding_dim < 1):
         raise ValueError(f"embedding_dim must be a positive integer or None. Received: embedding_dim={embedding_dim!r}")
     if not width > 0:
@@ -484,18 +496,18 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
 
     # === Functional Model ===
     if scratch:
-        outputs = _scratch_network(inputs, head, bins, conv, global_features)
+        outputs = _scratch_network(inputs, head, bins, conv, global_features, hint_blend)
     else:
         outputs = _pretrained_network(inputs, head, bins, conv, global_features, encoder, encoder_weights,
-                                      image_size, any_size, seed)
+                                      image_size, any_size, seed, hint_blend)
     return keras.Model(list(inputs.values()), outputs, name=name)
 
 
-def _scratch_network(inputs, head, bins, conv, global_features):
+def _scratch_network(inputs, head, bins, conv, global_features, hint_blend):
     """Koalarization: the scratch encoder to S/8, fusion, a plain decoder to S/4 (to S/2 for regression)."""
     l_input = inputs["L"]
     bottleneck = 8
-    hints = HintMaps(inputs.get(HINTS_NAME), l_input, bottleneck)
+    hints = HintMaps(inputs.get(HINTS_NAME), l_input, bottleneck, hint_blend)
     x = scratch_encoder(l_input, conv)
     x, fused = fusion(x, inputs.get("embedding"), global_features, conv, hints)
     # Without a fusion convolution the first decoder convolution takes the bottleneck's hints.
@@ -512,13 +524,13 @@ def _scratch_network(inputs, head, bins, conv, global_features):
 
 
 def _pretrained_network(inputs, head, bins, conv, global_features, encoder, encoder_weights, image_size,
-                        any_size, seed):
+                        any_size, seed, hint_blend):
     """U-Net: a pretrained encoder to stride 32, fusion, up x2 with a skip at each stride to S/4 or S/2."""
     l_input = inputs["L"]
     features = pretrained_encoder(l_input, encoder, image_size, encoder_weights, seed, any_size)
     bottleneck = max(features)
     skips = {stride: tensor for stride, tensor in features.items() if stride < bottleneck}
-    hints = HintMaps(inputs.get(HINTS_NAME), l_input, bottleneck)
+    hints = HintMaps(inputs.get(HINTS_NAME), l_input, bottleneck, hint_blend)
     x = conv(features[bottleneck], 256, "encoder_bottleneck", kernel=1)
     x, _ = fusion(x, inputs.get("embedding"), global_features, conv, hints)
     last = 4 if head == "classification" else 2
@@ -534,20 +546,34 @@ def encoder_layer(model):
     return found[0] if found else None
 
 
-def set_encoder_trainable(model, trainable: bool) -> bool:
+def set_encoder_trainable(model, trainable: bool, from_stride: int | None = None) -> bool:
     """Freeze or unfreeze a pretrained encoder; False when the model has none.
 
     Unfreezing leaves the encoder's BatchNormalization layers frozen: they keep
     their ImageNet statistics (a frozen BatchNorm runs in inference mode in
     Keras 3), as Keras' fine-tuning guides advise, so small batches of gray
-    photos cannot drag them. Recompile the model afterwards: Keras fixes the
-    trained weights at compile time.
+    photos cannot drag them. With `from_stride` only the upper blocks train:
+    the layers after the encoder's features at half that stride (16: the
+    blocks that make the stride-16 and stride-32 features), the lower ones
+    keep their ImageNet weights. Recompile the model afterwards: Keras fixes
+    the trained weights at compile time.
     """
     layer = encoder_layer(model)
     if layer is None:
         return False
     layer.trainable = bool(trainable)
     if trainable:
+        frozen_until = -1
+        if from_stride is not None:
+            backbone = next(g.backbone for g in model.layers if isinstance(g, GrayToBackbone))
+            taps = backbones.BACKBONES[backbone].taps
+            if from_stride // 2 not in taps:
+                raise ValueError(f"from_stride must be twice one of the encoder's strides {sorted(taps)}. "
+                                 f"Received: from_stride={from_stride!r}")
+            names = [inner.name for inner in layer.layers]
+            frozen_until = names.index(taps[from_stride // 2])
+        for index, inner in enumerate(layer.layers):
+            inner.trainable = index > frozen_until
         for inner in _nested_layers(layer):
             if isinstance(inner, layers.BatchNormalization):
                 inner.trainable = False
@@ -614,7 +640,8 @@ def expand_weights(source, target) -> None:
     user-guided network the same way); given hints, it blends toward their
     spread colours until training teaches it better
     (`TrainConfig.train_only_hints` keeps the first promise through
-    training).
+    training). A hint model with another `hint_blend` than the source's
+    takes everything but the source's blend layer; its own starts fresh.
 
     Raises:
         ValueError: the two models differ in more than the hint layers.
@@ -622,7 +649,10 @@ def expand_weights(source, target) -> None:
     found = {w.path: w for w in source.weights}
     if len(found) != len(source.weights) or len({w.path for w in target.weights}) != len(target.weights):
         raise ValueError("weights share a path, so they cannot be matched by it")
-    missing = sorted(set(found) - {w.path for w in target.weights})
+    target_hints = any(is_hint_layer(w.path.split("/")[0]) for w in target.weights)
+    # A hint model of another `hint_blend` leaves its own blend's weights behind.
+    missing = sorted(path for path in set(found) - {w.path for w in target.weights}
+                     if not (target_hints and is_hint_layer(path.split("/")[0])))
     if missing:
         raise ValueError(f"{len(missing)} weights have no place in the other model (first: {missing[0]})")
     for new in target.weights:

@@ -52,10 +52,10 @@ from colorfusion.presets import PRETRAINED, is_pretrained, load_pretrained, pret
 from colorfusion.runs import RunFolder
 
 # What a model starting from another (`init`) takes from it.
-ARCHITECTURE_KEYS = ("head", "width", "encoder", "embedding", "num_bins", "batchnorm", "hints")
+ARCHITECTURE_KEYS = ("head", "width", "encoder", "embedding", "num_bins", "batchnorm", "hints", "hint_blend")
 # Settings that define what the model is: a resumed run must match them.
 IDENTITY_KEYS = ("head", "image_size", "width", "embedding", "backbone", "weights", "num_bins", "embedding_output",
-                 "encoder", "encoder_weights", "batchnorm", "rebalance_lambda", "hints")
+                 "encoder", "encoder_weights", "batchnorm", "rebalance_lambda", "hints", "hint_blend")
 
 
 @dataclass
@@ -242,7 +242,8 @@ def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, v
                                           num_bins=config.num_bins if bins is not None else None,
                                           encoder=config.encoder, encoder_weights=encoder_weights,
                                           global_features=config.embedding == "encoder",
-                                          batchnorm=config.batchnorm, seed=config.seed, hints=config.hints)
+                                          batchnorm=config.batchnorm, seed=config.seed, hints=config.hints,
+                                          hint_blend=config.hint_blend)
         if init is not None:
             if config.hints and not model_lib.model_info(init)["hints"]:
                 _say(verbose, f"init={config.init!r} takes no hints: the hint model starts from it, the hint "
@@ -255,7 +256,7 @@ def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, v
         if config.train_only_hints:
             set_only_hints_trainable(model)
         else:
-            model_lib.set_encoder_trainable(model, trainable)
+            model_lib.set_encoder_trainable(model, trainable, config.encoder_finetune_stride)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=losses.get_loss(config.head, bins=bins), jit_compile=plan.jit_compile)
     return model
@@ -336,7 +337,7 @@ def fit_phases(config, setup, state, callbacks, plan, verbose=1) -> None:
             change = "unfrozen for fine-tuning" if trainable else "frozen"
             _say(verbose, f"Epoch {state['epoch'] + 1}: encoder {change}, learning rate {learning_rate:g}")
             with plan.scope():
-                model_lib.set_encoder_trainable(setup.model, trainable)
+                model_lib.set_encoder_trainable(setup.model, trainable, config.encoder_finetune_stride)
                 setup.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                                     loss=losses.get_loss(config.head, bins=setup.bins), jit_compile=plan.jit_compile)
             if schedule is not None:

@@ -9,7 +9,7 @@ Everything about hints lives in this package:
 - `hints.simulation`: points simulated from a photo's true colours, for
   training and for the benchmark;
 - `hints.layers`: the network's side, the layers that spread the hints
-  (`HintPool`, `HintBlend`) and the helpers that train them alone.
+  (`HintPool`, `HintBlend`, `HintAffinityBlend`) and the helpers that train them alone.
 
     points = [(320, 140, "#c0392b"), "40,200,#2e86c1"]
     rgb = Colorizer.pretrained()("car.jpg", hints=points)

@@ -190,12 +190,7 @@ class HintBlend(keras.layers.Layer):
         similarity = ops.exp(-0.5 * ops.square(maps[..., 6:7] / width))
         gate = ops.sqrt(closeness) * similarity * ops.sigmoid(gate_logit)
         spread_ab = maps[..., 3:5]
-        if self.centers is None:
-            hinted = spread_ab
-        else:
-            centers = ops.convert_to_tensor(self.centers, dtype="float32")
-            distance2 = ops.sum(ops.square(spread_ab[..., None, :] * AB_SCALE - centers), axis=-1)
-            hinted = ops.softmax(-distance2 / (2.0 * self.sigma ** 2), axis=-1)
+        hinted = spread_ab if self.centers is None else soft_encode(spread_ab, self.centers, self.sigma)
         return (1.0 - gate) * prediction + gate * hinted
 
     def compute_output_shape(self, input_shapes):
@@ -204,3 +199,110 @@ class HintBlend(keras.layers.Layer):
     def get_config(self):
         centers = None if self.centers is None else self.centers.tolist()
         return {**super().get_config(), "centers": centers, "sigma": self.sigma}
+
+
+def _hint_cells(hints, factor: int):
+    """(mean hinted ab / 128 of each `factor` x `factor` cell, 1 where the cell holds any hint) of a hint map."""
+    pooled = ops.average_pool(hints, factor, strides=factor, padding="valid") if factor > 1 else hints
+    count = pooled[..., 2:3] * float(factor * factor)
+    present = ops.minimum(count, 1.0)
+    return pooled[..., :2] * float(factor * factor) / ops.maximum(count, 1e-6) * present, present
+
+
+def soft_encode(ab_scaled, centers, sigma):
+    """ab / 128 (..., 2) as a distribution over bin centres (Q, 2): a Gaussian of `sigma` ab units, normalised."""
+    centers = ops.convert_to_tensor(centers, dtype="float32")
+    distance2 = ops.sum(ops.square(ab_scaled[..., None, :] * AB_SCALE - centers), axis=-1)
+    return ops.softmax(-distance2 / (2.0 * sigma ** 2), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="colorfusion")
+class HintAffinityBlend(keras.layers.Layer):
+    """The network's colours moved toward the hints that belong to the same object: an attention over hints.
+
+    `[prediction, hints, features, gate_logit] -> (1 - g) * prediction + g * hinted`. Every cell of the
+    output grid (stride `factor`) looks at the cells holding hints (the hint map pooled to stride
+    `2 * factor`) and weighs each by how alike their features are and how near it is:
+
+        logit(i, j) = s * cos(q_i, q_j) - |x_i - x_j|^2 / (2 r^2)
+
+    with q a learnt projection of the decoder's features, s a learnt sharpness and r a learnt
+    reach (in cells). `hinted` is the softmax-weighted mean of the hints' colours (soft-encoded
+    over the bins for a classification head), so each cell takes the colour of the hint most
+    like it rather than the average of all near it; the support `exp(max_j logit - s)` is 1 on a
+    hint and falls with distance and with unlikeness, so colour stops at an object's edge where
+    the features change, not where the lightness does (`HintBlend`'s rule). The gate is
+    `support * sigmoid(gate_logit)`. With no hints the support is 0: the output is the network's.
+
+    Args:
+        factor: the stride of `features` and of the output.
+        centers: (Q, 2) bin centres in ab units for a classification head; None for regression.
+        sigma: the soft-encoding's width in ab units.
+        key_dim: the size of the projected features the affinity compares.
+    """
+
+    def __init__(self, factor, centers=None, sigma=5.0, key_dim=16, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if int(factor) != factor or factor < 1:
+            raise ValueError(f"factor must be a positive integer. Received: factor={factor!r}")
+        if int(key_dim) != key_dim or key_dim < 1:
+            raise ValueError(f"key_dim must be a positive integer. Received: key_dim={key_dim!r}")
+        self.factor, self.key_dim = int(factor), int(key_dim)
+        self.centers = None if centers is None else np.asarray(centers, np.float32)
+        self.sigma = float(sigma)
+
+    def build(self, input_shapes):
+        channels = input_shapes[2][-1]
+        # A random projection keeps the features' cosine similarity roughly (Johnson-Lindenstrauss), so
+        # the untrained layer already prefers hints on features like the cell's own.
+        self.projection = self.add_weight(shape=(channels, self.key_dim), initializer="glorot_uniform",
+                                          name="projection")
+        self.log_sharpness = self.add_weight(shape=(), initializer=keras.initializers.Constant(np.log(4.0)),
+                                             name="log_sharpness")
+        # 16 cells at stride 4: 64 px of the network's input, as far as 0.2.0's Gaussian spread reaches.
+        self.log_reach = self.add_weight(shape=(), initializer=keras.initializers.Constant(np.log(64.0 / self.factor)),
+                                         name="log_reach")
+        self.built = True
+
+    def call(self, inputs):
+        prediction, hints, features, gate_logit = (ops.cast(t, "float32") for t in inputs)
+        batch, height, width = ops.shape(features)[0], ops.shape(features)[1], ops.shape(features)[2]
+        query = _unit(ops.matmul(features, ops.cast(self.projection, "float32")))
+        # Each cell's place (row, column) in cells, from cumulative sums: no shape needed at build time.
+        ones = ops.ones_like(features[..., :1])
+        place = ops.concatenate([ops.cumsum(ones, axis=1), ops.cumsum(ones, axis=2)], axis=-1) - 1.0
+        hint_ab, present = _hint_cells(hints, 2 * self.factor)
+        key = _unit(ops.average_pool(query, 2, strides=2, padding="valid"))
+        key_place = ops.average_pool(place, 2, strides=2, padding="valid")
+
+        def flat(t):  # (B, h, w, C) -> (B, h * w, C)
+            return ops.reshape(t, (batch, -1, ops.shape(t)[-1]))
+
+        query, place, key, key_place, hint_ab, present = map(flat, (query, place, key, key_place, hint_ab, present))
+        sharpness, reach = ops.exp(self.log_sharpness), ops.exp(self.log_reach)
+        distance2 = (ops.sum(ops.square(place), axis=-1)[:, :, None]
+                     + ops.sum(ops.square(key_place), axis=-1)[:, None, :]
+                     - 2.0 * ops.matmul(place, ops.transpose(key_place, (0, 2, 1))))
+        logits = (sharpness * ops.matmul(query, ops.transpose(key, (0, 2, 1))) - distance2 / (2.0 * reach ** 2)
+                  + (ops.transpose(present, (0, 2, 1)) - 1.0) * 1e9)
+        weights = ops.softmax(logits, axis=-1)
+        hinted_ab = ops.matmul(weights, hint_ab)
+        support = ops.exp(ops.minimum(ops.max(logits, axis=-1, keepdims=True) - sharpness, 0.0))
+        hinted_ab = ops.reshape(hinted_ab, (batch, height, width, 2))
+        support = ops.reshape(support, (batch, height, width, 1))
+        hinted = hinted_ab if self.centers is None else soft_encode(hinted_ab, self.centers, self.sigma)
+        gate = support * ops.sigmoid(gate_logit)
+        return (1.0 - gate) * prediction + gate * hinted
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        centers = None if self.centers is None else self.centers.tolist()
+        return {**super().get_config(), "factor": self.factor, "centers": centers, "sigma": self.sigma,
+                "key_dim": self.key_dim}
+
+
+def _unit(x):
+    return x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))

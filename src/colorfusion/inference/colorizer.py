@@ -34,7 +34,7 @@ from colorfusion import model as model_lib
 from colorfusion.errors import HintError
 from colorfusion.fastlab import as_pixels, lab_to_rgb_uint8, lightness
 from colorfusion.hints import hint_map
-from colorfusion.hints.layers import HintBlend, is_hint_layer, no_hints
+from colorfusion.hints.layers import HintAffinityBlend, HintBlend, is_hint_layer, no_hints
 from colorfusion.loading import load_embedder, load_model
 from colorfusion.presets import PRETRAINED
 
@@ -341,7 +341,8 @@ def without_hint_layers(network):
     call on a CPU). The model keeps its "hints" input, which nothing reads.
     """
     def clone(layer):
-        if isinstance(layer, HintBlend) or (isinstance(layer, keras.layers.Add) and is_hint_layer(layer.name)):
+        if isinstance(layer, (HintBlend, HintAffinityBlend)) or (
+                isinstance(layer, keras.layers.Add) and is_hint_layer(layer.name)):
             return _FirstInput(name=f"{layer.name}_skipped", dtype=layer.dtype_policy)
         return layer  # the same layer: shared weights
 
