@@ -110,13 +110,19 @@ VARIANTS = {
     # - v3_joint: the whole network but the encoder trained with hints (Zhang et al. 2017), 128 px;
     # - v3_joint_affinity: + the hints followed by feature affinity (`HintAffinityBlend`) instead of lightness;
     # - v3_joint_affinity_enc16: + the encoder's stride-16 and -32 blocks trained too, all at 1e-4;
-    # - v3_joint_affinity_192: + training crops of 192 px instead of 128.
+    # - v3_joint_affinity_192: + training crops of 192 px instead of 128;
+    # - v3_auto_enc16: the automatic colours alone (no crop gets hints, so the hint layers do not move), the
+    #   encoder's stride-16 and -32 blocks trained with the decoder at 1e-4;
+    # - v3_two_stage_affinity: the hint layers alone, followed by feature affinity, at 256 px.
     "v3_two_stage": {**V3, "image_size": 256, "train_only_hints": True},
     "v3_joint": V3,
     "v3_joint_affinity": {**V3, "hint_blend": "affinity"},
     "v3_joint_affinity_enc16": {**V3, "hint_blend": "affinity", "freeze_epochs": 0, "encoder_finetune_stride": 16,
                                 "finetune_learning_rate": 1e-4},
     "v3_joint_affinity_192": {**V3, "hint_blend": "affinity", "image_size": 192},
+    "v3_auto_enc16": {**V3, "hint_free_fraction": 1.0, "freeze_epochs": 0, "encoder_finetune_stride": 16,
+                      "finetune_learning_rate": 1e-4},
+    "v3_two_stage_affinity": {**V3, "image_size": 256, "train_only_hints": True, "hint_blend": "affinity"},
 }
 # Decoding settings of the evaluation (not of training); a variant may set them.
 EVAL_KEYS = ("decode", "temperature")

@@ -208,6 +208,20 @@ def test_an_affinity_hint_model_saves_and_loads_with_the_same_colours(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(feed)), np.asarray(model(feed)), atol=1e-6)
 
 
+def test_an_affinity_models_decoder_reads_the_points_only_where_they_are():
+    hints = np.zeros((1, 64, 64, 3), np.float32)
+    hints[0, 40, 9] = (0.5, -0.25, 1.0)
+    lightness = np.zeros((1, 64, 64, 1), np.float32)
+    spread = np.asarray(hint_layers.HintPool(8, spread_factor=16)([hints, lightness]))
+    local = np.asarray(hint_layers.HintPool(8, spread_factor=16, spread=False)([hints, lightness]))
+    np.testing.assert_array_equal(local[..., :3], spread[..., :3])
+    assert spread[..., 5].max() > 0 and not local[..., 3:].any()
+    model = model_lib.build_colorizer(head="classification", hints=True, hint_blend="affinity", **TINY)
+    pools = [layer for layer in model.layers if isinstance(layer, hint_layers.HintPool)]
+    assert pools and not any(pool.spread for pool in pools)
+    assert all(layer.spread for layer in tiny(True).layers if isinstance(layer, hint_layers.HintPool))
+
+
 def test_a_hint_model_saves_and_loads_with_its_hint_input(tmp_path):
     model = tiny(True, "classification")
     model.save(tmp_path / "m.keras")

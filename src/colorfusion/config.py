@@ -77,7 +77,8 @@ class TrainConfig:
     hint_free_fraction: float = HINT_FREE_FRACTION
     # How the output follows the hints (`HINT_BLENDS`): "lightness" stops a hint's colour at a change of
     # lightness (release 0.2.0); "affinity" gives each cell the colour of the hints most like it in the
-    # decoder's features and nearest it (`hints.layers.HintAffinityBlend`).
+    # decoder's features and nearest it (`hints.layers.HintAffinityBlend`), the decoder reading the points
+    # only where they are (no spread colour that would paint their surroundings).
     hint_blend: str = "lightness"
     # Train the hint layers alone (`hints.layers.set_only_hints_trainable`): with no hints the model stays
     # exactly the one it started from (`init`); what it learns is only how to follow hints.

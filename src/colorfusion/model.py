@@ -303,7 +303,8 @@ class HintMaps:
         if self.hint_map is None:
             return None
         if stride not in self._pooled:
-            self._pooled[stride] = HintPool(stride, spread_factor=self.bottleneck,
+            # With the affinity blend carrying colour over objects, the decoder reads the points alone.
+            self._pooled[stride] = HintPool(stride, spread_factor=self.bottleneck, spread=self.blend_kind != "affinity",
                                             name=f"hints_s{stride}")([self.hint_map, self.l_input])
         return self._pooled[stride]
 
@@ -459,7 +460,8 @@ def build_colorizer(image_size=256, head="regression", embedding_dim=1000, num_b
         hint_blend: how a hint model's output follows the hints (`HINT_BLENDS`):
             "lightness" (`HintBlend`, release 0.2.0's) or "affinity"
             (`HintAffinityBlend`: the colour of the hints alike in features
-            and near, so it stops at object edges).
+            and near, so it stops at object edges; the decoder's hint
+            convolutions then read the points only, `HintPool(spread=False)`).
         name: model name.
 
     Example:

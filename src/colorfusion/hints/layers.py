@@ -72,11 +72,17 @@ class HintPool(keras.layers.Layer):
     Why spread at all: a network that must learn to carry a point's colour
     across a region from the sparse map alone barely did so in three epochs
     (+0.04 dB with 10 points, docs/experiments.md "Colour hints: the design").
+    Why not: the spread colour reaches everything near a point, wall and floor
+    too, and a decoder that reads it paints them; with `HintAffinityBlend`
+    carrying the colour over the object instead, the decoder gets the points
+    only (`spread=False`: channels 3-6 are zero, the layout kept so that the
+    weights of a model with spread fit).
 
     Args:
         factor: the stride, a power of two dividing the input's sides.
         spread_factor: the stride the spread is computed at (the model's
             bottleneck, a multiple of `factor`); default `factor`.
+        spread: False leaves channels 3-6 at zero (the points where they are only).
 
     Example:
         maps = HintPool(8, spread_factor=32, name="hints_s8")([hints, l_input])  # (B, H/8, W/8, 7)
@@ -85,8 +91,9 @@ class HintPool(keras.layers.Layer):
     SPREAD_SIGMA = 2.0  # cells of the spread grid; chosen, not measured (the shipped hint layers were trained with it)
     CHANNELS = 7
 
-    def __init__(self, factor, spread_factor=None, **kwargs):
+    def __init__(self, factor, spread_factor=None, spread=True, **kwargs):
         super().__init__(**kwargs)
+        self.spread = bool(spread)
         spread_factor = factor if spread_factor is None else spread_factor
         for name, value in (("factor", factor), ("spread_factor", spread_factor)):
             if int(value) != value or value < 1:
@@ -123,6 +130,9 @@ class HintPool(keras.layers.Layer):
     def call(self, inputs):
         hints, lightness = (ops.cast(t, "float32") for t in inputs)
         local, present = self._cells(hints, lightness, self.factor)
+        if not self.spread:  # channels 3-6 stay zero: the points only where they are
+            zeros = ops.zeros_like(ops.concatenate([present, present, present, present], axis=-1))
+            return ops.cast(ops.concatenate([local[..., :2], present, zeros], axis=-1), self.compute_dtype)
         coarse, coarse_present = self._cells(hints, lightness, self.spread_factor)
         # Normalised convolution: sum G * v * p / sum G * p, with sum G * p the closeness.
         smoothed = ops.depthwise_conv(ops.concatenate([coarse, coarse_present], axis=-1),
@@ -144,7 +154,8 @@ class HintPool(keras.layers.Layer):
         return (hints_shape[0], *side, self.CHANNELS)
 
     def get_config(self):
-        return {**super().get_config(), "factor": self.factor, "spread_factor": self.spread_factor}
+        return {**super().get_config(), "factor": self.factor, "spread_factor": self.spread_factor,
+                "spread": self.spread}
 
 
 @keras.saving.register_keras_serializable(package="colorfusion")
