@@ -153,7 +153,7 @@ def test_affinity_blend_gives_each_cell_the_colour_of_the_hint_alike_in_features
     gate = np.full((1, 4, 8, 1), 10.0, np.float32)  # wide open: the support decides
     layer([prediction, hints, features, gate])
     layer.projection.assign(np.eye(2, 16, dtype=np.float32))  # compare the features as they are
-    layer.log_sharpness.assign(np.log(20.0))
+    layer.log_sharpness.assign(np.log(20.0) / layer.SCALAR_RATE)
     out = np.asarray(layer([prediction, hints, features, gate]))[0]
     # The cells by the middle are as near the blue hint as the red one: each takes its own side's.
     np.testing.assert_allclose(out[1, 3], (0.6, 0.4), atol=0.02)
@@ -172,7 +172,7 @@ def test_affinity_blend_support_falls_with_distance_and_unlikeness_and_a_classif
     gate = np.full((1, 4, 8, 1), 10.0, np.float32)
     layer([probs, hints, features, gate])
     layer.projection.assign(np.eye(2, 16, dtype=np.float32))
-    layer.log_sharpness.assign(np.log(20.0))
+    layer.log_sharpness.assign(np.log(20.0) / layer.SCALAR_RATE)
     out = np.asarray(layer([probs, hints, features, gate]))[0]
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-5)
     red = out[..., 1]

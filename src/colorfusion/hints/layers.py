@@ -252,6 +252,8 @@ class HintAffinityBlend(keras.layers.Layer):
         key_dim: the size of the projected features the affinity compares.
     """
 
+    SCALAR_RATE = 10.0  # the sharpness and reach learn this many times faster than the other weights
+
     def __init__(self, factor, centers=None, sigma=5.0, key_dim=16, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
@@ -269,11 +271,14 @@ class HintAffinityBlend(keras.layers.Layer):
         # the untrained layer already prefers hints on features like the cell's own.
         self.projection = self.add_weight(shape=(channels, self.key_dim), initializer="glorot_uniform",
                                           name="projection")
-        self.log_sharpness = self.add_weight(shape=(), initializer=keras.initializers.Constant(np.log(4.0)),
-                                             name="log_sharpness")
+        # The two scalars are stored as log(value) / SCALAR_RATE: Adam moves every weight by about the
+        # learning rate a step, far too slowly for a log-scale (4 -> 5.5 in 1700 steps at 3e-4 in a first run).
+        self.log_sharpness = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(np.log(4.0) / self.SCALAR_RATE), name="log_sharpness")
         # 16 cells at stride 4: 64 px of the network's input, as far as 0.2.0's Gaussian spread reaches.
-        self.log_reach = self.add_weight(shape=(), initializer=keras.initializers.Constant(np.log(64.0 / self.factor)),
-                                         name="log_reach")
+        self.log_reach = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(np.log(64.0 / self.factor) / self.SCALAR_RATE),
+            name="log_reach")
         self.built = True
 
     def call(self, inputs):
@@ -291,7 +296,8 @@ class HintAffinityBlend(keras.layers.Layer):
             return ops.reshape(t, (batch, -1, ops.shape(t)[-1]))
 
         query, place, key, key_place, hint_ab, present = map(flat, (query, place, key, key_place, hint_ab, present))
-        sharpness, reach = ops.exp(self.log_sharpness), ops.exp(self.log_reach)
+        sharpness = ops.exp(self.log_sharpness * self.SCALAR_RATE)
+        reach = ops.exp(self.log_reach * self.SCALAR_RATE)
         distance2 = (ops.sum(ops.square(place), axis=-1)[:, :, None]
                      + ops.sum(ops.square(key_place), axis=-1)[:, None, :]
                      - 2.0 * ops.matmul(place, ops.transpose(key_place, (0, 2, 1))))
