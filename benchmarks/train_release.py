@@ -35,7 +35,7 @@ import keras
 
 from colorfusion import datasets, presets
 from colorfusion.bins import ABBins
-from colorfusion.evaluation import evaluate, gains_over_grayscale
+from colorfusion.evaluation import HINT_COUNTS, evaluate, evaluate_hints, gains_over_grayscale
 from colorfusion.inference.colorizer import Colorizer
 from colorfusion.loading import load_model
 from colorfusion.runs import RunFolder
@@ -64,9 +64,10 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", default="release", choices=tuple(presets.RELEASE_RECIPES),
                         help="the release recipe to train (default release, the automatic model)")
     parser.add_argument("--init", metavar="MODEL",
-                        help="the model a recipe with init starts from, instead of the shipped one (the hint "
-                             "recipe was trained from the automatic model of release 0.1.0: `git show "
-                             "aa51a22:src/colorfusion/models/colorfusion.npz > automatic.npz`)")
+                        help="the model a recipe with init starts from, instead of the shipped one: release "
+                             "0.2.0's hint recipe started from release 0.1.0's model (`git show aa51a22:src/"
+                             "colorfusion/models/colorfusion.npz > release_0.1.0.npz`), release 0.3.0's affinity "
+                             "recipe from release 0.2.0's (`git show 2b08289:...`, the same path)")
     parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
@@ -112,6 +113,15 @@ def main(argv=None) -> int:
               f"({row['psnr_gain']:+.2f} dB)")
     result = {"model_file": str(args.model_file), "sha256": presets.file_sha256(args.model_file),
               "bytes": os.path.getsize(args.model_file), "rows": rows}
+    if settings.get("hints"):
+        # The packed model with 0 to 20 simulated points (the same as bench_hints.py's).
+        hinted = evaluate_hints(presets.load_pretrained(args.model_file), val_files, HINT_COUNTS, size=256,
+                                progress=False)
+        result["hints"] = hinted["hints"]
+        for count, row in hinted["hints"].items():
+            print(f"{count:>3} points: rebalanced AuC {row['rebalanced_auc']:.4f}, PSNR {row['psnr']:.2f} dB, "
+                  f"gain per photo {row['psnr_gain_mean']:+.2f} dB (5th percentile {row['psnr_gain_p5']:+.2f}), "
+                  f"colourfulness {row['colorfulness']:.1f}")
     (out / "release_report.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
     return 0

@@ -613,6 +613,11 @@ def serve(colorizer, target=None, host: str = DEFAULT_HOST, port: int | None = N
             threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
         server.run(sockets=[sock])
         sock.close()
+        if not server.started:
+            raise OSError(f"the studio's server did not start on {url}")
+        # Only a signal stops it. uvicorn raises the signal again once it has shut down, which makes
+        # Ctrl-C a KeyboardInterrupt here; once in a loaded test run it returned instead (exit 0, not 130).
+        raise KeyboardInterrupt
     finally:
         studio.close()
 
