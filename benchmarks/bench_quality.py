@@ -96,6 +96,9 @@ VARIANTS = {
     # started from the shipped model (init="pretrained") and trained on the same photos with points
     # simulated from each photo, the hint layers alone (with no hints it stays the shipped model).
     "release_hints": presets.RELEASE_RECIPES["release_hints"],
+    # Release 0.3.0's model (benchmarks/train_release.py --variant release_affinity): v3_two_stage_affinity
+    # trained until it stops improving (at most 8 epochs).
+    "release_affinity": presets.RELEASE_RECIPES["release_affinity"],
     "release_crops_0.5": dict(encoder="mobilenet_v2", encoder_weights=MOBILENET_V2_FILE, width=0.5,
                               freeze_epochs=10_000, rebalance_lambda=0.75, epochs=60, early_stopping_patience=8,
                               time_limit_minutes=None),

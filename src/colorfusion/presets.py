@@ -165,8 +165,12 @@ RELEASE_ENCODER_WEIGHTS = "mobilenet_v2_1.0_224_no_top_from_int8_tflite.h5"
 #   rebalancing lambda 0.75, until val_loss stops improving (8 epochs of patience, at most 60);
 # - "release_hints" (0.2.0): the same network with the "hints" input, started from the
 #   "release" model and trained at 256 px with simulated points, the hint layers alone (with no
-#   hints it stays the "release" model).
-# The 8-minute comparison that chose them is docs/experiments.md.
+#   hints it stays the "release" model);
+# - "release_affinity" (0.3.0): 0.2.0's model with its hint layers trained again, alone, with the hints
+#   followed by feature affinity (`hint_blend="affinity"`: the colour stops at object edges, nearby hints
+#   keep their own colours); with no hints it is still the "release" model. Started from release 0.2.0's
+#   file (`--init`), at 256 px, where one epoch beat five at 128 px (docs/experiments.md, release 0.3).
+# The comparisons that chose them are docs/experiments.md.
 RELEASE_RECIPES = {
     "release": dict(head="classification", image_size=128, batch_size=16, epochs=60, learning_rate=1e-3,
                     encoder="mobilenet_v2", encoder_weights=RELEASE_ENCODER_WEIGHTS, embedding="encoder", width=0.5,
@@ -177,6 +181,12 @@ RELEASE_RECIPES = {
                           width=0.5, init=PRETRAINED, hints=True, train_only_hints=True, hint_free_fraction=0.3,
                           freeze_epochs=10_000, rebalance_lambda=0.75, early_stopping_patience=5, lr_patience=2,
                           time_limit_minutes=None, crop_scale=(0.25, 1.0)),
+    "release_affinity": dict(head="classification", image_size=256, batch_size=16, epochs=8, learning_rate=3e-4,
+                             encoder="mobilenet_v2", encoder_weights=RELEASE_ENCODER_WEIGHTS, embedding="encoder",
+                             width=0.5, init=PRETRAINED, hints=True, train_only_hints=True, hint_free_fraction=0.3,
+                             hint_blend="affinity", freeze_epochs=10_000, rebalance_lambda=0.75,
+                             early_stopping_patience=3, lr_patience=2, time_limit_minutes=None,
+                             crop_scale=(0.25, 1.0)),
 }
 
 
