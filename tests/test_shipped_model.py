@@ -179,6 +179,25 @@ def test_one_red_hint_on_a_gray_photo_turns_the_pixels_around_the_point_red(tmp_
         assert is_red == red, (folder, a, b, hue)
 
 
+def test_red_hints_on_the_motorcycle_leave_the_floor_its_own_colour(shipped):
+    """The README's figure as a check: three red points on the tank turn the tank red and not the floor.
+
+    Release 0.2.0 turned the floor red (its mean a* rose by 33); 0.3.0's hints stop at the object's edge.
+    """
+    from colorfusion import io
+    from colorfusion.datasets import sample_photos
+
+    [path] = [p for p in sample_photos() if p.stem == "motorcycle_left"]  # ships with scikit-image
+    original = io.read_rgb(path)  # 741 x 500
+    bw = color.gray_version(original)
+    hints = [(x, y, "#{:02x}{:02x}{:02x}".format(*original[y, x])) for x, y in ((228, 234), (338, 227), (433, 185))]
+    automatic, hinted = (color.rgb_to_lab(shipped(bw, hints=h))[..., 1] for h in (None, hints))
+    tank = (slice(175, 245), slice(220, 440))
+    floor = (slice(425, 500), slice(0, 220))  # bare concrete, a* 3 in the original
+    assert hinted[tank].mean() > automatic[tank].mean() + 15, (automatic[tank].mean(), hinted[tank].mean())
+    assert abs(hinted[floor].mean() - automatic[floor].mean()) < 5, (automatic[floor].mean(), hinted[floor].mean())
+
+
 def test_the_shipped_model_takes_hints_and_a_bad_hint_is_one_line(tmp_path, capsys):
     from colorfusion import cli, io
 
