@@ -10,10 +10,12 @@ square at 256:
   over grayscale) and, for a hint model, with the simulated points of
   `bench_hints.py` (the hints mirrored too);
 - the annealed-mean temperature at each number of points (0 to 20): whether
-  a model given hints should decode at another T than without.
+  a model given hints should decode at another T than without (each row
+  decodes at its T with and without hints).
 
-Every row is measured in the same run as the baseline (the model at
-`model.TEMPERATURE`, no flip), with the same points.
+Every row is measured in the same run as the baseline (the model as it
+ships: `model.TEMPERATURE`, with hints `model.HINT_TEMPERATURE`, no flip),
+with the same points.
 
     python benchmarks/bench_test_time.py                               # the shipped model
     python benchmarks/bench_test_time.py --model runs/mine --temperatures 0.5,1.0 --no-flip
@@ -51,7 +53,7 @@ def flip_averaged(colorizer):
             return (ab + mirrored[:, :, ::-1]) / 2
 
     return FlipAveraged(colorizer.model, decode=colorizer.decode, temperature=colorizer.temperature,
-                        embedder=colorizer.embedder, size=colorizer.size)
+                        embedder=colorizer.embedder, size=colorizer.size, hint_temperature=colorizer.hint_temperature)
 
 
 def main(argv=None) -> int:
@@ -78,13 +80,12 @@ def main(argv=None) -> int:
     files = files[: args.limit] if args.limit else files
     bins = ABBins.fit_files(files, max_side=SIZE, progress=False)  # one prior: every row's AuC compares
     base = Colorizer.from_path(args.model, size=SIZE)
-    default_t = base.temperature
-    variants = {f"T={default_t:g} (default)": base}
+    shipped = f"T={base.temperature:g}" + (f", hints {base.hint_temperature:g}" if base.takes_hints else "")
+    variants = {f"{shipped} (default)": base}
     if not args.no_flip:
-        variants[f"T={default_t:g}, flip averaged"] = flip_averaged(base)
+        variants[f"{shipped}, flip averaged"] = flip_averaged(base)
     for t in (float(v) for v in args.temperatures.split(",") if v):
-        if t != default_t:
-            variants[f"T={t:g}"] = base.with_decoding("annealed_mean", t)
+        variants[f"T={t:g}"] = base.with_decoding("annealed_mean", t, hint_temperature=t)
 
     rows = {}
     for label, colorizer in variants.items():
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
         print(f"{label}: done", file=sys.stderr, flush=True)
 
     print(f"{args.model} on {len(files)} validation photos at {SIZE} x {SIZE} (default T "
-          f"{model_lib.TEMPERATURE:g}); automatic: gains over grayscale")
+          f"{model_lib.TEMPERATURE:g}, with hints {model_lib.HINT_TEMPERATURE:g}); automatic: gains over grayscale")
     print(f"{'variant':<26}{'rebal. AuC':>11}{'gain pts':>9}{'colourful.':>11}{'ratio':>7}{'PSNR':>7}{'gain dB':>8}")
     for label, row in rows.items():
         a = row["automatic"]

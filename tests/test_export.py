@@ -111,7 +111,8 @@ def test_json_beside_says_how_to_feed_the_file_and_plain_onnxruntime_follows_it(
     assert record["runtime"] == "onnx" and record["opset"] == 17 and record["size"] == [32, 32]
     assert [item["name"] for item in record["inputs"]] == ["L", "hints"]
     assert record["inputs"][0]["shape"] == [None, 32, 32, 1] and record["outputs"][0]["name"] == "ab"
-    assert record["decode"] == {"method": "annealed_mean", "temperature": model_lib.TEMPERATURE}
+    assert record["decode"] == {"method": "annealed_mean", "temperature": model_lib.TEMPERATURE,
+                                "hint_temperature": model_lib.HINT_TEMPERATURE}
     assert record["model"]["head"] == "classification" and record["model_card"] is None
     # docs/export.md's recipe: L / 50 - 1 in, ab / 128 out, by the JSON's numbers alone.
     l_small, hint_maps = lightness_batch

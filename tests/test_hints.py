@@ -336,6 +336,26 @@ def test_the_colorizer_passes_the_hint_map_of_each_photo_to_the_model():
     assert seen[1] is None  # no hints: no map (the network runs without its hint layers)
 
 
+def test_a_photo_given_hints_decodes_at_the_hint_temperature_and_one_without_at_the_automatic():
+    model = tiny(True, head="classification", seed=2)
+    rng = np.random.default_rng(0)
+    for weight in model.weights:  # hint layers start at zero: give them weight, so that hints matter
+        if "hint" in weight.path:
+            weight.assign(rng.normal(0, 0.3, weight.shape).astype(np.float32))
+    lightness = [rng.uniform(0, 100, (32, 32, 1)).astype(np.float32) for _ in range(2)]
+    points = simulate_hints(rng.uniform(-0.5, 0.5, (32, 32, 2)).astype(np.float32), rng, count=3)
+
+    def ab(temperature, hint_temperature, maps):
+        return Colorizer(model, temperature=temperature, hint_temperature=hint_temperature).predict_ab_many(
+            lightness, maps)
+
+    mixed = ab(0.7, 0.3, [points, None])  # one batch: the first photo with hints, the second without
+    np.testing.assert_allclose(mixed[0], ab(0.3, 0.3, [points, None])[0], atol=1e-4)
+    np.testing.assert_allclose(mixed[1], ab(0.7, 0.7, None)[1], atol=1e-4)
+    assert not np.allclose(mixed[0], ab(0.7, 0.7, [points, None])[0], atol=1e-3)  # the two temperatures differ
+    assert Colorizer(model).hint_temperature == model_lib.HINT_TEMPERATURE != model_lib.TEMPERATURE
+
+
 def test_hints_given_to_a_model_without_hints_are_a_hint_error():
     with pytest.raises(HintError, match="takes no colour hints"):
         Colorizer(tiny(False))(make_photo(np.random.default_rng(0), 40, 40), hints=[(1, 1, "#ff0000")])
@@ -369,6 +389,26 @@ def test_cli_hint_on_a_hint_model_writes_the_photo(hint_model_file, tmp_path, ca
     code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(hint_model_file),
                      "--hint", "2,3,#c0392b", "--hint", "5,5,#2e86c1", "--quiet"])
     assert code == 0 and (tmp_path / "out" / photo.name).exists()
+
+
+def test_cli_hint_temperature_reaches_a_photo_given_hints_as_the_api_does(tmp_path, capsys):
+    from colorfusion import io
+
+    model = tiny(True, head="classification", seed=2)
+    rng = np.random.default_rng(0)
+    for weight in model.weights:  # hint layers start at zero: give them weight, so that hints matter
+        if "hint" in weight.path:
+            weight.assign(rng.normal(0, 0.3, weight.shape).astype(np.float32))
+    model.save(tmp_path / "hints.keras")
+    photo = write_photos(tmp_path / "in", count=1)[0]  # 40 to 80 px a side
+    hints = [(5, 7, "#c0392b"), (30, 20, "#2e86c1")]
+    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "hints.keras"),
+                     "--hint", "5,7,#c0392b", "--hint", "30,20,#2e86c1", "--hint-temperature", "0.05", "--quiet"])
+    written = io.read_rgb(tmp_path / "out" / photo.name)
+    expected = Colorizer(model, hint_temperature=0.05)(photo, hints=hints)
+    assert code == 0
+    np.testing.assert_array_equal(written, expected)
+    assert np.abs(written.astype(int) - Colorizer(model)(photo, hints=hints)).max() > 2
 
 
 @pytest.mark.parametrize("hint, message", [("2,3,#c0392", "colour must be"), ("99999,3,#c0392b", "outside the photo"),

@@ -100,6 +100,9 @@ def _add_model_options(parser) -> None:
     parser.add_argument("--temperature", type=_positive_float, metavar="T",
                         help="annealed-mean temperature: lower is more vivid, 1 = expectation "
                              "(default 0.7, colorfusion.model.TEMPERATURE)")
+    parser.add_argument("--hint-temperature", type=_positive_float, metavar="T",
+                        help="a hint model's annealed-mean temperature for a photo given hints "
+                             "(default 0.5, colorfusion.model.HINT_TEMPERATURE)")
     parser.add_argument("--weights", type=_weights_override, default=None,
                         help="backbone weights of the semantic branch, overriding the run folder's: imagenet, "
                              "none (random, from the run's seed) or a local .h5 file (default: as trained)")
@@ -370,6 +373,7 @@ def _load_colorizer(args):
     if is_exported(args.model):  # an exported file: its runtime runs the network, the rest is Colorizer's
         fixed = [option for option, value in (("--decode", args.decode != "annealed_mean"),
                                               ("--temperature", args.temperature is not None),
+                                              ("--hint-temperature", args.hint_temperature is not None),
                                               ("--inference-size", args.inference_size is not None),
                                               ("--weights", args.weights is not None)) if value]
         if fixed:
@@ -377,7 +381,7 @@ def _load_colorizer(args):
                              f"exported (colorfusion export)")
         return ExportedModel(args.model)
     return Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature, weights=args.weights,
-                               size=args.inference_size)
+                               size=args.inference_size, hint_temperature=args.hint_temperature)
 
 
 def cmd_colorize(args) -> int:

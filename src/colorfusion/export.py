@@ -105,7 +105,8 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
     The file maps L (scaled as `color.l_to_model`) and, with `hints`, the
     hints map, to ab / 128 at the input size: a classification head is
     decoded inside (`model.inference_model`: annealed mean at
-    `model.TEMPERATURE` by default).
+    `model.TEMPERATURE` by default, and for a hints map holding a point at
+    `model.HINT_TEMPERATURE`).
 
     Args:
         model: "pretrained" (the shipped model), a `.keras` file or run
@@ -302,7 +303,8 @@ def describe(colorizer: Colorizer, source, format: str, size, hints: bool, file_
                                 "them to the photo's size and join them with its own full-resolution L"}],
         "l_scale": {"divide": color.L_MODEL_CENTER, "subtract": 1.0},
         "ab_scale": color.AB_SCALE,
-        "decode": ({"method": colorizer.decode, "temperature": colorizer.temperature}
+        "decode": ({"method": colorizer.decode, "temperature": colorizer.temperature,
+                    **({"hint_temperature": colorizer.hint_temperature} if info["hints"] else {})}
                    if info["head"] == "classification" else None),
         "model": {
             "source": "pretrained" if shipped else (str(source) if isinstance(source, (str, os.PathLike)) else None),
@@ -359,13 +361,14 @@ class ExportedModel(Colorizer):
         self.interpolation = interpolation
         self.decode = decode.get("method", "annealed_mean")
         self.temperature = decode.get("temperature")
+        self.hint_temperature = decode.get("hint_temperature")
         self.threads = threads or _available_cores()
         self._run = (self._onnx_runner if self.runtime == "onnx" else self._litert_runner)(names)
 
     def __repr__(self) -> str:
         return f"ExportedModel({str(self.path)!r}, runtime={self.runtime!r}, size={self.shape[0]}x{self.shape[1]})"
 
-    def with_decoding(self, decode="annealed_mean", temperature=None):
+    def with_decoding(self, decode="annealed_mean", temperature=None, hint_temperature=None):
         raise ValueError(f"{self.path}: an exported file's decoding was fixed when it was exported")
 
     def with_size(self, size):

@@ -67,7 +67,7 @@ from colorfusion import backbones
 from colorfusion.bins import ABBins
 from colorfusion.color import AB_SCALE, L_MODEL_CENTER
 from colorfusion.config import HEADS, HINT_BLENDS
-from colorfusion.hints.layers import HintAffinityBlend, HintBlend, HintPool, is_hint_layer
+from colorfusion.hints.layers import ChooseByHints, HintAffinityBlend, HintBlend, HintPool, is_hint_layer
 
 HINTS_NAME = "hints"  # the optional input: (H, W, 3) = hinted a / 128, b / 128 (0 elsewhere), mask
 OUTPUT_NAME = "ab"  # the layer giving ab / 128 at S x S (regression or decoded)
@@ -79,6 +79,10 @@ DECODE_METHODS = ("expectation", "annealed_mean", "mode")
 # al. use 0.38; on held-out photos 0.7 scores a higher rebalanced AuC for a little less
 # colourfulness (benchmarks/bench_quality.py, docs/experiments.md).
 TEMPERATURE = 0.7
+# A hint model's temperature when it is given hints: with points of the true colours, a sharper
+# decoding gains PSNR at every count (the shipped model at 10 points: +4.22 dB at 0.5 against +3.78
+# at 0.7; benchmarks/bench_test_time.py, docs/experiments.md), where without hints 0.7 stays best.
+HINT_TEMPERATURE = 0.5
 
 
 # === Layers ===
@@ -668,7 +672,7 @@ def expand_weights(source, target) -> None:
             new.assign(keras.ops.convert_to_numpy(old))
 
 
-def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE):
+def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE, hint_temperature=HINT_TEMPERATURE):
     """A model with the same inputs whose output is ab / 128 at S x S.
 
     A classification model's bin probabilities are decoded (`layers.DecodeAB`)
@@ -679,6 +683,9 @@ def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE):
         model: a model from `build_colorizer`, or an inference model.
         decode: "annealed_mean", "expectation" or "mode".
         temperature: T of the annealed mean.
+        hint_temperature: for a hint model, T of the annealed mean for the
+            examples given at least one hint (`ChooseByHints`); None:
+            `temperature` for all.
 
     Example:
         ab = inference_model(model).predict({"L": l, "embedding": e}) * 128
@@ -690,6 +697,11 @@ def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE):
         return model
     probs = model.outputs[0]
     ab = DecodeAB(info["bins"].centers, method=decode, temperature=temperature, name="ab_decode")(probs)
+    if info["hints"] and decode == "annealed_mean" and hint_temperature not in (None, temperature):
+        hinted = DecodeAB(info["bins"].centers, method=decode, temperature=hint_temperature,
+                          name="ab_decode_hinted")(probs)
+        hints = next(t for t in model.inputs if t.name == HINTS_NAME)
+        ab = ChooseByHints(name="ab_by_hints")([ab, hinted, hints])
     # The classification head predicts at a quarter of the input size.
     factor = 4 if info["image_size"] is None else info["image_size"] // probs.shape[1]
     ab = layers.UpSampling2D(factor, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(ab)

@@ -31,6 +31,25 @@ def no_hints(l_scaled) -> np.ndarray:
     return np.zeros(np.shape(l_scaled)[:-1] + (3,), np.float32)
 
 
+@keras.saving.register_keras_serializable(package="colorfusion")
+class ChooseByHints(keras.layers.Layer):
+    """`[automatic, hinted, hints] -> hinted` for each example given a hint, `automatic` for the others.
+
+    A hint model's inference network decodes its colours at one annealed-mean temperature
+    without hints and at another with them (`model.inference_model`'s `hint_temperature`); an
+    example's own hints map (its mask channel) says which applies, so a batch may mix both and
+    an exported file keeps the choice.
+    """
+
+    def call(self, inputs):
+        automatic, hinted, hints = inputs
+        given = ops.max(ops.cast(hints[..., 2:3], "float32"), axis=(1, 2), keepdims=True) > 0
+        return ops.where(given, hinted, automatic)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
 def is_hint_layer(name: str) -> bool:
     """Whether a layer of a colorizer exists only for the hints (its weights steer by them)."""
     return name.endswith("_hints") or name.startswith("hint_")

@@ -34,7 +34,7 @@ from colorfusion import model as model_lib
 from colorfusion.errors import HintError
 from colorfusion.fastlab import as_pixels, lab_to_rgb_uint8, lightness
 from colorfusion.hints import hint_map
-from colorfusion.hints.layers import HintAffinityBlend, HintBlend, is_hint_layer, no_hints
+from colorfusion.hints.layers import ChooseByHints, HintAffinityBlend, HintBlend, is_hint_layer, no_hints
 from colorfusion.loading import load_embedder, load_model
 from colorfusion.presets import PRETRAINED
 
@@ -69,6 +69,9 @@ class Colorizer:
         decode: "annealed_mean" (default), "expectation" or "mode"; how a
             classification head turns bin probabilities into ab.
         temperature: annealed-mean temperature; None: `model.TEMPERATURE`.
+        hint_temperature: for a hint model, the annealed-mean temperature of
+            a photo given hints; None: `model.HINT_TEMPERATURE` (sharper than
+            without hints: the points say which colour is right).
         embedder: an `embeddings.Embedder`; required exactly when the model
             has an "embedding" input (`from_path` builds the run's own).
         interpolation: "bicubic" (default) or "bilinear", to resize ab to the
@@ -87,7 +90,7 @@ class Colorizer:
     """
 
     def __init__(self, model, decode="annealed_mean", temperature=None, embedder=None,
-                 interpolation="bicubic", size=None):
+                 interpolation="bicubic", size=None, hint_temperature=None):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {tuple(INTERPOLATIONS)}. "
                              f"Received: interpolation={interpolation!r}")
@@ -108,7 +111,11 @@ class Colorizer:
                              "it was trained with (Colorizer.from_path reads it from the run folder).")
         self.decode = decode
         self.temperature = model_lib.TEMPERATURE if temperature is None else float(temperature)
-        self.inference = model_lib.inference_model(model, decode=decode, temperature=self.temperature)
+        self.hint_temperature = model_lib.HINT_TEMPERATURE if hint_temperature is None else float(hint_temperature)
+        if not self.hint_temperature > 0:
+            raise ValueError(f"hint_temperature must be positive. Received: hint_temperature={hint_temperature!r}")
+        self.inference = model_lib.inference_model(model, decode=decode, temperature=self.temperature,
+                                                   hint_temperature=self.hint_temperature)
         # Compiled networks, one per input shape (`predict_ab`); `traces` counts the compilations.
         self._compiled = OrderedDict()
         self._compiled_lock = threading.Lock()
@@ -142,15 +149,15 @@ class Colorizer:
         """
         return cls.from_path(PRETRAINED, decode=decode, temperature=temperature, **kwargs)
 
-    def with_decoding(self, decode="annealed_mean", temperature=None) -> Colorizer:
+    def with_decoding(self, decode="annealed_mean", temperature=None, hint_temperature=None) -> Colorizer:
         """The same model and embedder with another decoding of a classification head."""
         return Colorizer(self.model, decode=decode, temperature=temperature, embedder=self.embedder,
-                         interpolation=self.interpolation, size=self.size)
+                         interpolation=self.interpolation, size=self.size, hint_temperature=hint_temperature)
 
     def with_size(self, size) -> Colorizer:
         """The same model, decoding and embedder, run at another short side (any-size models)."""
         return Colorizer(self.model, decode=self.decode, temperature=self.temperature, embedder=self.embedder,
-                         interpolation=self.interpolation, size=size)
+                         interpolation=self.interpolation, size=size, hint_temperature=self.hint_temperature)
 
     def __call__(self, image, return_lab: bool = False, hints=None):
         """Colorize one image (path, PIL image or array) at its full resolution.
@@ -335,13 +342,14 @@ def without_hint_layers(network):
 
     With no hints, each hint convolution adds zero to the layer it steers
     (`Add` "*_plus_hints") and `HintBlend`'s gate is zero, so passing the
-    steered layer's own output through gives exactly the same colours; the
+    steered layer's own output through gives exactly the same colours (and
+    `ChooseByHints` the colours decoded at the automatic temperature); the
     hint branch (pooling, convolutions, gate) is left unread, and a compiled
     call does not compute it (about a quarter of the shipped model's compiled
     call on a CPU). The model keeps its "hints" input, which nothing reads.
     """
     def clone(layer):
-        if isinstance(layer, (HintBlend, HintAffinityBlend)) or (
+        if isinstance(layer, (HintBlend, HintAffinityBlend, ChooseByHints)) or (
                 isinstance(layer, keras.layers.Add) and is_hint_layer(layer.name)):
             return _FirstInput(name=f"{layer.name}_skipped", dtype=layer.dtype_policy)
         return layer  # the same layer: shared weights

@@ -182,7 +182,8 @@ class HintNetwork:
         info = model_lib.model_info(colorizer.model)
         self.colorizer = colorizer
         model = colorizer.model
-        decoded = model_lib.inference_model(model, decode=colorizer.decode, temperature=colorizer.temperature)
+        decoded = model_lib.inference_model(model, decode=colorizer.decode, temperature=colorizer.temperature,
+                                            hint_temperature=colorizer.hint_temperature)
         outputs = [decoded.outputs[0]]
         self.centers = None  # the bins of the probabilities; None: a model without them (regression, decoded)
         if info["head"] == "classification" and not info["decoded"]:
