@@ -93,6 +93,18 @@ def test_exported_file_predicts_the_colorizers_ab(tiny, exported, lightness_batc
 
 
 @pytest.mark.parametrize("format", ["onnx", "litert"])
+def test_a_file_exported_without_hints_leaves_the_hint_layers_out(tiny, exported, format):
+    """Without --hints the file holds none of the hint branch: its weights, nor the constants that an
+    empty map would fold into (the shipped model's LiteRT file at 256 x 352 grew from 16 to 48 MB)."""
+    from colorfusion.hints.layers import is_hint_layer
+
+    hint_bytes = 4 * sum(int(np.prod(w.shape)) for layer in tiny.inference.layers if is_hint_layer(layer.name)
+                         for w in layer.weights)
+    automatic, with_hints = (exported(format, hints).stat().st_size for hints in (False, True))
+    assert with_hints - automatic >= hint_bytes > 0, (automatic, with_hints, hint_bytes)
+
+
+@pytest.mark.parametrize("format", ["onnx", "litert"])
 def test_exported_file_colorizes_photos_with_the_same_pixels(tiny, exported, format):
     exported = ExportedModel(exported(format))
     photos = [make_photo(np.random.default_rng(seed), *shape) for seed, shape in enumerate([(48, 64), (70, 33)])]

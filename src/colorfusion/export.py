@@ -50,6 +50,7 @@ from colorfusion.inference.colorizer import (
     Colorizer,
     as_colorizer,
     network_shape,
+    without_hint_layers,
 )
 
 FORMATS = {"onnx": ".onnx", "litert": ".tflite"}  # format -> file suffix
@@ -197,13 +198,15 @@ def network_function(colorizer: Colorizer, height: int, width: int, hints: bool,
     """(a `tf.function` of the inference network at this input shape, its input signature).
 
     Its inputs are "L" (batch, h, w, 1), scaled as `color.l_to_model`, and
-    with `hints` the "hints" map (batch, h, w, 3); without, a hint model is
-    given the empty map, a constant. Its output is {"ab": ab / 128}.
+    with `hints` the "hints" map (batch, h, w, 3); without, a hint model runs
+    without its hint layers (`without_hint_layers`: the same colours as an
+    empty map, and none of the hint branch's constants in the file). Its
+    output is {"ab": ab / 128}.
     """
     import tensorflow as tf
 
-    inference = colorizer.inference
     takes_hints = colorizer.takes_hints
+    inference = colorizer.inference if hints or not takes_hints else without_hint_layers(colorizer.inference)
     specs = [tf.TensorSpec((batch, height, width, 1), tf.float32, name="L")]
     if hints:
         specs.append(tf.TensorSpec((batch, height, width, 3), tf.float32, name="hints"))
@@ -213,7 +216,7 @@ def network_function(colorizer: Colorizer, height: int, width: int, hints: bool,
     else:
         def network(l_scaled):
             inputs = {"L": l_scaled}
-            if takes_hints:  # the empty map: automatic colorization
+            if takes_hints:  # read by no layer left: pruned from the graph
                 inputs["hints"] = tf.zeros_like(tf.concat([l_scaled] * 3, axis=-1))
             return {"ab": inference(inputs, training=False)}
 
