@@ -50,7 +50,6 @@ from colorfusion.inference.colorizer import (
     Colorizer,
     as_colorizer,
     network_shape,
-    without_hint_layers,
 )
 
 FORMATS = {"onnx": ".onnx", "litert": ".tflite"}  # format -> file suffix
@@ -199,14 +198,14 @@ def network_function(colorizer: Colorizer, height: int, width: int, hints: bool,
 
     Its inputs are "L" (batch, h, w, 1), scaled as `color.l_to_model`, and
     with `hints` the "hints" map (batch, h, w, 3); without, a hint model runs
-    without its hint layers (`without_hint_layers`: the same colours as an
-    empty map, and none of the hint branch's constants in the file). Its
+    without its hint layers (`Colorizer.automatic_network`: the same colours as
+    an empty map, and none of the hint branch's constants in the file). Its
     output is {"ab": ab / 128}.
     """
     import tensorflow as tf
 
     takes_hints = colorizer.takes_hints
-    inference = colorizer.inference if hints or not takes_hints else without_hint_layers(colorizer.inference)
+    inference = colorizer.inference if hints else colorizer.automatic_network
     specs = [tf.TensorSpec((batch, height, width, 1), tf.float32, name="L")]
     if hints:
         specs.append(tf.TensorSpec((batch, height, width, 3), tf.float32, name="hints"))

@@ -255,6 +255,16 @@ class Colorizer:
                 inputs["hints"] = hint_maps
         return color.ab_from_model(np.asarray(self.run_network(inputs)))
 
+    @property
+    def automatic_network(self):
+        """The inference network for photos given no hints: a hint model's without its hint layers
+        (`without_hint_layers`, built once), any other model's as it is."""
+        if not self.takes_hints:
+            return self.inference
+        if self._automatic is None:
+            self._automatic = without_hint_layers(self.inference)
+        return self._automatic
+
     def run_network(self, inputs: dict):
         """The inference network's output (ab / 128) for model inputs (numpy, by input name), compiled per shape.
 
@@ -266,11 +276,7 @@ class Colorizer:
         `without_hint_layers`: with an empty map its hint layers add exactly zero. Backends other
         than TensorFlow call the network eagerly.
         """
-        network = self.inference
-        if self.takes_hints and "hints" not in inputs:
-            if self._automatic is None:
-                self._automatic = without_hint_layers(self.inference)
-            network = self._automatic
+        network = self.automatic_network if self.takes_hints and "hints" not in inputs else self.inference
         if keras.backend.backend() != "tensorflow":
             feed = dict(inputs, hints=no_hints(inputs["L"])) if self.takes_hints and "hints" not in inputs else inputs
             return network(feed, training=False)
@@ -344,9 +350,10 @@ def without_hint_layers(network):
     (`Add` "*_plus_hints") and `HintBlend`'s gate is zero, so passing the
     steered layer's own output through gives exactly the same colours (and
     `ChooseByHints` the colours decoded at the automatic temperature); the
-    hint branch (pooling, convolutions, gate) is left unread, and a compiled
-    call does not compute it (about a quarter of the shipped model's compiled
-    call on a CPU). The model keeps its "hints" input, which nothing reads.
+    hint branch (pooling, convolutions, affinity, gate) is left unread, and a
+    compiled call or an exported file does not compute it (about half of the
+    shipped model's compiled call on a CPU, `bench_inference.py`). The model
+    keeps its "hints" input, which nothing reads.
     """
     def clone(layer):
         if isinstance(layer, (HintBlend, HintAffinityBlend, ChooseByHints)) or (
