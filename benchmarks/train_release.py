@@ -100,9 +100,14 @@ def main(argv=None) -> int:
 
     bins = ABBins.fit_files(val_files, max_side=256, progress=False)
     rows = {}
-    for label, model in (("packed (float16)", presets.load_pretrained(args.model_file)),
-                         ("best.keras (float32)", load_model(out))):
-        colorizer = Colorizer(model, size=256)
+    models = {"packed (float16)": lambda: presets.load_pretrained(args.model_file)}
+    if (out / "best.keras").exists():  # the checkpoint it was packed from, to show float16 changes nothing
+        models["best.keras (float32)"] = lambda: load_model(out)
+    else:
+        print(f"{out}: no run folder with best.keras here: the packed model alone is evaluated", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for label, load in models.items():
+        colorizer = Colorizer(load(), size=256)
         report = evaluate(colorizer, val_files, out / f"report_{label.split()[0]}", size=256, bins=bins,
                           progress=False)
         rows[label] = gains_over_grayscale(report.summary)

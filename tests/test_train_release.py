@@ -1,0 +1,38 @@
+"""benchmarks/train_release.py: the README's results command on a machine that never trained the release."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from photos import write_photos
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_release.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("train_release", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_evaluate_only_without_a_run_folder_scores_the_shipped_model(tmp_path, capsys):
+    from colorfusion import presets
+
+    if not presets.pretrained_available():
+        pytest.skip("this installation lacks the shipped model")
+    paths = write_photos(tmp_path / "photos", count=4, sizes=(64, 96))
+    split = tmp_path / "split.tsv"
+    split.write_text("".join(f"{p.name}\t{'val' if i < 2 else 'train'}\n" for i, p in enumerate(paths)))
+    out = tmp_path / "runs" / "release"  # no run folder: only the shipped model is there to score
+    args = ["--data", str(tmp_path / "photos"), "--split-file", str(split), "--out", str(out),
+            "--variant", "release_affinity", "--evaluate-only", "--model-file", str(presets.PRETRAINED_FILE)]
+    assert load_script().main(args) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "release_report.json").read_text())
+    assert report == json.loads(printed.strip().splitlines()[-1])
+    assert list(report["rows"]) == ["packed (float16)"] and "the packed model alone" in printed
+    assert report["sha256"] == presets.file_sha256(presets.PRETRAINED_FILE)
+    assert set(report["hints"]) == {"0", "1", "2", "5", "10", "20"}  # a hint release scored with points too
