@@ -421,7 +421,6 @@ def cmd_colorize(args) -> int:
 def cmd_evaluate(args) -> int:
     from colorfusion.datasets import find_images
     from colorfusion.errors import ModelLoadError
-    from colorfusion.evaluation import evaluate, format_table
 
     if not Path(args.data).is_dir():
         return print_error(f"{args.data}: no such folder")
@@ -429,6 +428,8 @@ def cmd_evaluate(args) -> int:
     if not files:
         return print_error(f"{args.data}: no images found")
     import_backend_quietly()
+    from colorfusion.evaluation import evaluate, format_table  # imports Keras: after its quiet start
+
     try:
         colorizer = _load_colorizer(args)
         report = evaluate(colorizer, files, args.out, size=args.size, batch_size=args.batch_size,
@@ -461,13 +462,14 @@ def cmd_fit_bins(args) -> int:
 
 def cmd_export(args) -> int:
     from colorfusion.errors import ModelLoadError, message_line
+
+    import_backend_quietly()  # before colorfusion.export, which imports Keras
     from colorfusion.export import ExportError, export_model, parse_size, sidecar_path
 
     try:
         size = None if args.size is None else parse_size(args.size)
     except ValueError as e:
         return print_error(str(e))
-    import_backend_quietly()
     try:
         path = export_model(args.model, args.output, format=args.format, size=size, hints=args.hints)
     except (ModelLoadError, ExportError, ValueError) as e:

@@ -46,6 +46,12 @@ class DemoResult:
     weights: object
     encoder: str
     seconds: float
+    failed: list  # (photo, reason) of the photos that could not be colorized
+
+    @property
+    def ok(self) -> bool:
+        """Every chosen photo colorized: the command's exit code (`errors.exit_code`) reads it."""
+        return not self.failed
 
 
 def say(line: str) -> None:
@@ -120,7 +126,7 @@ def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image
     grid = figures.save_figure(figures.before_after_figure(rows, [Path(bw).stem for bw, *_ in rows]),
                                out / "before_after.png")
     result = DemoResult(run_dir, grid, report.written, train_files, [rgb for _, rgb in heldout], chosen,
-                        model_info(colorizer.model)["encoder"], time.time() - start)
+                        model_info(colorizer.model)["encoder"], time.time() - start, report.failed)
     _summary(result, log)
     return result
 

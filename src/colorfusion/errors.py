@@ -10,6 +10,7 @@ Everything that turns an exception into that line lives here:
 - `first_line(error)`: "Type: first line" of any other exception, at most
   about 200 characters (Keras and TensorFlow messages can be pages long);
 - `reason(error)`: the line for an error of either kind;
+- `exit_code(result)`: the exit code a command's return value means;
 - `run_reporting_errors(what, command, ...)`: the catch-all of `cli`, `demo`
   and the studio's command.
 """
@@ -83,13 +84,34 @@ def print_error(message: str) -> int:
     return 1
 
 
+def exit_code(result) -> int:
+    """The exit code a command's return value means: the one rule of every command.
+
+    None is 0; an int is itself; a result that says whether all went well
+    (an `ok` attribute: `FolderReport`, `EvaluationReport`, the demo's
+    result) is 0 when it did and 1 when something failed.
+
+    Raises:
+        TypeError: any other value (a command's bug, not the user's).
+    """
+    if result is None:
+        return 0
+    if isinstance(result, int) and not isinstance(result, bool):  # True / False would read as 1 / 0 backwards
+        return result
+    ok = getattr(result, "ok", None)
+    if isinstance(ok, bool):
+        return 0 if ok else 1
+    raise TypeError(f"a command returns None, an exit code or a result with `ok`. Received: {type(result).__name__}")
+
+
 def run_reporting_errors(what: str, command, *args, expected=(), **kwargs) -> int:
     """Run `command(*args, **kwargs)` as a command line program would: its exit code, never a traceback.
 
     Args:
         what: the command's name, for the line of an unexpected error
             ("colorize failed: ...").
-        command: returns an exit code (None counts as 0).
+        command: returns what `exit_code` reads: None, an exit code, or
+            a result with `ok`.
         expected: exception types whose message is already the line for the
             user (besides `USER_ERRORS`), shown without "what failed".
 
@@ -98,7 +120,7 @@ def run_reporting_errors(what: str, command, *args, expected=(), **kwargs) -> in
         one line on stderr (the traceback instead when COLORFUSION_DEBUG is set).
     """
     try:
-        code = command(*args, **kwargs)
+        return exit_code(command(*args, **kwargs))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
@@ -110,4 +132,3 @@ def run_reporting_errors(what: str, command, *args, expected=(), **kwargs) -> in
         if os.environ.get(DEBUG_VARIABLE):
             raise
         return print_error(f"{what} failed: {first_line(e)} ({DEBUG_VARIABLE}=1 shows the traceback)")
-    return 0 if code is None else int(code)

@@ -21,6 +21,7 @@ head a model has. Folders of files: `inference.batch.colorize_folder`.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -297,14 +298,15 @@ class Colorizer:
         specs = [tf.TensorSpec((None, *shapes[name]), tf.float32, name=name) for name in names]
         takes_hints = self.takes_hints
 
-        def run(*tensors):
+        def network_at_one_shape(*tensors):
             self.traces += 1  # Python runs here only while tracing
             feed = dict(zip(names, tensors))
             if takes_hints and "hints" not in feed:  # read by no layer of `network`: pruned from the graph
                 feed["hints"] = tf.zeros(tf.concat([tf.shape(feed["L"])[:-1], [3]], axis=0))
             return network(feed, training=False)
 
-        return tf.function(run, input_signature=specs)
+        _drop_retracing_advice(tf.get_logger())
+        return tf.function(network_at_one_shape, input_signature=specs)
 
     def join_full_resolution(self, l_full: np.ndarray, ab_small: np.ndarray, return_lab: bool = False):
         """Resize ab (h, w, 2) to L's size (H, W) and join: uint8 RGB, and with `return_lab` the Lab."""
@@ -331,6 +333,27 @@ class Colorizer:
         from colorfusion.inference.suggest import suggest_colours
 
         return suggest_colours(self, image, x, y, k=k, hints=hints)
+
+
+class _PerShapeRetracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" about `_compile`'s functions.
+
+    TensorFlow counts traces per Python function, not per `tf.function`: the
+    per-shape functions share one, so a folder of photos in five shapes reads
+    to it as a function retraced five times, and it prints ten lines of
+    advice to a library's developer. Each of them is traced exactly once by
+    design (`Colorizer.traces` counts it); TensorFlow's other warnings pass.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and ".network_at_one_shape at " in message)
+
+
+def _drop_retracing_advice(logger: logging.Logger) -> None:
+    """Add `_PerShapeRetracing` to TensorFlow's logger, once per process."""
+    if not any(isinstance(existing, _PerShapeRetracing) for existing in logger.filters):
+        logger.addFilter(_PerShapeRetracing())
 
 
 class _FirstInput(keras.layers.Layer):

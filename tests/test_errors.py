@@ -1,0 +1,43 @@
+"""`colorfusion.errors`: one rule turns what a command returns into its exit code."""
+
+from pathlib import Path
+
+import pytest
+
+from colorfusion.demo import DemoResult
+from colorfusion.errors import exit_code, run_reporting_errors
+from colorfusion.evaluation import EvaluationReport
+from colorfusion.inference.batch import FolderReport
+
+
+def demo_result(failed) -> DemoResult:
+    return DemoResult(None, Path("grid.png"), [], [], [], None, "mobilenet_v2", 1.0, failed)
+
+
+def test_exit_code_of_none_an_int_and_a_result_that_says_whether_it_went_well():
+    assert exit_code(None) == 0
+    assert exit_code(0) == 0 and exit_code(2) == 2 and exit_code(130) == 130
+    assert exit_code(FolderReport(written=["a.png"])) == 0
+    assert exit_code(FolderReport(failed=[("b.png", "unreadable")])) == 1
+    assert exit_code(demo_result([])) == 0 and exit_code(demo_result([("c.png", "unreadable")])) == 1
+
+
+def test_exit_code_of_an_evaluation_report_follows_its_failures():
+    assert exit_code(EvaluationReport()) == 0
+    assert exit_code(EvaluationReport(failed=[("x.png", "unreadable")])) == 1
+
+
+@pytest.mark.parametrize("value", [True, False, "0", 1.0, object()])
+def test_exit_code_refuses_a_value_that_says_nothing_about_success(value):
+    with pytest.raises(TypeError, match="a command returns None, an exit code or a result with `ok`"):
+        exit_code(value)
+
+
+def test_the_catch_all_gives_a_results_exit_code_and_one_line_for_a_commands_bug(capsys):
+    assert run_reporting_errors("demo", lambda: demo_result([])) == 0
+    assert run_reporting_errors("demo", lambda: demo_result([("c.png", "unreadable")])) == 1
+    assert run_reporting_errors("colorize", lambda: 3) == 3
+    assert capsys.readouterr().err == ""
+    assert run_reporting_errors("colorize", lambda: "done") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: colorize failed: TypeError: a command returns None")
