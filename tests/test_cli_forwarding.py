@@ -81,6 +81,7 @@ TRAIN_OPTIONS = {
     "hint_free_fraction": (["--hint-free-fraction", "0.5"], 0.5),
     "train_only_hints": (["--train-only-hints"], True),  # implies hints
     "hint_blend": (["--hint-blend", "affinity"], "affinity"),
+    "damage": (["--damage", "0.5"], 0.5),
 }
 # Options that are arguments of train() itself rather than TrainConfig fields.
 TRAIN_ARGUMENTS = {"data", "out", "split_file", "resume"}

@@ -161,6 +161,9 @@ TRAIN_OPTIONS = (
     TrainOption("embedding", "--embedding", dict(type=_embedding),
                 "semantic input: cache (embed each photo once with --backbone), exact (every batch), encoder (pool "
                 "the model's own encoder features), none (default {default})"),
+    TrainOption("damage", "--damage", dict(type=float, metavar="SHARE"),
+                "the share of training crops shown with old-photo damage (grain, fading, blur, scratches, dust, "
+                "JPEG) on their lightness, the target colour staying the clean photo's (default {default})"),
     TrainOption("val_fraction", "--val-fraction", dict(type=float),
                 "validation share of the photos (default {default})"),
     TrainOption("seed", "--seed", dict(type=int), "random seed (default {default})"),

@@ -60,6 +60,9 @@ class TrainConfig:
     seed: int = 0
     num_bins: int = 200
     augment: bool = True
+    # The share of training crops whose L gets old-photo damage (grain, fading, blur, scratches, dust,
+    # JPEG; `damage.TRAINING`) while the target colour stays the clean photo's; 0: none.
+    damage: float = 0.0
     crop_scale: tuple = (0.5, 1.0)  # area range of the random training crops, as a share of the photo
     preview_every: int = 1
     preview_samples: int = 4
@@ -123,6 +126,7 @@ class TrainConfig:
             "init": self.init is None or (isinstance(self.init, str) and bool(self.init)),
             "hints": isinstance(self.hints, bool),
             "hint_free_fraction": 0 <= self.hint_free_fraction <= 1,
+            "damage": 0 <= self.damage <= 1,
             "hint_blend": self.hint_blend in HINT_BLENDS,
             "encoder_finetune_stride": self.encoder_finetune_stride is None or self.encoder_finetune_stride in (
                 4, 8, 16, 32, 64),

@@ -30,6 +30,12 @@ random place, whose mean ab is the hint (`hints.simulation`). Training draws
 new points with every crop (seeded like the augmentation); without
 augmentation (validation) a photo gets the same points every epoch.
 
+With `damage` > 0, that share of the training crops (augmented ones only)
+has its L damaged as an old print's scan would be (`damage.damage_lightness`:
+grain, fading, blur, scratches, dust, JPEG; seeded like the augmentation)
+while the target ab stays the clean photo's: the model learns to colour
+through the damage. Validation stays clean.
+
 A file that cannot be read is replaced by the next readable file of the list
 and reported once (a warning naming it and the reason); an epoch never
 crashes on one bad file.
@@ -56,6 +62,7 @@ import numpy as np
 
 from colorfusion import augment as augment_lib
 from colorfusion import color, datasets, io
+from colorfusion import damage as damage_lib
 from colorfusion.config import HINT_FREE_FRACTION
 from colorfusion.hints.simulation import simulate_hints
 
@@ -102,6 +109,8 @@ class ColorizationGenerator(keras.utils.PyDataset):
         hints: add x["hints"], colour points simulated from each example's
             true ab (see the module docstring), for a model built with hints.
         hint_free_fraction: the share of examples given no hints.
+        damage: the share of training crops whose L gets old-photo damage
+            (`damage.TRAINING`); 0: none. Ignored without `augment`.
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`, passed
             to `keras.utils.PyDataset`.
     """
@@ -121,6 +130,7 @@ class ColorizationGenerator(keras.utils.PyDataset):
         augment_options: dict | None = None,
         hints: bool = False,
         hint_free_fraction: float = HINT_FREE_FRACTION,
+        damage: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -152,6 +162,7 @@ class ColorizationGenerator(keras.utils.PyDataset):
                 f"hint_free_fraction must be in [0, 1]. Received: hint_free_fraction={hint_free_fraction!r}")
         self.hints = bool(hints)
         self.hint_free_fraction = float(hint_free_fraction)
+        self.damage = damage_lib.TRAINING.with_probability(damage)  # checks it is a probability
         self.batch_size = int(batch_size)
         self.image_size = int(image_size)
         self.augment = bool(augment)
@@ -206,6 +217,8 @@ class ColorizationGenerator(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rgb, used = self.rgb_batch(index, dtype=np.float32)
         lab = color.rgb_to_lab(rgb)
+        if self.augment and self.damage.probability:
+            self._damage_lightness(index, lab)
         l_scaled, ab_scaled = _split_scaled(lab)
         x = {"L": l_scaled}
         if self.embedding == "cache":
@@ -215,6 +228,13 @@ class ColorizationGenerator(keras.utils.PyDataset):
         if self.hints:
             x["hints"] = self._hints(index, ab_scaled)
         return x, self._targets(ab_scaled)
+
+    def _damage_lightness(self, index: int, lab: np.ndarray) -> None:
+        """Old-photo damage on the L of each crop of batch `index`, in place; ab stays the clean photo's."""
+        first = index * self.batch_size
+        for i in range(len(lab)):
+            key = [int(self._seeds[first + i]), 3]  # the crop's own seed, a stream apart from its hints'
+            lab[i, ..., 0] = damage_lib.damage_lightness(lab[i, ..., 0], key, self.damage)
 
     def _hints(self, index: int, ab_scaled: np.ndarray) -> np.ndarray:
         first = index * self.batch_size

@@ -218,7 +218,7 @@ def _generators(config, train_files, val_files, embedder, cache_dir):
                   use_multiprocessing=config.use_multiprocessing, hints=config.hints,
                   hint_free_fraction=config.hint_free_fraction)
     train_gen = ColorizationGenerator(train_files, augment=config.augment, shuffle=True,
-                                      augment_options={"scale": config.crop_scale}, **common)
+                                      augment_options={"scale": config.crop_scale}, damage=config.damage, **common)
     val_gen = ColorizationGenerator(val_files, augment=False, shuffle=False, **common)
     return train_gen, val_gen
 
