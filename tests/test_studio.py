@@ -38,7 +38,7 @@ from colorfusion.inference.suggest import (
     hint_network,
     suggest_colours,
 )
-from colorfusion.studio import CACHE_PHOTOS, DEFAULT_HOST, MAX_MEGAPIXELS, MAX_UPLOAD_MB
+from colorfusion.studio import CACHE_PHOTOS, DEFAULT_HOST, MAX_MEGAPIXELS, MAX_UPLOAD_MB, MAX_WAITING
 from colorfusion.studio.server import PhotoCache, Studio, running
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,8 +77,8 @@ class Client:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname, parts.port
 
-    def call(self, method, path, body=None, headers=None, host=None):
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=120)
+    def call(self, method, path, body=None, headers=None, host=None, timeout=120):
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         headers = {"Host": host or f"127.0.0.1:{self.port}", **(headers or {})}
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
@@ -180,7 +180,7 @@ def test_hint_session_works_for_any_hint_model(head, photo_rgb):
 
 def test_defaults_are_local_and_limited():
     assert DEFAULT_HOST == "127.0.0.1"
-    assert (MAX_UPLOAD_MB, MAX_MEGAPIXELS) == (50, 100)
+    assert (MAX_UPLOAD_MB, MAX_MEGAPIXELS, MAX_WAITING) == (50, 100, 8)
     from colorfusion.cli import build_parser
 
     args = build_parser().parse_args(["studio"])
@@ -213,6 +213,39 @@ def test_refuses_other_host_headers_dns_rebinding(server):
     status, message = client.error("POST", "/api/photos?name=a.png", body=b"x",
                                    headers={"Origin": "http://evil.example"})
     assert status == 403 and "another site" in message
+
+
+def test_only_its_own_port_passes_the_one_the_system_chose(server):
+    client, _ = server  # served by `running` on port 0: the guard knows the port it was given
+    other = client.port + 1
+    status, message = client.error("GET", "/api/info", host=f"127.0.0.1:{other}")
+    assert status == 400 and "DNS rebinding" in message
+    # A page of another server of this machine (a notebook on :8888) cannot post to the studio.
+    for origin in (f"http://127.0.0.1:{other}", "http://localhost:8888", "http://127.0.0.1"):
+        status, message = client.error("POST", "/api/photos?name=a.png", body=b"x", headers={"Origin": origin})
+        assert status == 403 and "another site or port" in message and "\n" not in message, origin
+    # Its own page can: past the guard, the upload is read (and refused for what it is).
+    status, message = client.error("POST", "/api/photos?name=a.png", body=b"x",
+                                   headers={"Origin": f"http://127.0.0.1:{client.port}"})
+    assert status == 415 and "not an image" in message
+
+
+def test_other_sites_cannot_embed_its_photos(server, photo_file):
+    client, _ = server
+    record = client.upload(photo_file.read_bytes())[1]
+    image = {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+    for site in ("cross-site", "same-site"):  # an <img> of another site, or of another port of this machine
+        for path in (record["original"], record["gray"], "/api/gamut?l=50", "/api/info"):
+            status, message = client.error("GET", path, headers={**image, "Sec-Fetch-Site": site})
+            assert status == 403 and "another site" in message, (site, path, status, message)
+    assert client.call("GET", record["original"], headers={**image, "Sec-Fetch-Site": "same-origin"})[0] == 200
+    # And what a browser would fetch anyway is not handed to another origin: CORP on every answer.
+    answers = [client.call("GET", "/"), client.call("GET", record["original"]), client.call("GET", "/static/studio.js"),
+               client.call("GET", "/api/photos/nope/gray.jpg"), client.call("GET", "/api/info", host="evil.example"),
+               client.call("POST", f"/api/photos/{record['id']}/download", body={"hints": []})]
+    assert [status for status, _, _ in answers] == [200, 200, 200, 404, 400, 200]
+    for status, headers, _ in answers:
+        assert headers["cross-origin-resource-policy"] == "same-origin", status
 
 
 def test_upload_opens_photo_and_bad_files_get_clear_messages(server, photo_file, tmp_path):
@@ -291,6 +324,103 @@ def test_client_disconnecting_mid_upload_leaves_nothing(server, photo_file):
         time.sleep(0.05)
     assert not list(studio.workdir.iterdir())
     assert client.upload(photo_file.read_bytes())[0] == 200  # and it goes on
+
+
+def test_a_bug_is_a_500_not_the_users_fault_and_the_server_goes_on(server, photo_file, monkeypatch):
+    client, _ = server
+    record = client.upload(photo_file.read_bytes())[1]
+    path = f"/api/photos/{record['id']}/result"
+    original = HintSession.result
+    for error in (ValueError("operands could not be broadcast together\nshapes (3,) (4,)"), KeyError("ab"),
+                  RuntimeError("")):
+        def failing(self, hints=(), error=error):
+            raise error
+
+        monkeypatch.setattr(HintSession, "result", failing)
+        status, message = client.error("POST", path, body={"hints": []})
+        expected = "studio failed: " + {ValueError: "ValueError: operands could not be broadcast together",
+                                        KeyError: "KeyError: 'ab'", RuntimeError: "RuntimeError"}[type(error)]
+        assert status == 500 and message == expected, (status, message)
+        monkeypatch.setattr(HintSession, "result", original)
+        assert client.call("POST", path, body={"hints": []})[0] == 200  # the next request works
+    # The user's own mistakes stay 4xx: a hint outside the photo is a HintError (a ValueError).
+    assert client.error("POST", path, body={"hints": [[500, 5, "#ff0000"]]})[0] == 400
+
+
+def test_too_large_and_unreadable_come_from_the_error_type_not_its_words(server, photo_file, monkeypatch):
+    from colorfusion.errors import ImageReadError
+    from colorfusion.io import ImageTooLargeError
+
+    client, _ = server
+    cases = [(ImageTooLargeError, "12000x10000 = 120,000,000 pixels is over the limit", 413),
+             (ImageReadError, "truncated or damaged file (iCCP chunk too large)", 415)]
+    for error_type, words, expected in cases:
+        def read_rgb(path, *args, error_type=error_type, words=words, **kwargs):
+            raise error_type(path, words)
+
+        monkeypatch.setattr(io, "read_rgb", read_rgb)
+        status, body = client.upload(photo_file.read_bytes(), "photo.png")
+        assert status == expected and body["error"] == f"photo.png: {words}", (error_type, status, body)
+
+
+def test_suggestions_from_a_regression_model_are_refused_in_one_line(photo_file):
+    from colorfusion import model as model_lib
+
+    tiny = model_lib.build_colorizer(image_size=32, head="regression", embedding_dim=None, width=0.25, hints=True)
+    studio = Studio(Colorizer(tiny))
+    try:
+        with running(studio) as url:
+            client = Client(url)
+            record = client.upload(photo_file.read_bytes())[1]
+            status, message = client.error("POST", f"/api/photos/{record['id']}/suggest", body={"x": 5, "y": 5})
+            assert status == 400 and "regression model" in message, (status, message)
+            assert client.call("POST", f"/api/photos/{record['id']}/result", body={"hints": [[5, 5, "#ff0000"]]}
+                               )[0] == 200
+    finally:
+        studio.close()
+
+
+def test_a_full_model_queue_answers_busy_and_the_server_goes_on(colorizer, photo_file, monkeypatch):
+    studio = Studio(colorizer, max_waiting=2)
+    try:
+        with running(studio) as url:
+            client = Client(url)
+            record = client.upload(photo_file.read_bytes())[1]
+            path = f"/api/photos/{record['id']}/result"
+            entered, release = threading.Event(), threading.Event()
+            original = HintSession.result
+
+            def blocked(self, hints=()):
+                entered.set()
+                assert release.wait(60)
+                return original(self, hints)
+
+            monkeypatch.setattr(HintSession, "result", blocked)
+            results = []
+            threads = [threading.Thread(target=lambda: results.append(client.call("POST", path, body={"hints": []})[0]))
+                       for _ in range(3)]  # one runs, two wait: the queue is full
+            try:
+                threads[0].start()
+                assert entered.wait(30)
+                for thread in threads[1:]:
+                    thread.start()
+                deadline = time.monotonic() + 30
+                while studio.model_jobs < 3 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert studio.model_jobs == 3
+                status, headers, data = client.call("POST", path, body={"hints": []}, timeout=10)  # at once
+                message = json.loads(data)["error"]
+                assert status == 503 and "busy" in message and "retry in a moment" in message, (status, message)
+                assert headers["retry-after"] == "1"
+                assert client.call("GET", "/api/info")[0] == 200  # what needs no model is served meanwhile
+            finally:
+                release.set()
+                for thread in threads:
+                    thread.join(60)
+            assert results == [200] * 3 and studio.model_jobs == 0
+            assert client.call("POST", path, body={"hints": []})[0] == 200
+    finally:
+        studio.close()
 
 
 def test_requests_to_the_model_are_serialized(server, photo_file, monkeypatch):

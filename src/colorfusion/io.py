@@ -37,6 +37,10 @@ DEFAULT_MAX_PIXELS = 2 * 89_478_485
 _WHITE = (255, 255, 255)
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than allowed (a decompression bomb, perhaps), refused before decoding."""
+
+
 def read_rgb(path, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as uint8 RGB of shape (H, W, 3), upright.
 
@@ -49,8 +53,8 @@ def read_rgb(path, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PI
             bombs), judged from the header before decoding.
 
     Raises:
-        ImageReadError: the file is missing, empty, not an image, truncated,
-            zero-sized or larger than `max_pixels`.
+        ImageReadError: the file is missing, empty, not an image, truncated or
+            zero-sized; its subclass `ImageTooLargeError` when larger than `max_pixels`.
     """
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be a positive integer. Received: max_side={max_side!r}")
@@ -64,7 +68,7 @@ def read_rgb(path, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PI
                 if width <= 0 or height <= 0:
                     raise ImageReadError(path, f"zero-sized image ({width}x{height})")
                 if width * height > max_pixels:
-                    raise ImageReadError(
+                    raise ImageTooLargeError(
                         path, f"too large: {width}x{height} = {width * height:,} pixels "
                         f"exceeds the limit of {max_pixels:,} (possible decompression bomb)"
                     )
@@ -81,7 +85,7 @@ def read_rgb(path, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PI
             raise ImageReadError(path, "zero-sized image (0 pixels wide or high)") from None
         raise ImageReadError(path, "not an image (unrecognised format)") from None
     except Image.DecompressionBombError as e:
-        raise ImageReadError(path, f"too large (possible decompression bomb): {e}") from None
+        raise ImageTooLargeError(path, f"too large (possible decompression bomb): {e}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = str(e) or type(e).__name__
         if "truncated" in reason.lower() or isinstance(e, EOFError):

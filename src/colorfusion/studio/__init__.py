@@ -16,3 +16,4 @@ DEFAULT_PORT = 8765  # tried first; when taken, a free port is used (--port N in
 MAX_UPLOAD_MB = 50  # an uploaded file's size limit
 MAX_MEGAPIXELS = 100  # a photo's pixel limit (checked from the header before decoding)
 CACHE_PHOTOS = 8  # photos held in memory at once (least recently used go first)
+MAX_WAITING = 8  # requests waiting for the model behind the one it runs; more: 503, busy

@@ -16,14 +16,17 @@ no colour is decided here. The page (`static/`) asks for:
     POST /api/photos/ID/download     {"hints"} -> the full-resolution file (= colorize --hints)
     GET  /api/gamut?l=L              the ab plane at lightness L (PNG with alpha)
 
-Safe by default: it binds 127.0.0.1; it answers only requests whose Host
-header names the address it serves (a page of another site that resolves its
-name to 127.0.0.1, DNS rebinding, is refused) and refuses POSTs from pages of
-other origins; uploads are limited in bytes and pixels and go to its own
-temporary folder, deleted once read and at exit; a folder's photos are served
-only by the names it listed (no path from a request is ever opened);
-photos are held in a cache bounded in count and bytes; one model, one
-worker thread: requests queue; any malformed request gets a 4xx and one line.
+Safe by default: it binds 127.0.0.1; `guard.GuardedApp` lets through only
+requests of its own page (Host and Origin with its port, Sec-Fetch-Site) and
+puts Cross-Origin-Resource-Policy and the other security headers on every
+answer; uploads are limited in bytes and pixels and go to its own temporary
+folder, deleted once read and at exit; a folder's photos are served only by
+the names it listed (no path from a request is ever opened); photos are held
+in a cache bounded in count and bytes; one model, one worker thread, at most
+`max_waiting` requests waiting for it (then 503, busy). A user's error (a bad
+request, an unreadable file: `StudioError`, the package's `USER_ERRORS`) gets
+a 4xx and its one line; anything else is the studio's own failure: 500 and
+"studio failed: Type: first line", and the server goes on.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io as bytes_io
-import ipaddress
 import json
 import os
 import secrets
@@ -51,14 +53,17 @@ import numpy as np
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from colorfusion import io
 from colorfusion.errors import USER_ERRORS, ImageReadError, first_line, reason
-from colorfusion.inference.suggest import DISPLAY_SIDE, SUGGESTIONS, HintSession, gamut_plane
-from colorfusion.studio import CACHE_PHOTOS, DEFAULT_HOST, DEFAULT_PORT, MAX_MEGAPIXELS, MAX_UPLOAD_MB
+from colorfusion.inference.suggest import DISPLAY_SIDE, SUGGESTIONS, HintSession, gamut_plane, hint_network
+from colorfusion.io import ImageTooLargeError
+from colorfusion.studio import CACHE_PHOTOS, DEFAULT_HOST, DEFAULT_PORT, MAX_MEGAPIXELS, MAX_UPLOAD_MB, MAX_WAITING
+from colorfusion.studio.guard import LOOPBACK_NAMES as LOOPBACK_NAMES  # still importable from here
+from colorfusion.studio.guard import GuardedApp, allowed_hosts, is_loopback
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CACHE_BYTES = 1 << 30  # about 1 GB of photos held at once (a 12 MP photo holds about 60 MB)
@@ -67,23 +72,29 @@ MAX_HINTS = 1000  # hints in one request
 MAX_FOLDER_PHOTOS = 10_000  # photos listed from a folder
 THUMB_SIDE = 160
 PREVIEW_QUALITY = 90  # JPEG quality of the display-size images (the download is the CLI's own file)
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+RETRY_AFTER_S = 1  # a busy studio's answer: a click takes about a tenth of a second, a full queue about one
 
 
 class StudioError(Exception):
-    """A request that cannot be served: its HTTP status and one line for the page."""
+    """A request the studio answers with an error on purpose (never a bug): its status, one line, any headers."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
+
+
+def user_error_status(error: Exception) -> int:
+    """The HTTP status of a user's error: 413 a file too large, 415 another unreadable file, else 400."""
+    if isinstance(error, ImageTooLargeError):
+        return 413
+    return 415 if isinstance(error, ImageReadError) else 400
+
+
+def unreadable(name: str, error: ImageReadError) -> StudioError:
+    """The answer for a photo that could not be read, named as the user knows it (not a temporary file)."""
+    return StudioError(user_error_status(error), f"{name}: {error.reason}")
 
 
 # === What the server holds ===
@@ -209,11 +220,15 @@ class Studio:
         max_upload_bytes / max_pixels: limits of an opened photo.
         max_photos / max_bytes: the photo cache's bounds.
         display_side: long side of the images the page shows.
+        max_waiting: requests that may wait for the model behind the one it
+            runs; more are answered 503 (busy) at once.
     """
 
     def __init__(self, colorizer, target=None, max_upload_bytes: int = MAX_UPLOAD_MB * 1_000_000,
                  max_pixels: int = MAX_MEGAPIXELS * 1_000_000, max_photos: int = CACHE_PHOTOS,
-                 max_bytes: int = CACHE_BYTES, display_side: int = DISPLAY_SIDE):
+                 max_bytes: int = CACHE_BYTES, display_side: int = DISPLAY_SIDE, max_waiting: int = MAX_WAITING):
+        if max_waiting < 0:
+            raise ValueError(f"max_waiting must be at least 0. Received: max_waiting={max_waiting!r}")
         self.colorizer = colorizer
         self.folder = None if target is None else PhotoFolder(target)
         self.max_upload_bytes = max_upload_bytes
@@ -221,13 +236,41 @@ class Studio:
         self.display_side = display_side
         self.cache = PhotoCache(max_photos, max_bytes)
         self.workdir = Path(tempfile.mkdtemp(prefix="colorfusion-studio-"))
+        self.max_waiting = max_waiting
         self._model = ThreadPoolExecutor(1, thread_name_prefix="colorfusion-model")  # one model: requests queue
+        # Jobs the model holds (the one it runs and those waiting), counted down when a job ends or is
+        # cancelled: the executor's own count, also after a client left.
+        self._model_jobs = 0
+        self._model_jobs_lock = threading.Lock()
         self._thumbs: OrderedDict[str, bytes] = OrderedDict()
         self._thumbs_lock = threading.Lock()
 
+    @property
+    def model_jobs(self) -> int:
+        """Requests the model holds now: the one it runs and those waiting."""
+        return self._model_jobs
+
     async def work(self, function, *args):
-        """Run `function(*args)` on the model's thread, after the requests queued before it."""
-        return await asyncio.get_running_loop().run_in_executor(self._model, function, *args)
+        """Run `function(*args)` on the model's thread, after the requests queued before it.
+
+        Raises StudioError 503 (with Retry-After) when `max_waiting` requests already wait.
+        """
+        with self._model_jobs_lock:
+            if self._model_jobs > self.max_waiting:  # one running, max_waiting waiting
+                raise StudioError(503, f"the studio is busy ({self.max_waiting} requests waiting for the model); "
+                                       "retry in a moment", {"Retry-After": str(RETRY_AFTER_S)})
+            self._model_jobs += 1
+        try:
+            job = self._model.submit(function, *args)
+        except BaseException:
+            self._job_ended()
+            raise
+        job.add_done_callback(self._job_ended)
+        return await asyncio.wrap_future(job)
+
+    def _job_ended(self, job=None) -> None:
+        with self._model_jobs_lock:
+            self._model_jobs -= 1
 
     def open_photo(self, path: Path, name: str, from_folder: bool = False) -> Photo:
         """Read a file as `colorize` does (`io.read_rgb`) into a new photo of the cache. Model thread."""
@@ -238,7 +281,7 @@ class Studio:
         try:
             pixels = io.read_rgb(path, max_pixels=self.max_pixels)
         except ImageReadError as e:
-            raise StudioError(415 if "too large" not in e.reason else 413, f"{name}: {e.reason}") from None
+            raise unreadable(name, e) from None
         session = HintSession(self.colorizer, pixels, display_side=self.display_side)
         session.result()  # the automatic colorization now: the page shows it at once
         photo = Photo(secrets.token_urlsafe(9), name, session, from_folder)
@@ -319,11 +362,11 @@ def upload_name(request: Request) -> str:
     return name[:200] or "photo.png"
 
 
-def build_app(studio: Studio, allowed_hosts=LOOPBACK_NAMES) -> Starlette:
-    """The Starlette application of a `Studio`, answering only requests whose Host is in `allowed_hosts`."""
+def build_app(studio: Studio, port: int, host: str = DEFAULT_HOST) -> GuardedApp:
+    """The application of a `Studio` served on host:port (the port it listens on), behind its guard."""
 
     async def index(request):
-        return FileResponse(STATIC_DIR / "index.html", headers=_SECURITY_HEADERS)
+        return FileResponse(STATIC_DIR / "index.html")
 
     async def info(request):
         model = studio.colorizer
@@ -351,7 +394,7 @@ def build_app(studio: Studio, allowed_hosts=LOOPBACK_NAMES) -> Starlette:
         try:
             data = await asyncio.get_running_loop().run_in_executor(None, studio.thumbnail, name)
         except ImageReadError as e:
-            raise StudioError(415, f"{name}: {e.reason}") from None
+            raise unreadable(name, e) from None
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=60"})
 
     async def folder_open(request):
@@ -413,6 +456,9 @@ def build_app(studio: Studio, allowed_hosts=LOOPBACK_NAMES) -> Starlette:
         k = int(number_of(data, "k", 1, 32)) if "k" in data else SUGGESTIONS
 
         def work():
+            if hint_network(studio.colorizer).centers is None:  # no colour probabilities to read suggestions from
+                raise StudioError(400, "this model suggests no colours (it is a regression model; suggested "
+                                       "colours need a classification one): pick a colour yourself")
             return photo.session.suggest(x, y, k=k, hints=hints), photo.session.lightness_at(x, y)
 
         found, level = await studio.work(work)
@@ -452,13 +498,15 @@ def build_app(studio: Studio, allowed_hosts=LOOPBACK_NAMES) -> Starlette:
                         headers={"Cache-Control": "max-age=3600"})
 
     async def studio_error(request, error: StudioError):
-        return JSONResponse({"error": error.message}, status_code=error.status)
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
 
     async def user_error(request, error: Exception):
-        return JSONResponse({"error": reason(error)}, status_code=400)
+        return JSONResponse({"error": reason(error)}, status_code=user_error_status(error))
 
     async def server_error(request, error: Exception):
-        return JSONResponse({"error": f"the studio failed: {first_line(error)}"}, status_code=500)
+        # Not the user's doing (a bug, a library's bare ValueError): said so, with the type. Starlette then
+        # re-raises it for uvicorn to log, and the server goes on.
+        return JSONResponse({"error": f"studio failed: {first_line(error)}"}, status_code=500)
 
     routes = [
         Route("/", index),
@@ -475,89 +523,18 @@ def build_app(studio: Studio, allowed_hosts=LOOPBACK_NAMES) -> Starlette:
         Route("/api/gamut", gamut),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    # Only errors meant for the user are 4xx; ValueError is not among them (HintError, a ValueError, is).
     handlers = {StudioError: studio_error, Exception: server_error}
-    handlers.update({error_type: user_error for error_type in (*USER_ERRORS, ValueError)})
+    handlers.update({error_type: user_error for error_type in USER_ERRORS})
     app = Starlette(routes=routes, exception_handlers=handlers)
-    return GuardedApp(app, allowed_hosts)
+    return GuardedApp(app, allowed_hosts(host), port)
 
 
 def _megabytes(declared) -> str:
     return f"{int(declared) / 1e6:.0f} MB" if str(declared).isdigit() else "unknown size"
 
 
-class GuardedApp:
-    """ASGI wrapper: refuse a Host header that is not ours, and POSTs whose Origin is not ours.
-
-    A web page of any site can send requests to 127.0.0.1; a page whose own
-    name was made to resolve to 127.0.0.1 (DNS rebinding) could even read the
-    answers, but its requests carry its own name in Host. Security headers go
-    on every answer.
-    """
-
-    def __init__(self, app, allowed_hosts):
-        self.app = app
-        self.allowed = {name.lower().strip("[]") for name in allowed_hosts}
-
-    def host_allowed(self, value: str | None) -> bool:
-        if not value:
-            return False
-        value = value.strip().lower()
-        if value.startswith("["):  # [::1]:8765
-            name = value[1:value.find("]")] if "]" in value else ""
-        else:
-            name = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-        return name in self.allowed
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        problem = None
-        if not self.host_allowed(headers.get("host")):
-            problem = (400, "refused: the Host header does not name this studio's address (DNS rebinding "
-                            "protection); open the URL the studio printed")
-        elif scope.get("method") not in ("GET", "HEAD") and "origin" in headers:
-            origin = headers["origin"].split("://", 1)[-1]
-            if not self.host_allowed(origin):
-                problem = (403, "refused: a request from a page of another site")
-        if problem is not None:
-            response = PlainTextResponse(problem[1], status_code=problem[0])
-            return await response(scope, receive, send)
-
-        async def send_secured(message):
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k.lower().encode(), v.encode()) for k, v in _SECURITY_HEADERS.items()
-                         if k.lower().encode() not in present]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        return await self.app(scope, receive, send_secured)
-
-
 # === Serving ===
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def allowed_hosts(host: str) -> set[str]:
-    """The names a Host header may give for a server bound to `host`."""
-    names = {*LOOPBACK_NAMES, host.strip("[]").lower()}
-    if host in ("0.0.0.0", "::", ""):  # every interface: this machine's names and addresses
-        hostname = socket.gethostname()
-        names |= {hostname.lower(), socket.getfqdn().lower()}
-        try:
-            names |= {info[4][0] for info in socket.getaddrinfo(hostname, None)}
-        except OSError:
-            pass
-    return names
 
 
 def bind(host: str, port: int | None) -> socket.socket:
@@ -581,6 +558,15 @@ def bind(host: str, port: int | None) -> socket.socket:
     raise AssertionError("unreachable")
 
 
+def uvicorn_server(studio: Studio, host: str, sock: socket.socket):
+    """The uvicorn server of `studio` for the listening socket `sock` (bound to `host`): its port is the guard's."""
+    import uvicorn
+
+    app = build_app(studio, port=sock.getsockname()[1], host=host)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+    return uvicorn.Server(config)
+
+
 def url_of(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
     shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
@@ -595,8 +581,6 @@ def serve(colorizer, target=None, host: str = DEFAULT_HOST, port: int | None = N
     a loopback address); opens the browser unless `open_browser` is False.
     The temporary folder is removed on the way out, whatever the reason.
     """
-    import uvicorn
-
     out = out or sys.stdout
     studio = Studio(colorizer, target, **studio_options)
     try:
@@ -605,9 +589,7 @@ def serve(colorizer, target=None, host: str = DEFAULT_HOST, port: int | None = N
         if not is_loopback(host):
             print(f"warning: serving on {host}: anyone who can reach this machine can use the studio "
                   f"(and its photos); the default --host 127.0.0.1 keeps it local", file=out, flush=True)
-        config = uvicorn.Config(build_app(studio, allowed_hosts(host)), log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=2)
-        server = uvicorn.Server(config)
+        server = uvicorn_server(studio, host, sock)
         print(f"colorfusion studio: {url}  (Ctrl-C stops it)", file=out, flush=True)
         if open_browser:
             threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
@@ -633,12 +615,8 @@ def running(studio: Studio, host: str = DEFAULT_HOST, port: int = 0):
         with running(Studio(Colorizer.pretrained(), "photos/")) as url:
             print(url)  # open it; the block's end stops the server
     """
-    import uvicorn
-
     sock = bind(host, port)
-    config = uvicorn.Config(build_app(studio, allowed_hosts(host)), log_level="warning", access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = uvicorn_server(studio, host, sock)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="colorfusion-studio", daemon=True)
     thread.start()
     try:
