@@ -126,6 +126,13 @@ VARIANTS = {
                       "finetune_learning_rate": 1e-4},
     "v3_two_stage_affinity": {**V3, "image_size": 256, "train_only_hints": True, "hint_blend": "affinity"},
     "v3_two_stage_affinity_128": {**V3, "train_only_hints": True, "hint_blend": "affinity"},
+    # Release 0.4's candidates (issue "Release 0.4"): the automatic colours of release 0.3.0's model (--init,
+    # default the shipped model) trained again, decoder only (encoder frozen; no crop gets hints, so the hint
+    # layers do not move), for the same time; faces join with --extra-train faces/SPLIT.tsv:
+    # - v4_auto: clean crops, the control;
+    # - v4_auto_damage: half the crops shown with old-photo damage on L (`damage.TRAINING`), target clean.
+    "v4_auto": {**V3, "hint_free_fraction": 1.0},
+    "v4_auto_damage": {**V3, "hint_free_fraction": 1.0, "damage": 0.5},
 }
 # Decoding settings of the evaluation (not of training); a variant may set them.
 EVAL_KEYS = ("decode", "temperature")
@@ -164,6 +171,8 @@ def split_photos(args):
     else:
         train_files, val_files = datasets.split_files(datasets.find_images(data), val_fraction=0.1, seed=0)
     evaluated = datasets.find_images(args.val_data) if args.val_data else val_files
+    for extra in args.extra_train or []:  # e.g. the faces: their training photos only, never evaluated here
+        train_files = train_files + datasets.read_split_file(extra)[0]
     if args.limit:
         train_files, evaluated = train_files[: args.limit], evaluated[: max(4, args.limit // 8)]
     # Checkpoint choice and early stopping look at a slice of the training photos, never the evaluated ones.
@@ -274,6 +283,9 @@ def main(argv=None) -> int:
     parser.add_argument("--init", help="the model that variants with an init start from instead of theirs (release "
                                        "0.3's: release 0.2.0's file, `git show 2b08289:src/colorfusion/models/"
                                        "colorfusion.npz > release_0.2.0.npz`)")
+    parser.add_argument("--extra-train", action="append", metavar="SPLIT_FILE",
+                        help="add this split file's training photos (paths relative to it) to the training photos, "
+                             "e.g. ../shared/data/faces/SPLIT.tsv; repeatable")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
     args = parser.parse_args(argv)
     if args.list:

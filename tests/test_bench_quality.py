@@ -1,20 +1,10 @@
 """benchmarks/bench_quality.py: the table and the last-line JSON the README's results come from."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from photos import write_photos
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_quality.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from scripts import load_script
 
 
 def strict_json(line: str) -> dict:
@@ -27,7 +17,7 @@ def strict_json(line: str) -> dict:
 def test_every_variant_is_a_valid_training_recipe():
     from colorfusion.training import TrainConfig
 
-    bench = load_bench()
+    bench = load_script("benchmarks/bench_quality.py")
     assert "default" in bench.VARIANTS
     for name in bench.VARIANTS:
         settings, _ = bench.variant_settings(name, None)
@@ -36,7 +26,7 @@ def test_every_variant_is_a_valid_training_recipe():
 
 @pytest.mark.slow
 def test_a_variant_trains_evaluates_and_reports_json_with_its_training_time(tmp_path, capsys):
-    bench = load_bench()
+    bench = load_script("benchmarks/bench_quality.py")
     write_photos(tmp_path / "photos", count=24, sizes=(48, 96))
     args = ["--data", str(tmp_path / "photos"), "--variants", "minutes_5", "--weights", "none",
             "--out", str(tmp_path / "bench"), "--minutes", "0.01", "--temperatures", "1.0"]

@@ -1,23 +1,13 @@
 """benchmarks/bench_test_time.py: flip averaging must mirror the photo, its hints and the result back."""
 
-import importlib.util
-from pathlib import Path
 
 import keras
 import numpy as np
+from scripts import load_script
 
 from colorfusion import model as model_lib
 from colorfusion.hints.simulation import simulate_hints
 from colorfusion.inference.colorizer import Colorizer
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_test_time.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_test_time", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_flip_averaging_is_mirror_equivariant_with_hints_and_differs_from_one_pass():
@@ -29,7 +19,7 @@ def test_flip_averaging_is_mirror_equivariant_with_hints_and_differs_from_one_pa
         if "hint" in weight.path:
             weight.assign(rng.normal(0, 0.3, weight.shape).astype(np.float32))
     plain = Colorizer(model)
-    averaged = load_bench().flip_averaged(plain)
+    averaged = load_script("benchmarks/bench_test_time.py").flip_averaged(plain)
     lightness = rng.uniform(0, 100, (1, 32, 32, 1)).astype(np.float32)
     hints = simulate_hints(rng.uniform(-0.5, 0.5, (32, 32, 2)).astype(np.float32), rng, count=3)[None]
     assert not np.allclose(plain.predict_ab(lightness, hints), plain.predict_ab(lightness), atol=1e-3)

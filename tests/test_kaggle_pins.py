@@ -1,24 +1,19 @@
 """constraints/: Kaggle's pinned versions and the check that installing colorfusion keeps them."""
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def check_pins():
-    spec = importlib.util.spec_from_file_location("check_pins", ROOT / "constraints" / "check_pins.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_constraints_pin_kaggles_versions_with_source_and_date():
     text = (ROOT / "constraints" / "kaggle.txt").read_text()
-    pins = check_pins().read_pins(text)
+    pins = load_script("constraints/check_pins.py").read_pins(text)
     assert pins["tensorflow"] == "2.20.0" and pins["keras"] == "3.13.2" and pins["numpy"] == "2.0.2"
     assert {"scipy", "scikit-image", "matplotlib", "pillow", "albumentations", "opencv-python-headless"} <= set(pins)
     assert "torch" not in pins and "jax" not in pins  # on Kaggle, never installed here
@@ -27,7 +22,7 @@ def test_constraints_pin_kaggles_versions_with_source_and_date():
 
 def test_pyproject_lower_bounds_are_kaggles_versions():
     """The oldest versions tested: lower would be untested, higher would upgrade Kaggle's packages."""
-    pins = check_pins().read_pins((ROOT / "constraints" / "kaggle.txt").read_text())
+    pins = load_script("constraints/check_pins.py").read_pins((ROOT / "constraints" / "kaggle.txt").read_text())
     text = (ROOT / "pyproject.toml").read_text()
     dependencies = re.search(r"^dependencies = \[(.*?)^\]", text, flags=re.M | re.S).group(1)
     extras = re.search(r"^tensorflow = \[(.*?)\]", text, flags=re.M).group(1)
@@ -46,11 +41,12 @@ def test_pyproject_lower_bounds_are_kaggles_versions():
 
 def test_read_pins_takes_name_version_lines_only():
     text = "# comment\ntensorflow==2.20.0\nOpenCV_Python.Headless == 4.13.0.92  # why\nrequests>=2\n-e .\n\n"
-    assert check_pins().read_pins(text) == {"tensorflow": "2.20.0", "opencv-python-headless": "4.13.0.92"}
+    pins = load_script("constraints/check_pins.py").read_pins(text)
+    assert pins == {"tensorflow": "2.20.0", "opencv-python-headless": "4.13.0.92"}
 
 
 def test_moved_pins_and_changes_say_what_an_install_did():
-    module = check_pins()
+    module = load_script("constraints/check_pins.py")
     pins = {"numpy": "2.0.2", "keras": "3.13.2", "torch": "2.10.0"}
     after = {"numpy": "2.4.6", "keras": "3.13.2", "tqdm": "4.70.1", "colorfusion": "0.1.0"}
     assert module.moved_pins(pins, after) == ["numpy 2.0.2 -> 2.4.6"]
@@ -61,7 +57,7 @@ def test_moved_pins_and_changes_say_what_an_install_did():
 
 
 def test_check_pins_exits_1_naming_the_moved_package(tmp_path):
-    installed = check_pins().installed_versions()
+    installed = load_script("constraints/check_pins.py").installed_versions()
     name, version = next(iter(sorted(installed.items())))
     (tmp_path / "ok.txt").write_text(f"{name}=={version}\nnot-installed-package==1.0\n")
     (tmp_path / "moved.txt").write_text(f"{name}==0.0.0.1\n")

@@ -313,3 +313,19 @@ def test_rebalanced_auc_with_real_abbins_weights_by_inverse_prior():
     value = metrics.rebalanced_auc(ab_true, ab_pred, bins)
     assert value == pytest.approx(brute.mean())
     assert value < metrics.auc(ab_true, ab_pred)
+
+
+# === Blotch: gray truth painted vivid ===
+
+
+def test_blotch_counts_vivid_paint_on_gray_truth_only():
+    from colorfusion.metrics import blotch_counts
+
+    truth = np.full((4, 4, 3), 128, np.uint8)  # gray
+    truth[:, 2:] = (200, 40, 40)  # a red half: vivid there is right, never a blotch
+    pred = truth.copy()
+    pred[0, 0] = (40, 40, 220)  # one gray pixel painted vivid blue
+    pred[1, 0] = (135, 128, 122)  # one painted a faint warm tint: not vivid
+    pred[:, 3] = (40, 200, 40)  # the red half painted green: wrong, but not a blotch
+    assert blotch_counts(truth, pred) == (1, 8)
+    assert blotch_counts(np.stack([truth, truth]), np.stack([pred, truth])) == (1, 16)  # pooled over a batch

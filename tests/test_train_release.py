@@ -1,20 +1,10 @@
 """benchmarks/train_release.py: the README's results command on a machine that never trained the release."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from photos import write_photos
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_release.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_release", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from scripts import load_script
 
 
 @pytest.mark.slow
@@ -29,7 +19,7 @@ def test_evaluate_only_without_a_run_folder_scores_the_shipped_model(tmp_path, c
     out = tmp_path / "runs" / "release"  # no run folder: only the shipped model is there to score
     args = ["--data", str(tmp_path / "photos"), "--split-file", str(split), "--out", str(out),
             "--variant", "release_affinity", "--evaluate-only", "--model-file", str(presets.PRETRAINED_FILE)]
-    assert load_script().main(args) == 0
+    assert load_script("benchmarks/train_release.py").main(args) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "release_report.json").read_text())
     assert report == json.loads(printed.strip().splitlines()[-1])

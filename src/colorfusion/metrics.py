@@ -322,6 +322,30 @@ def colorfulness(rgb):
     return float(value) if np.ndim(value) == 0 else value
 
 
+BLOTCH_VIVID = 40.0  # chroma (Lab units) of a colour painted vivid
+BLOTCH_GRAY = 15.0  # chroma under which the truth counts as gray
+
+
+def blotch_counts(rgb_true, rgb_pred) -> tuple[int, int]:
+    """(pixels painted vivid where the truth is gray, pixels where the truth is gray) of uint8 RGB pairs.
+
+    Vivid: chroma sqrt(a^2 + b^2) of the prediction >= `BLOTCH_VIVID`; gray:
+    the truth's < `BLOTCH_GRAY`. Their ratio, pooled over photos, is the
+    "blotch" of old-photo colorization: a speck, a scratch or a faded sky
+    turned red or blue. Counts, so that a benchmark pools them over photos.
+    """
+    rgb_true, rgb_pred = np.asarray(rgb_true), np.asarray(rgb_pred)
+    _check_pair(rgb_true, rgb_pred, 3, "RGB")
+    _check_uint8(rgb_true, rgb_pred)
+
+    def chroma(rgb):
+        ab = color.split_lab(color.rgb_to_lab(rgb))[1]
+        return np.hypot(ab[..., 0], ab[..., 1])
+
+    gray = chroma(rgb_true) < BLOTCH_GRAY
+    return int(np.count_nonzero(gray & (chroma(rgb_pred) >= BLOTCH_VIVID))), int(np.count_nonzero(gray))
+
+
 # === Everything for one pair ===
 
 
