@@ -11,7 +11,11 @@ given), on rebalanced AuC (bins fitted on the evaluated photos, as
 `colorfusion evaluate` does), PSNR and colourfulness (with the real
 photos'); and the worst case beside the mean: each photo's PSNR gain over the
 same model given no hints, its mean and its 5th percentile (a hint should
-almost never make a photo worse).
+almost never make a photo worse). Then what a person does: one point asking
+for a colour the model did not give (`evaluation.evaluate_hint_response`):
+how far the colour around it follows (1 = all the way), how many points do
+too little (below half), and how far other objects at least 64 px away move
+toward it (spill, as a share of the asked change).
 
     python benchmarks/bench_hints.py                                  # the shipped model
     git show 2b08289:src/colorfusion/models/colorfusion.npz > release_0.2.0.npz
@@ -55,7 +59,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from colorfusion import datasets
-    from colorfusion.evaluation import HINT_COUNTS, evaluate_hints
+    from colorfusion.evaluation import HINT_COUNTS, evaluate_hint_response, evaluate_hints
 
     counts = [int(c) for c in args.counts.split(",")] if args.counts else list(HINT_COUNTS)
     _, files = datasets.read_split_file(args.split_file, args.data)
@@ -69,6 +73,7 @@ def main(argv=None) -> int:
         except ValueError as e:
             print(f"error: {model}: {e}", file=sys.stderr)
             return 1
+        results["new_colour"] = evaluate_hint_response(model, files, size=args.size, seed=args.seed)
         runs[str(model)] = results
     first = next(iter(runs.values()))
     print(f"{first['photos']} validation photos at {args.size} x {args.size}; real photos' colourfulness "
@@ -89,6 +94,16 @@ def main(argv=None) -> int:
             print(f"{model[-34:]:<34}{count:>7}{row['rebalanced_auc']:>11.4f}{auc}{row['psnr']:>9.2f}{psnr}"
                   f"{row['psnr_gain_mean']:>+17.2f}{row['psnr_gain_p5']:>+9.2f}{row['colorfulness']:>10.1f}")
     print("photo gain: each photo's PSNR gain (dB) over the same model given no hints; its mean and 5th percentile")
+    print(f"\nOne point asking for a colour the model did not give (evaluation.evaluate_hint_response):\n"
+          f"{'model':<34}{'photos':>7}{'response':>9}{'too little':>11}{'spill':>7}{'spill p95':>10}")
+    for model, results in runs.items():
+        row = results["new_colour"]
+        spill = "n/a" if row["spill_mean"] is None else f"{row['spill_mean']:.3f}"
+        p95 = "n/a" if row["spill_p95"] is None else f"{row['spill_p95']:.3f}"
+        print(f"{model[-34:]:<34}{row['photos']:>7}{row['response_mean']:>9.3f}{100 * row['too_little']:>10.1f}%"
+              f"{spill:>7}{p95:>10}")
+    print("response: how far the colour around the point moves toward the asked one (1 = all the way); too little: "
+          "points below half; spill: how far other objects at >= 64 px move toward it, as a share of the asked change")
     print(json.dumps({"automatic_model": args.automatic_model, "models": runs}))
     return 0
 

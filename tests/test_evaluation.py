@@ -148,3 +148,78 @@ def test_evaluate_hints_reports_each_photos_gain_over_no_hints_its_mean_and_wors
     assert none["psnr_gain_mean"] == 0 and none["psnr_gain_p5"] == 0  # no points: the model given no hints
     assert five["psnr_gain_p5"] <= five["psnr_gain_mean"] and five["psnr_gain_mean"] != 0
     assert five["psnr_gain_mean"] == pytest.approx(five["psnr"] - none["psnr"], abs=1e-9)
+
+
+# === A hint asking for a new colour: response at the point, spill far from it ===
+
+
+class PaintsAskedColour(Colorizer):
+    """A stand-in hint model: no colour without hints; given a point, its colour over `reach` pixels of it.
+
+    `reach=None` paints the whole photo (all spill), `reach=0` nothing (a hint that does not act).
+    """
+
+    def __init__(self, reach):  # no Keras model: the engine's steps evaluate_hint_response calls
+        self.reach, self.takes_hints, self.image_size, self.size = reach, True, None, 64
+
+    def read_lightness(self, image):
+        l_full = color.rgb_to_l(np.asarray(image))[..., 0]
+        return l_full, l_full[..., None]
+
+    def predict_ab_many(self, l_smalls, hint_maps=None):
+        out = []
+        for index, l_small in enumerate(l_smalls):
+            ab = np.zeros(l_small.shape[:2] + (2,), np.float32)
+            points = None if hint_maps is None else hint_maps[index]
+            if points is not None and self.reach != 0:
+                mask = points[..., 2] > 0
+                asked = points[mask][:, :2].mean(axis=0) * color.AB_SCALE
+                if self.reach is None:
+                    ab[:] = asked
+                else:
+                    rows, cols = np.nonzero(mask)
+                    near = (slice(max(0, rows.min() - self.reach), rows.max() + self.reach + 1),
+                            slice(max(0, cols.min() - self.reach), cols.max() + self.reach + 1))
+                    ab[near] = asked
+            out.append(ab)
+        return out
+
+
+@pytest.fixture(scope="module")
+def patchwork(tmp_path_factory):
+    """Photos of 4 x 4 flat patches of random colours: other objects everywhere, far from any point."""
+    folder = tmp_path_factory.mktemp("patchwork")
+    rng = np.random.default_rng(0)
+    return [io.write_image(folder / f"p{i}.png", np.kron(rng.integers(0, 256, (4, 4, 3)),
+                                                           np.ones((64, 64, 1))).astype(np.uint8))
+            for i in range(6)]
+
+
+def test_hint_response_tells_a_local_hint_from_one_that_spills_or_does_nothing(patchwork):
+    from colorfusion.evaluation import evaluate_hint_response
+
+    local = evaluate_hint_response(PaintsAskedColour(reach=8), patchwork, progress=False)
+    spills = evaluate_hint_response(PaintsAskedColour(reach=None), patchwork, progress=False)
+    idle = evaluate_hint_response(PaintsAskedColour(reach=0), patchwork, progress=False)
+    assert local["photos"] == spills["photos"] == idle["photos"] == 6
+    assert local["response_mean"] == pytest.approx(1.0, abs=0.02) and local["too_little"] == 0
+    assert local["spill_mean"] == 0 and local["spill_p95"] == 0
+    assert spills["response_mean"] == pytest.approx(1.0, abs=0.02)
+    assert spills["spill_mean"] == pytest.approx(1.0, abs=0.02)  # every other object took the asked colour
+    assert idle["response_mean"] == 0 and idle["too_little"] == 1 and idle["spill_mean"] == 0
+
+
+def test_spill_counts_other_objects_only_not_the_far_end_of_the_hinted_one():
+    from colorfusion.evaluation import _response_and_spill
+
+    truth = np.zeros((256, 256, 3), np.uint8)
+    truth[:, :128], truth[:, 128:] = (30, 90, 200), (200, 60, 40)  # a blue object, a red one
+    asked = np.array([40.0, 40.0])
+    ab_auto = np.zeros((256, 256, 2), np.float32)
+    ab_hint = ab_auto.copy()
+    ab_hint[:, :128] = asked  # the whole blue object follows the point, however far
+    response, spill = _response_and_spill(truth, (20, 128, "#ff0000", asked), ab_auto, ab_hint)
+    assert response == pytest.approx(1.0) and spill == 0
+    ab_hint[:, 200:] = asked / 2  # half the way on the red object
+    assert _response_and_spill(truth, (20, 128, "#ff0000", asked), ab_auto, ab_hint)[1] == pytest.approx(
+        0.5 * 56 / 128, abs=0.02)  # the red object lies at >= 64 px from the point: columns 128-255

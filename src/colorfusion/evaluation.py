@@ -17,7 +17,10 @@ grow with the number of photos.
 
 `evaluate_hints` scores a model that takes colour hints given 0, 1, 2, ...
 points simulated from each true photo (Zhang et al. 2017, Fig. 4), beside
-grayscale and, optionally, an automatic model.
+grayscale and, optionally, an automatic model. `evaluate_hint_response`
+measures what a person does: one point asking for a colour the model did
+not give, how far the colour there follows, and how much it spills onto
+other objects far from the point.
 
 Example:
     report = evaluate("runs/exp1", "photos/test", "reports/exp1")
@@ -39,6 +42,7 @@ from tqdm.auto import tqdm
 from colorfusion import augment, color, datasets, figures, io, metrics
 from colorfusion import bins as bins_lib
 from colorfusion.bins import ABBins
+from colorfusion.hints import hint_map
 from colorfusion.hints.simulation import simulate_hints
 from colorfusion.inference.colorizer import as_colorizer
 
@@ -299,6 +303,129 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
         results["hints"][str(count)] = {**means, "psnr_gain_mean": float(gains.mean()),
                                         "psnr_gain_p5": float(np.percentile(gains, 5))}
     return results
+
+
+# What a person asks: a vivid colour the model did not give at a point (Lab ab units and pixels at `size`).
+ASKED_COLOURS = ("#d62728", "#ff7f0e", "#f1c40f", "#2ca02c", "#17becf", "#1f3fb4", "#8e44ad", "#e377c2")
+NEW_COLOUR_DISTANCE = 40.0  # the asked colour is at least this far (ab) from the model's own there
+RESPONSE_RADIUS = 3  # "around the point": the (2r + 1)^2 pixels centred on it
+SPILL_DISTANCE = 64  # "far from the point": pixels at least this far away (a quarter of 256)
+SPILL_TRUE_DIFFERENCE = 20.0  # "another object": its true ab differs from the point's by more than this
+
+
+def evaluate_hint_response(model, data, size: int = 256, seed: int = 0, batch_size: int = 8,
+                           progress: bool = True, log=None) -> dict:
+    """One point asking for a colour the model did not give: does the colour there follow, and does it spill?
+
+    Each photo (its centred square at `size`) gets one point at a random
+    place (seeded by `(seed, photo)`), asking for one of `ASKED_COLOURS` at
+    least `NEW_COLOUR_DISTANCE` away (ab) from the model's own colour there
+    (seen at the photo's lightness, as `hint_map` gives any user's point).
+    With `d` the asked change (asked ab minus the automatic ab at the point):
+
+    - response: the mean, over the pixels around the point
+      (`RESPONSE_RADIUS`), of the move toward the asked colour,
+      `<ab_hinted - ab_auto, d> / |d|^2` (1: all the way, 0: not at all);
+    - spill: over the pixels at least `SPILL_DISTANCE` from the point whose
+      true colour differs from the point's (another object), the mean move
+      toward the asked colour, `max(0, <ab_hinted - ab_auto, d / |d|>) / |d|`,
+      as a share of the asked change.
+
+    Returns:
+        {"photos", "response_mean", "too_little" (share of points with a
+        response below 0.5), "spill_mean", "spill_p95", "skipped" (photos
+        where no asked colour was far enough)}.
+
+    Raises:
+        ValueError: the model takes no hints, or no photo could be read.
+    """
+    log = log or (lambda message: tqdm.write(message, file=sys.stderr))
+    colorizer = as_colorizer(model, size=size)
+    if not colorizer.takes_hints:
+        raise ValueError("this model takes no colour hints")
+    files, _ = _files(data)
+    truths = []
+    for path in files:
+        try:
+            truths.append(augment.load_square(path, size))
+        except io.ImageReadError as e:
+            log(f"error: {e}")
+    if not truths:
+        raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
+    responses, spills, skipped = [], [], 0
+    for begin in tqdm(range(0, len(truths), batch_size), desc="hint response", unit="batch", leave=False,
+                      disable=not progress):
+        chunk = range(begin, min(begin + batch_size, len(truths)))
+        prepared = [colorizer.read_lightness(truths[i]) for i in chunk]
+        automatic = colorizer.predict_ab_many([l_small for _, l_small in prepared])
+        asks, maps = [], []
+        for i, (l_full, l_small), ab_auto in zip(chunk, prepared, automatic):
+            ask = _ask_new_colour(np.random.default_rng([seed, i]), l_full, ab_auto)
+            asks.append(ask)
+            maps.append(None if ask is None else hint_map([ask[:3]], l_full, l_small.shape[:2]))
+        hinted = colorizer.predict_ab_many([l_small for _, l_small in prepared], maps)
+        for i, ask, ab_auto, ab_hint in zip(chunk, asks, automatic, hinted):
+            if ask is None:
+                skipped += 1
+                continue
+            response, spill = _response_and_spill(truths[i], ask, ab_auto, ab_hint)
+            responses.append(response)
+            spills.append(spill)
+    if not responses:
+        raise ValueError(f"none of the {len(truths)} photos had a colour far enough from the model's own")
+    responses = np.array(responses)
+    spills = np.array([spill for spill in spills if np.isfinite(spill)])  # photos with another object far away
+    return {"photos": len(responses), "response_mean": float(responses.mean()),
+            "too_little": float((responses < 0.5).mean()),
+            "spill_mean": float(spills.mean()) if spills.size else None,
+            "spill_p95": float(np.percentile(spills, 95)) if spills.size else None, "skipped": skipped}
+
+
+def _around(x: float, y: float, photo_shape, grid_shape) -> tuple[slice, slice]:
+    """The `RESPONSE_RADIUS` window on the network's grid around the photo's pixel (x, y)."""
+    row = int((y + 0.5) * grid_shape[0] / photo_shape[0])
+    col = int((x + 0.5) * grid_shape[1] / photo_shape[1])
+    return (slice(max(0, row - RESPONSE_RADIUS), row + RESPONSE_RADIUS + 1),
+            slice(max(0, col - RESPONSE_RADIUS), col + RESPONSE_RADIUS + 1))
+
+
+def _ask_new_colour(rng, l_full, ab_auto):
+    """(x, y, colour, asked ab) of a point asking for a colour far from the model's own there, or None.
+
+    x, y are the photo's pixels; the model's own colour is read on its grid (`ab_auto`).
+    """
+    height, width = l_full.shape
+    margin = max(1, height // 32), max(1, width // 32)
+    y, x = int(rng.integers(margin[0], height - margin[0])), int(rng.integers(margin[1], width - margin[1]))
+    own = ab_auto[_around(x, y, l_full.shape, ab_auto.shape)].reshape(-1, 2).mean(axis=0)
+    lightness = float(l_full[max(0, y - 1):y + 2, max(0, x - 1):x + 2].mean())
+    candidates = [(colour, color.ab_at_lightness(colour, lightness)) for colour in ASKED_COLOURS]
+    far = [(colour, ab) for colour, ab in candidates if np.linalg.norm(ab - own) >= NEW_COLOUR_DISTANCE]
+    if not far:
+        return None
+    colour, ab = far[int(rng.integers(len(far)))]
+    return x, y, colour, ab
+
+
+def _response_and_spill(truth, ask, ab_auto, ab_hint) -> tuple[float, float]:
+    """(response, spill) of one point on the network's grid (see `evaluate_hint_response`)."""
+    x, y, _, asked = ask
+    grid = ab_auto.shape[:2]
+    around = _around(x, y, truth.shape[:2], grid)
+    change = asked - ab_auto[around].reshape(-1, 2).mean(axis=0)
+    norm = float(np.linalg.norm(change))
+    moved = ab_hint - ab_auto
+    response = float((moved[around].reshape(-1, 2) @ change).mean() / norm**2)
+    true_ab = color.split_lab(color.rgb_to_lab(io.resize(truth, grid[1], grid[0])))[1]
+    rows, cols = np.mgrid[0:grid[0], 0:grid[1]]
+    centre_row, centre_col = (around[0].start + around[0].stop) / 2, (around[1].start + around[1].stop) / 2
+    far = np.hypot(rows - centre_row, cols - centre_col) >= SPILL_DISTANCE * grid[0] / truth.shape[0]
+    other = np.linalg.norm(true_ab - true_ab[around].reshape(-1, 2).mean(axis=0), axis=-1) > SPILL_TRUE_DIFFERENCE
+    region = far & other
+    if not region.any():
+        return response, float("nan")
+    toward = np.maximum(0.0, moved[region] @ (change / norm))
+    return response, float(toward.mean() / norm)
 
 
 def _means(rows) -> dict:
