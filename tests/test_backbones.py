@@ -62,7 +62,7 @@ def test_keras_weight_file_names_set_mobilenet_alpha_and_size(tmp_path):
 
 # === Encoders: feature taps and the gray input ===
 
-LIGHT = ["mobilenet", "mobilenet_v2", "efficientnet_b0"]
+LIGHT = ["mobilenet", "mobilenet_v2", "efficientnet_b0", "efficientnet_lite0", "efficientnet_lite2"]
 HEAVY = ["vgg16", "resnet50", "resnet50_v2", "densenet121", "convnext_tiny"]
 
 
@@ -84,7 +84,8 @@ def test_feature_extractor_refuses_embedding_only_backbones_and_bad_sizes():
         backbones.feature_extractor("mobilenet", 48, weights=None)
 
 
-@pytest.mark.parametrize("name", ["mobilenet", "vgg16", "densenet121", "efficientnet_b0"])  # tf, caffe, torch, none
+@pytest.mark.parametrize("name", ["mobilenet", "vgg16", "densenet121", "efficientnet_b0",  # tf, caffe, torch, none
+                                  "efficientnet_lite0"])  # (x - 127) / 128
 def test_gray_to_backbone_is_the_semantic_branch_gray_path(name):
     from keras import ops
 

