@@ -11,6 +11,7 @@ from colorfusion import cli, color
 from colorfusion import model as model_lib
 from colorfusion.errors import HintError, ModelLoadError
 from colorfusion.export import ExportedModel, ExportError, export_model, parse_size, sidecar_path
+from colorfusion.hints.layers import BilinearUpSampling2D
 from colorfusion.inference.colorizer import Colorizer
 
 # Parity: 1e-4 in the network's output, ab / 128 (0.0128 Lab units). Float32 reassociation alone
@@ -141,6 +142,145 @@ def test_litert_json_names_the_interpreters_tensors(exported):
     assert record["runtime"] == "litert" and record["batch"] == 1 and record["opset"] is None
     assert [item["tensor"] for item in record["inputs"]][0].endswith("L")
     assert all(item.get("tensor") for item in record["inputs"] + record["outputs"])
+
+
+# === Files of any size ===
+
+# Photos of every shape, (height, width): at short side 64 the network sees 64 x 96, 96 x 64, 64 x 64, 64 x 96.
+PHOTO_SHAPES = ((96, 144), (144, 96), (80, 80), (67, 103))  # landscape, portrait, square, odd
+
+
+@pytest.fixture(scope="module")
+def any_size():
+    """A tiny hint model that takes any size (a U-Net on an untrained MobileNet, the affinity blend), run at
+    short side 64."""
+    keras.utils.set_random_seed(4)
+    model = model_lib.build_colorizer(64, head="classification", embedding_dim=None, encoder="mobilenet",
+                                      encoder_weights=None, width=0.125, hints=True, hint_blend="affinity")
+    return Colorizer(model, size=64)
+
+
+def shaped_photos(shapes=PHOTO_SHAPES):
+    return [make_photo(np.random.default_rng(seed), *shape) for seed, shape in enumerate(shapes)]
+
+
+def recipe_shape(record, photo_height, photo_width):
+    """The network input's shape for a photo by docs/export.md's plain-onnxruntime recipe (a file of any size)."""
+    short, multiple = record["short_side"], record["multiple"]
+    ratio = min(max(photo_height, photo_width) / min(photo_height, photo_width), 4)
+    long = max(short, round(short * ratio / multiple) * multiple)
+    return (short, long) if photo_height <= photo_width else (long, short)
+
+
+def test_bilinear_upsampling_gives_keras_numbers_with_free_sides():
+    x = np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype(np.float32)
+    for factor in (2, 4):
+        expected = keras.layers.UpSampling2D(factor, interpolation="bilinear")(x)
+        np.testing.assert_array_equal(BilinearUpSampling2D(factor)(x), expected)
+    import tensorflow as tf
+
+    # Traced with the sides unknown, which Keras' layer refuses.
+    free = tf.function(BilinearUpSampling2D(2), input_signature=[tf.TensorSpec((None, None, None, 3))])
+    assert tuple(free(x).shape) == (2, 10, 14, 3)
+    restored = BilinearUpSampling2D.from_config(BilinearUpSampling2D(4, name="up").get_config())
+    assert restored.factor == 4 and restored.compute_output_shape((None, None, 6, 3)) == (None, None, 24, 3)
+
+
+@pytest.mark.parametrize("hints", [False, True], ids=["automatic", "hints"])
+def test_onnx_file_takes_any_size_and_colorizes_every_shape_as_keras(any_size, tmp_path, hints):
+    needs("onnx")
+    path = export_model(any_size, tmp_path / "any.onnx", hints=hints)
+    record = json.loads(sidecar_path(path).read_text())
+    assert record["version"] == 2 and record["size"] is None and record["multiple"] == 32
+    assert record["short_side"] == 64 and record["inputs"][0]["shape"] == [None, None, None, 1]
+    exported = ExportedModel(path)
+    photos = shaped_photos()
+    points = [[(10, 12, "#c0392b"), (40, 50, "#2e86c1")]] * len(photos) if hints else None
+    expected = any_size.colorize_many(photos, hints=points)
+    for photo, want, got in zip(photos, expected, exported.colorize_many(photos, hints=points)):
+        assert exported.input_shape(*photo.shape[:2]) == any_size.input_shape(*photo.shape[:2])
+        assert recipe_shape(record, *photo.shape[:2]) == any_size.input_shape(*photo.shape[:2])
+        assert got.shape == photo.shape and np.abs(got.astype(int) - want).max() <= 1
+    l_small = np.stack([color.rgb_to_l(make_photo(np.random.default_rng(9), 128, 96))]).astype(np.float32)
+    assert_same_ab(exported.predict_ab(l_small), any_size.predict_ab(l_small))
+    with pytest.raises(ValueError, match="h and w multiples of 32"):
+        exported.predict_ab(np.zeros((1, 48, 64, 1), np.float32))
+    with pytest.raises(ValueError, match="photos at short side 64 only"):
+        exported.with_size(128)
+
+
+def test_size_fixes_an_onnx_file_and_litert_files_take_one_size(any_size, tmp_path):
+    needs("onnx")
+    fixed = ExportedModel(export_model(any_size, tmp_path / "fixed.onnx", size="64x96"))
+    assert fixed.record["size"] == [64, 96] and fixed.record["multiple"] is None
+    assert fixed.input_shape(144, 96) == (64, 96)  # a portrait squeezed into the file's landscape
+    l_small = np.stack([color.rgb_to_l(make_photo(np.random.default_rng(2), 64, 96))]).astype(np.float32)
+    assert_same_ab(fixed.predict_ab(l_small), any_size.predict_ab(l_small))
+    with pytest.raises(ValueError, match=r"takes L of shape \(N, 64, 96, 1\)"):
+        fixed.predict_ab(np.zeros((1, 96, 64, 1), np.float32))
+    litert = ExportedModel(export_model(any_size, tmp_path / "default.tflite"))
+    assert litert.record["size"] == [256, 352] and litert.input_shape(96, 144) == (256, 352)
+
+
+def test_a_version_1_record_of_one_size_still_loads_and_runs(any_size, tmp_path):
+    """Files exported before sizes were free: a version-1 JSON, always a size, no "multiple" nor "short_side"."""
+    needs("onnx")
+    path = export_model(any_size, tmp_path / "old.onnx", size=(64, 96))
+    photos = shaped_photos()
+    expected = ExportedModel(path).colorize_many(photos)
+    record = json.loads(sidecar_path(path).read_text())
+    for key in ("multiple", "short_side"):
+        del record[key]
+    sidecar_path(path).write_text(json.dumps({**record, "version": 1}))
+    old = ExportedModel(path)
+    assert old.shape == (64, 96) and old.size == 64 and old.input_shape(144, 96) == (64, 96)
+    for want, got in zip(expected, old.colorize_many(photos)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_model_with_keras_upsampling_exports_at_one_size_only(any_size, tmp_path):
+    """A `.keras` file saved before `BilinearUpSampling2D` holds Keras' layer, which takes one size."""
+    needs("onnx")
+
+    def keras_upsampling(layer):
+        if isinstance(layer, BilinearUpSampling2D):
+            return keras.layers.UpSampling2D(layer.factor, interpolation="bilinear", name=layer.name)
+        return layer
+
+    old = Colorizer(keras.models.clone_model(any_size.model, clone_function=keras_upsampling), size=64)
+    with pytest.raises(ExportError, match=r"one input size only; export it at one size with --size HxW"):
+        export_model(old, tmp_path / "old.onnx")
+    assert not (tmp_path / "old.onnx").exists()
+    assert ExportedModel(export_model(old, tmp_path / "old.onnx", size=(64, 64))).shape == (64, 64)
+
+
+def test_cli_exports_onnx_of_any_size_unless_given_one(any_size, tmp_path, capsys):
+    needs("onnx")
+    keras_file = tmp_path / "any.keras"
+    any_size.model.save(keras_file)
+    for size, expected in ((None, None), ("64x96", [64, 96])):
+        output = tmp_path / f"{size}.onnx"
+        assert cli.main(["export", "--model", str(keras_file), "-o", str(output),
+                         *(["--size", size] if size else [])]) == 0
+        assert json.loads(sidecar_path(output).read_text())["size"] == expected
+    assert ExportedModel(tmp_path / "None.onnx").size == 256  # the Colorizer's default short side
+    capsys.readouterr()
+
+
+def test_shipped_model_onnx_file_colorizes_photos_of_every_shape_as_keras(tmp_path):
+    """`colorize --model shipped.onnx` against `Colorizer.pretrained()`: landscape, portrait, square and odd photos,
+    each at its own network shape (256 x 384, 384 x 256, 256 x 256, 256 x 384)."""
+    needs("onnx")
+    from colorfusion.presets import pretrained_available
+
+    if not pretrained_available():
+        pytest.skip("this installation lacks the shipped model")
+    exported = ExportedModel(export_model("pretrained", tmp_path / "shipped.onnx"))
+    colorizer = Colorizer.pretrained()
+    photos = shaped_photos([(512, 768), (768, 512), (400, 400), (333, 517)])
+    for photo, want, got in zip(photos, colorizer.colorize_many(photos), exported.colorize_many(photos)):
+        assert exported.input_shape(*photo.shape[:2]) == colorizer.input_shape(*photo.shape[:2])
+        assert got.shape == photo.shape and np.abs(got.astype(int) - want).max() <= 3
 
 
 @pytest.mark.slow

@@ -279,10 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export", help="write a model as an ONNX or LiteRT file, to run without Keras",
-        description="Write the network (decoding included) as one file for a fixed input size, run by ONNX Runtime "
-                    "or LiteRT, and FILE.json beside it: how to feed it (L scaling, hints map), the output's units, "
-                    "the model card. `colorize --model FILE` runs it with the same pixels as the Keras model. "
-                    "Needs the export extra: pip install 'colorfusion[export]'.")
+        description="Write the network (decoding included) as one file run by ONNX Runtime or LiteRT, and FILE.json "
+                    "beside it: how to feed it (input sizes, L scaling, hints map), the output's units, the model "
+                    "card. An ONNX file takes any height and width (multiples of 32), a LiteRT file one size. "
+                    "`colorize --model FILE` runs it with the same pixels as the Keras model (an ONNX file at each "
+                    "photo's own aspect ratio, as Keras). Needs the export extra: pip install 'colorfusion[export]'.")
     export.add_argument("--model", default="pretrained", metavar="PATH",
                         help="a run folder (its best.keras), a .keras model file, or 'pretrained': the model that "
                              "ships in the package (default)")
@@ -290,9 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="onnx (ONNX Runtime, any batch) or litert (.tflite, one photo a call); default: from "
                              "the suffix of -o, else onnx")
     export.add_argument("--size", default=None, metavar="HxW",
-                        help="the network's input size in pixels, multiples of 32 (default 256x352: a 4:3 landscape "
-                             "photo at short side 256; photos of another shape are resized to it); a model with a "
-                             "fixed square input takes its own size only")
+                        help="fix the network's input size in pixels, multiples of 32; photos of another shape are "
+                             "resized to it. Default: ONNX any size (each photo at its aspect ratio, short side "
+                             "256), LiteRT 256x352 (a 4:3 landscape photo at short side 256). A model with a fixed "
+                             "square input takes its own size only")
     export.add_argument("--hints", action="store_true",
                         help="keep the hints input of a hint model (the shipped one has it); default: the file "
                              "colorizes automatically from L alone")

@@ -1,25 +1,27 @@
 """A colorizer as a file that runs without Keras: ONNX (ONNX Runtime) or LiteRT (TensorFlow Lite).
 
 `export_model` writes the network, decoding included (a classification
-head's annealed mean), as one file for a fixed input size, and a small JSON
-file beside it (`FILE.json` for `FILE.onnx`) that says how to feed it: the
-input names and shapes, how L is scaled, the layout of the hints map, the
-output's units, the decoding, and the model's card. `ExportedModel` runs such
+head's annealed mean), as one file, and a small JSON file beside it
+(`FILE.json` for `FILE.onnx`) that says how to feed it: the input names and
+shapes, how L is scaled, the layout of the hints map, the output's units,
+the decoding, and the model's card. `ExportedModel` runs such
 a file as a `Colorizer` does (same photo in, same pixels out), so
 `colorfusion colorize --model colorizer.onnx` and `colorize_folder` work with
 one.
 
-    export_model("pretrained", "colorizer.onnx", size=(256, 352))       # + colorizer.onnx.json
+    export_model("pretrained", "colorizer.onnx")                        # + colorizer.onnx.json
     export_model("runs/exp1", "colorizer.tflite", format="litert", hints=True)
     rgb = ExportedModel("colorizer.onnx")("old_photo.jpg")             # as Colorizer.pretrained() does
 
-Why a fixed size: Keras' bilinear `UpSampling2D` cannot be traced with the
-sides unknown (`model.export(format="onnx")` fails on it), so the network is
-traced by a `tf.function` at the size given; an ONNX file keeps its batch
-dimension free, a LiteRT file takes one photo a call. A photo of another
-aspect ratio is resized to the file's size for the network (as a fixed-size
-Keras model squeezes it into its square), and the colour joined back at the
-photo's own resolution.
+The network is traced by a `tf.function`. An ONNX file takes any batch, and
+by default any height and width (multiples of 32, the network's upsampling
+being `BilinearUpSampling2D`): `ExportedModel` feeds it each photo at the
+shape `Colorizer` would (its aspect ratio at the short side the JSON
+records), so it gives the Keras model's pixels for photos of every shape. A
+LiteRT file takes one photo a call at one size (256 x 352 by default), as
+does an ONNX file given a size: a photo of another shape is then resized to
+the file's size for the network (as a fixed-size Keras model squeezes it
+into its square), and the colour joined back at the photo's own resolution.
 
 The exporters and runtimes are optional (`pip install colorfusion[export]`:
 tf2onnx, onnx, onnxruntime, ai-edge-litert); each is imported when needed and
@@ -39,6 +41,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from colorfusion import color, io
@@ -54,9 +57,11 @@ from colorfusion.inference.colorizer import (
 
 FORMATS = {"onnx": ".onnx", "litert": ".tflite"}  # format -> file suffix
 ONNX_OPSET = 17
-DEFAULT_SIZE = network_shape(3000, 4000, INFERENCE_SIZE)  # (256, 352): a 4:3 landscape photo, as Colorizer runs it
+# A LiteRT file's size unless told: a 4:3 landscape photo, as Colorizer runs it. An ONNX file takes any size.
+DEFAULT_SIZE = network_shape(3000, 4000, INFERENCE_SIZE)  # (256, 352)
 EXPORT_FORMAT = "colorfusion-export"  # the "format" of the JSON beside an exported file
-EXPORT_VERSION = 1
+# 2: "size" may be null (an ONNX file of any size, photos fed at "short_side"); version 1's files are read as ever.
+EXPORT_VERSION = 2
 INSTALL_HINT = "pip install 'colorfusion[export]'"
 _REQUIREMENTS = {"onnx": ("tf2onnx", "onnx"), "litert": ()}  # exporters beyond TensorFlow
 _RUNTIMES = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}
@@ -100,7 +105,7 @@ def parse_size(size) -> tuple[int, int]:
 
 def export_model(model="pretrained", path="colorizer.onnx", format=None, size=None, hints=False,
                  decode="annealed_mean", temperature=None) -> Path:
-    """Write `model` as an ONNX or LiteRT file for inputs of `size`, and its JSON beside it (atomically).
+    """Write `model` as an ONNX or LiteRT file, and its JSON beside it (atomically).
 
     The file maps L (scaled as `color.l_to_model`) and, with `hints`, the
     hints map, to ab / 128 at the input size: a classification head is
@@ -114,10 +119,13 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
         path: the file to write; its JSON goes to `path + ".json"`.
         format: "onnx" or "litert"; None: from the suffix of `path`
             (`.tflite` is LiteRT), else ONNX.
-        size: (height, width) of the network's input, or "HxW"; multiples of
-            32 for a model of any size. None: 256 x 352 (a 4:3 landscape
-            photo at short side 256, as `Colorizer` runs it); a model with a
-            fixed square input takes only its own size (the default then).
+        size: (height, width) of the network's input, or "HxW": the file
+            takes that size only; multiples of 32. None: for ONNX any height
+            and width (multiples of 32; `ExportedModel` feeds a photo at
+            its aspect ratio, short side the colorizer's `size`, as
+            `Colorizer` does), for LiteRT 256 x 352 (a 4:3 landscape photo at
+            short side 256). A model with a fixed square input takes only its
+            own size (the default then).
         hints: keep the "hints" input of a hint model (the file then takes
             a hints map, all zeros for none). False: the file colorizes
             automatically and takes L alone.
@@ -134,7 +142,7 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
         ValueError: a bad argument.
 
     Example:
-        export_model("pretrained", "colorizer.onnx", size=(256, 352))
+        export_model("pretrained", "colorizer.onnx")  # any size
     """
     path = Path(path)
     if format is None:
@@ -146,7 +154,7 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
     colorizer = model if isinstance(model, Colorizer) else as_colorizer(model, decode=decode, temperature=temperature)
     if isinstance(colorizer, ExportedModel):
         raise ExportError(f"{colorizer.path}: already an exported file; export the Keras model it came from")
-    height, width = _check_size(colorizer, size)
+    sides = _check_size(colorizer, size, format)
     if colorizer.embedding_dim:
         raise ExportError("this model has a semantic input (an embedding from a separate backbone), which an "
                           "exported file cannot compute; export a model without one (the shipped model, or a run "
@@ -155,8 +163,11 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
         raise ExportError("this model takes no colour hints (it was trained without hints=True); export it "
                           "without --hints")
     hints = bool(hints and colorizer.takes_hints)
+    if sides is None:
+        _check_free_sides(colorizer)
     for module in _REQUIREMENTS[format]:
         _require(module, "exporting to " + format)
+    height, width = sides or (None, None)
     function, specs = network_function(colorizer, height, width, hints, batch=None if format == "onnx" else 1)
     try:
         with _quiet_fd2():
@@ -164,10 +175,11 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
     except ExportError:
         raise
     except Exception as e:  # noqa: BLE001 - the converters raise many types
-        raise ExportError(f"cannot export to {format} at {height}x{width} ({first_line(e)})") from None
+        at = "any size" if sides is None else f"{height}x{width}"
+        raise ExportError(f"cannot export to {format} at {at} ({first_line(e)})") from None
     with io.atomic_write(path, "wb") as f:
         f.write(data)
-    record = describe(colorizer, model, format, (height, width), hints, path.name, hashlib.sha256(data).hexdigest())
+    record = describe(colorizer, model, format, sides, hints, path.name, hashlib.sha256(data).hexdigest())
     if format == "litert":  # the interpreter's own tensor names ("L", "Identity"), for a plain LiteRT caller
         names = _litert_tensor_names(data)
         for item, name in zip(record["inputs"] + record["outputs"], names["inputs"] + names["outputs"]):
@@ -178,7 +190,8 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
     return path
 
 
-def _check_size(colorizer: Colorizer, size) -> tuple[int, int]:
+def _check_size(colorizer: Colorizer, size, format: str) -> tuple[int, int] | None:
+    """The file's (height, width), or None: any size (an ONNX file of a model that takes any size)."""
     if colorizer.image_size is not None:  # a fixed square input
         square = (colorizer.image_size, colorizer.image_size)
         sides = square if size is None else parse_size(size)
@@ -186,15 +199,28 @@ def _check_size(colorizer: Colorizer, size) -> tuple[int, int]:
             raise ExportError(f"this model takes a fixed {square[0]}x{square[1]} input; it cannot be exported at "
                               f"{sides[0]}x{sides[1]}")
         return sides
-    height, width = DEFAULT_SIZE if size is None else parse_size(size)
+    if size is None:
+        return None if format == "onnx" else DEFAULT_SIZE
+    height, width = parse_size(size)
     if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
         raise ValueError(f"size must be multiples of {INPUT_MULTIPLE} (the encoder's deepest stride), e.g. 256x352. "
                          f"Received: size={height}x{width}")
     return height, width
 
 
-def network_function(colorizer: Colorizer, height: int, width: int, hints: bool, batch=None):
-    """(a `tf.function` of the inference network at this input shape, its input signature).
+def _check_free_sides(colorizer: Colorizer) -> None:
+    """Refuse, in one line, a model that cannot be traced with free sides: one loaded from a `.keras` file saved
+    before `BilinearUpSampling2D` holds Keras' bilinear `UpSampling2D`, which takes one size only."""
+    fixed = [layer.name for layer in colorizer.inference.layers
+             if isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "bilinear"]
+    if fixed:
+        raise ExportError(f"this model's upsampling ({fixed[0]}: Keras' UpSampling2D, saved by an older colorfusion) "
+                          f"takes one input size only; export it at one size with --size HxW, e.g. "
+                          f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}")
+
+
+def network_function(colorizer: Colorizer, height: int | None, width: int | None, hints: bool, batch=None):
+    """(a `tf.function` of the inference network at this input shape, its input signature); None: a free side.
 
     Its inputs are "L" (batch, h, w, 1), scaled as `color.l_to_model`, and
     with `hints` the "hints" map (batch, h, w, 3); without, a hint model runs
@@ -265,19 +291,27 @@ def _litert_tensor_names(data: bytes) -> dict:
 
 
 def describe(colorizer: Colorizer, source, format: str, size, hints: bool, file_name: str, sha256: str) -> dict:
-    """The JSON written beside an exported file: how to feed it, what comes out, and where it came from."""
+    """The JSON written beside an exported file: how to feed it, what comes out, and where it came from.
+
+    `size`: the file's (height, width), or None for any (multiples of `INPUT_MULTIPLE`).
+    """
     from colorfusion import __version__
     from colorfusion import model as model_lib
     from colorfusion.hints import HINT_PATCH
     from colorfusion.presets import MODEL_CARD, PRETRAINED_FILE, file_sha256, is_pretrained
 
-    height, width = size
+    height, width = size or (None, None)
+    # The short side as the network sees it (a multiple of 32), so a caller needs no rounding of its own.
+    short_side = min(network_shape(1, 1, colorizer.size)) if size is None else min(size)
+    resized_to = "the input size" if size is not None else (
+        f"its own aspect ratio at short side {short_side}, each side a multiple of {INPUT_MULTIPLE} "
+        "(colorfusion.inference.colorizer.network_shape)")
     batch = None if format == "onnx" else 1
     info = model_lib.model_info(colorizer.model)
     inputs = [{"name": "L", "shape": [batch, height, width, 1], "dtype": "float32",
                "scaling": f"L / {color.L_MODEL_CENTER:g} - 1",
-               "meaning": "CIE L* (D65) in [0, 100] of the photo resized to the input size (RGB resized first, "
-                          "then its L), scaled to [-1, 1] (colorfusion.color.l_to_model)"}]
+               "meaning": f"CIE L* (D65) in [0, 100] of the photo resized (RGB first, then its L) to {resized_to}, "
+                          "scaled to [-1, 1] (colorfusion.color.l_to_model)"}]
     if hints:
         inputs.append({"name": "hints", "shape": [batch, height, width, 3], "dtype": "float32",
                        "meaning": "the hints map (colorfusion.hints.hint_map): all zeros for no hints; around each "
@@ -295,7 +329,9 @@ def describe(colorizer: Colorizer, source, format: str, size, hints: bool, file_
         "file": file_name,
         "sha256": sha256,
         "opset": ONNX_OPSET if format == "onnx" else None,
-        "size": [height, width],
+        "size": None if size is None else [height, width],  # None: any height and width, multiples of "multiple"
+        "multiple": INPUT_MULTIPLE if size is None else None,
+        "short_side": short_side,  # a photo's short side at the network (`ExportedModel`, as `Colorizer`)
         "batch": batch,
         "inputs": inputs,
         "outputs": [{"name": "ab", "shape": [batch, height, width, 2], "dtype": "float32",
@@ -325,9 +361,12 @@ class ExportedModel(Colorizer):
     """An exported file (`.onnx` or `.tflite`, with its JSON) run as a `Colorizer`: same photos in, same pixels out.
 
     Only the network changes: ONNX Runtime or the LiteRT interpreter runs it
-    instead of Keras. Photos are read, resized to the file's input size and
-    joined back at full resolution by the `Colorizer` steps, so
-    `colorize_folder(..., ExportedModel("colorizer.onnx"))` works too.
+    instead of Keras. Photos are read, resized for the network and joined
+    back at full resolution by the `Colorizer` steps, so
+    `colorize_folder(..., ExportedModel("colorizer.onnx"))` works too. A file
+    of any size gets each photo at its aspect ratio, short side the JSON's
+    `short_side` (the shape `Colorizer` gives it); a file of one size gets
+    every photo resized to that size.
 
     Args:
         path: the `.onnx` or `.tflite` file; its JSON (`FILE.json`) must be
@@ -351,7 +390,9 @@ class ExportedModel(Colorizer):
         self.path = Path(path)
         self.record = _read_record(self.path)
         self.runtime = self.record["runtime"]
-        self.shape = tuple(int(side) for side in self.record["size"])
+        # None: any height and width that are multiples of `multiple` (a version-1 record always has a size).
+        self.shape = None if self.record["size"] is None else tuple(int(side) for side in self.record["size"])
+        self.multiple = self.record.get("multiple")
         names = [item["name"] for item in self.record["inputs"]]
         self.takes_hints = "hints" in names
         decode = self.record.get("decode") or {}
@@ -359,7 +400,7 @@ class ExportedModel(Colorizer):
         self.model = self.inference = self.embedder = None
         self.embedding_dim = None
         self.image_size = None
-        self.size = min(self.shape)
+        self.size = int(self.record["short_side"]) if self.shape is None else min(self.shape)
         self.interpolation = interpolation
         self.decode = decode.get("method", "annealed_mean")
         self.temperature = decode.get("temperature")
@@ -368,18 +409,19 @@ class ExportedModel(Colorizer):
         self._run = (self._onnx_runner if self.runtime == "onnx" else self._litert_runner)(names)
 
     def __repr__(self) -> str:
-        return f"ExportedModel({str(self.path)!r}, runtime={self.runtime!r}, size={self.shape[0]}x{self.shape[1]})"
+        size = f"any, short side {self.size}" if self.shape is None else f"{self.shape[0]}x{self.shape[1]}"
+        return f"ExportedModel({str(self.path)!r}, runtime={self.runtime!r}, size={size})"
 
     def with_decoding(self, decode="annealed_mean", temperature=None, hint_temperature=None):
         raise ValueError(f"{self.path}: an exported file's decoding was fixed when it was exported")
 
     def with_size(self, size):
-        raise ValueError(f"{self.path}: an exported file takes {self.shape[0]}x{self.shape[1]} inputs only; "
-                         f"export another size")
+        takes = f"photos at short side {self.size}" if self.shape is None else f"{self.shape[0]}x{self.shape[1]} inputs"
+        raise ValueError(f"{self.path}: an exported file takes {takes} only; export another size")
 
     def input_shape(self, height: int, width: int) -> tuple[int, int]:
-        """The file's input size, whatever the photo's."""
-        return self.shape
+        """The file's input size, whatever the photo's; for a file of any size, the photo's as `Colorizer` has it."""
+        return super().input_shape(height, width) if self.shape is None else self.shape
 
     def hints_input(self, hints, l_full: np.ndarray, shape) -> np.ndarray:
         if hints and not self.takes_hints:
@@ -390,9 +432,15 @@ class ExportedModel(Colorizer):
     def predict_ab(self, l_small: np.ndarray, hint_maps=None) -> np.ndarray:
         """ab in Lab units (N, h, w, 2) for a batch of L (N, h, w, 1) in [0, 100], as `Colorizer.predict_ab`."""
         l_small = np.asarray(l_small, np.float32)
-        if l_small.ndim != 4 or tuple(l_small.shape[1:]) != (*self.shape, 1):
-            raise ValueError(f"{self.path.name} takes L of shape (N, {self.shape[0]}, {self.shape[1]}, 1). "
-                             f"Received: shape={l_small.shape}")
+        if self.shape is None:
+            fits = (l_small.ndim == 4 and l_small.shape[-1] == 1
+                    and not any(side % self.multiple for side in l_small.shape[1:3]))
+            expected = f"(N, h, w, 1), h and w multiples of {self.multiple}"
+        else:
+            fits = l_small.ndim == 4 and tuple(l_small.shape[1:]) == (*self.shape, 1)
+            expected = f"(N, {self.shape[0]}, {self.shape[1]}, 1)"
+        if not fits:
+            raise ValueError(f"{self.path.name} takes L of shape {expected}. Received: shape={l_small.shape}")
         feeds = {"L": color.l_to_model(l_small)}
         if self.takes_hints:
             feeds["hints"] = (np.zeros(l_small.shape[:3] + (3,), np.float32) if hint_maps is None

@@ -20,7 +20,9 @@ ab / 128 where a user (or training) gives a colour and 0 elsewhere, and a
 mask channel, 1 where a hint is. `HintPool` brings that map to the
 bottleneck and to every decoder stride, so a point steers the colours around
 it at each scale; an all-zero map means no hints (automatic colorization).
-The hint layers live in `colorfusion.hints.layers`.
+The hint layers live in `colorfusion.hints.layers`, and so does the bilinear
+upsampling (`BilinearUpSampling2D`, Keras' numbers with the sides free, so
+that an exported file takes any size), which `HintPool` uses too.
 Outputs are ab / 128 for the regression head and bin probabilities for the
 classification head. `inference_model` turns either into one model whose
 output is ab / 128 at S x S, and `model_info` describes any of them, so that
@@ -67,7 +69,14 @@ from colorfusion import backbones
 from colorfusion.bins import ABBins
 from colorfusion.color import AB_SCALE, L_MODEL_CENTER
 from colorfusion.config import HEADS, HINT_BLENDS
-from colorfusion.hints.layers import ChooseByHints, HintAffinityBlend, HintBlend, HintPool, is_hint_layer
+from colorfusion.hints.layers import (
+    BilinearUpSampling2D,
+    ChooseByHints,
+    HintAffinityBlend,
+    HintBlend,
+    HintPool,
+    is_hint_layer,
+)
 
 HINTS_NAME = "hints"  # the optional input: (H, W, 3) = hinted a / 128, b / 128 (0 elsewhere), mask
 OUTPUT_NAME = "ab"  # the layer giving ab / 128 at S x S (regression or decoded)
@@ -384,7 +393,7 @@ def unet_decoder(x, skips: dict, stride: int, last: int, conv: Convs, hints: Hin
     """Up x2 from `stride` to `last`, joining the encoder's features at each stride, two convolutions each."""
     while stride > last:
         stride //= 2
-        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"decoder_up{stride}")(x)
+        x = BilinearUpSampling2D(2, name=f"decoder_up{stride}")(x)
         if stride in skips:
             x = layers.Concatenate(name=f"decoder_skip{stride}")([x, skips[stride]])
         n = _UNET_FILTERS[stride]
@@ -407,7 +416,7 @@ def regression_head(x, hints: HintMaps):
     """ab / 128 at S from decoder features at stride 2: tanh (blended toward the hints), then bilinear x2."""
     ab = layers.Conv2D(2, 3, padding="same", activation="tanh", dtype="float32", name="ab_tanh")(x)
     ab = hints.blend(ab, x, 2)
-    return layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(ab)
+    return BilinearUpSampling2D(2, dtype="float32", name=OUTPUT_NAME)(ab)
 
 
 # === The network ===
@@ -704,5 +713,5 @@ def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE, hint
         ab = ChooseByHints(name="ab_by_hints")([ab, hinted, hints])
     # The classification head predicts at a quarter of the input size.
     factor = 4 if info["image_size"] is None else info["image_size"] // probs.shape[1]
-    ab = layers.UpSampling2D(factor, interpolation="bilinear", dtype="float32", name=OUTPUT_NAME)(ab)
+    ab = BilinearUpSampling2D(factor, dtype="float32", name=OUTPUT_NAME)(ab)
     return keras.Model(model.inputs, ab, name=f"{model.name}_inference")

@@ -11,6 +11,10 @@ Colorization"). Its layers:
 - `HintBlend` moves the network's output toward the hints' spread colours
   where hints are close and alike.
 
+`BilinearUpSampling2D`, the network's upsampling wherever its sides are free,
+lives here too: `HintPool` needs it, and `colorfusion.model` (which imports
+this module) uses it for the decoder and the output.
+
 The layers every hint model adds are named so `is_hint_layer` knows them
 (`*_hints`, `hint_*`), and `set_only_hints_trainable` trains them alone.
 They are registered for `.keras` files under `colorfusion>HintPool` and
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import ops
 
 from colorfusion.color import AB_SCALE
 
@@ -66,6 +70,43 @@ def set_only_hints_trainable(model) -> None:
 
 
 # === Layers ===
+
+
+@keras.saving.register_keras_serializable(package="colorfusion")
+class BilinearUpSampling2D(keras.layers.Layer):
+    """Keras' `UpSampling2D(factor, interpolation="bilinear")` (the same numbers) for sides known only at run time.
+
+    Keras' layer computes its output size from the input's, but `ops.image.resize` checks that
+    size's sign in Python, which a graph traced with free height and width cannot answer; so an
+    ONNX file that takes any size could not be traced through it. On TensorFlow this calls
+    `tf.image.resize`, what that op runs, with the size as a tensor. No weights: a model built with
+    it loads the weights of one built with Keras' layer.
+
+    Example:
+        x = BilinearUpSampling2D(2, name="decoder_up8")(x)  # (B, H, W, C) -> (B, 2H, 2W, C)
+    """
+
+    def __init__(self, factor=2, **kwargs):
+        super().__init__(**kwargs)
+        if int(factor) != factor or factor < 1:
+            raise ValueError(f"factor must be a positive integer. Received: factor={factor!r}")
+        self.factor = int(factor)
+
+    def call(self, inputs):
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return tf.image.resize(inputs, tf.shape(inputs)[1:3] * self.factor, method="bilinear")
+        # JAX and PyTorch trace with the sides known.
+        height, width = ops.shape(inputs)[1:3]
+        return ops.image.resize(inputs, (height * self.factor, width * self.factor), interpolation="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, *(None if side is None else side * self.factor for side in (height, width)), channels)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
 
 
 @keras.saving.register_keras_serializable(package="colorfusion")
@@ -127,11 +168,10 @@ class HintPool(keras.layers.Layer):
         kernel = np.outer(bell, bell)  # 1 at the centre: closeness is 1 on a hint
         self._kernel = np.tile(kernel[:, :, None, None], (1, 1, 4, 1)).astype(np.float32)
         ratio = self.spread_factor // self.factor
-        self._upsample = layers.UpSampling2D(ratio, interpolation="bilinear", dtype="float32") if ratio > 1 else None
+        self._upsample = BilinearUpSampling2D(ratio, dtype="float32") if ratio > 1 else None
 
     def build(self, input_shape):
-        # Nothing to create: the kernel is fixed and the upsampling has no weights (and cannot be
-        # traced for sides known only at run time).
+        # Nothing to create: the kernel is fixed and the upsampling has no weights.
         self.built = True
 
     @staticmethod
