@@ -42,3 +42,85 @@ def no_kaggle(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     return tmp_path / "no-kaggle-input"
+
+
+# === Shared fixtures: photo folders, tiny models, the command line's subcommands ===
+
+TINY_MODEL = dict(image_size=32, width=0.125, embedding_dim=None)  # untrained, weights=None: the tests' colorizer
+PHOTO_COUNT = 8  # photos in a module's `photos` folder unless the module sets PHOTO_COUNT
+
+
+@pytest.fixture(scope="module")
+def photos(request, tmp_path_factory):
+    """A folder of tiny generated colour photos (`photos.write_photos`), made once per test module.
+
+    As many as the module's `PHOTO_COUNT` (8 when it sets none). Shared by the
+    module's tests: a test that adds to the folder takes `photo_tree` instead.
+    """
+    from photos import write_photos
+
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder, count=getattr(request.module, "PHOTO_COUNT", PHOTO_COUNT))
+    return folder
+
+
+@pytest.fixture
+def photo_tree(tmp_path):
+    """A fresh folder `photos/` of this test's own, with three photos in `photos/sub/`: to add to, or write beside."""
+    from photos import write_photos
+
+    write_photos(tmp_path / "photos" / "sub", count=3)
+    return tmp_path / "photos"
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """`tiny_model(head="regression", hints=False, seed=None, **overrides)`: a new untrained colorizer.
+
+    `TINY_MODEL` (32 px, width 0.125, no semantic branch) unless `overrides`
+    say otherwise; `seed` makes its weights repeatable. Each call builds a new
+    model (a fraction of a second), which the test may change freely.
+    """
+
+    def build(head="regression", hints=False, seed=None, **overrides):
+        import keras
+
+        from colorfusion import model as model_lib
+
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        return model_lib.build_colorizer(head=head, hints=hints, **{**TINY_MODEL, **overrides})
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tiny_model, tmp_path_factory):
+    """`tiny_model_file(head="regression", hints=False)`: that tiny colorizer (seed 0) as a .keras file.
+
+    Saved once a session for each head and hints: tests read it, never write it.
+    """
+    saved = {}
+
+    def path(head="regression", hints=False):
+        if (head, hints) not in saved:
+            file = tmp_path_factory.mktemp("tiny_model") / f"tiny_{head}{'_hints' if hints else ''}.keras"
+            tiny_model(head, hints, seed=0).save(file)
+            saved[head, hints] = file
+        return saved[head, hints]
+
+    return path
+
+
+@pytest.fixture(scope="session")
+def subparser():
+    """`subparser(name)`: the argparse parser of the `colorfusion` subcommand `name`."""
+    import argparse
+
+    from colorfusion import cli
+
+    def find(name) -> argparse.ArgumentParser:
+        commands = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+        return commands.choices[name]
+
+    return find

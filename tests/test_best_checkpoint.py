@@ -6,22 +6,15 @@ import keras
 import numpy as np
 import pytest
 from forcing import forcing_val_loss
-from photos import write_photos
 
 from colorfusion.training import train
 
+PHOTO_COUNT = 6  # the module's `photos` folder (conftest)
 SETTINGS = dict(head="regression", image_size=32, batch_size=4, width=0.125, encoder="scratch", weights=None,
                 embedding=None, learning_rate=2e-3, preview_every=100)
 # val_loss of each epoch (0-based), forced: best at epoch 2, worse at 3 and 4 (the latter after a resume),
 # best again at 5.
 VAL_LOSS = {0: 1.0, 1: 0.5, 2: 2.0, 3: 3.0, 4: 0.25}
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    write_photos(folder, count=6)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -340,10 +340,8 @@ def test_curves_ignore_log_values_that_are_not_numbers(tmp_path):
 
 
 @pytest.mark.parametrize("decode", ["annealed_mean", "mode"])
-def test_preview_of_classification_colorizer_decodes_bins(tmp_path, no_display, decode):
-    from colorfusion.model import build_colorizer
-
-    model = build_colorizer(image_size=32, head="classification", width=0.125, embedding_dim=None)
+def test_preview_of_classification_colorizer_decodes_bins(tmp_path, no_display, decode, tiny_model):
+    model = tiny_model("classification")
     samples = callbacks.samples_from_images(colourful_images(2, 32, seed=6), image_size=32)
     preview = callbacks.ColorizationPreview(samples, out_dir=tmp_path, decode=decode)
     preview.set_model(model)
@@ -355,10 +353,8 @@ def test_preview_of_classification_colorizer_decodes_bins(tmp_path, no_display, 
     assert metrics.colorfulness(pred).max() > 1.0
 
 
-def test_decode_choice_reaches_the_classification_head():
-    from colorfusion.model import build_colorizer
-
-    model = build_colorizer(image_size=32, head="classification", width=0.125, embedding_dim=None)
+def test_decode_choice_reaches_the_classification_head(tiny_model):
+    model = tiny_model("classification")
     samples = callbacks.samples_from_images(colourful_images(1, 32, seed=7), image_size=32)
     mode = callbacks.colorize_samples(model, samples, decode="mode")
     mean = callbacks.colorize_samples(model, samples, decode="expectation")

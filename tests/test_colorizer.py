@@ -25,13 +25,8 @@ def colorize_one(model, image, return_lab=False, **colorizer_kwargs):
 AB = (12.0, -8.0)  # the constant colour of the `constant` model: in gamut for L in [20, 80]
 
 
-def tiny_model(**kwargs):
-    return model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=None, **kwargs)
-
-
-def constant_ab_model(ab):
-    """A regression model whose output is `ab` (Lab units) everywhere: zero kernel, bias atanh(ab / 128)."""
-    model = tiny_model()
+def constant_ab_model(model, ab):
+    """`model` (a regression one) made to output `ab` (Lab units) everywhere: zero kernel, bias atanh(ab / 128)."""
     layer = model.get_layer("ab_tanh")
     kernel, _ = layer.get_weights()
     layer.set_weights([np.zeros_like(kernel), np.arctanh(np.asarray(ab, np.float32) / color.AB_SCALE)])
@@ -45,18 +40,17 @@ def mid_photo(height, width, seed=0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def constant():
-    return Colorizer(constant_ab_model(AB))
+def constant(tiny_model):
+    return Colorizer(constant_ab_model(tiny_model(), AB))
 
 
 @pytest.fixture(scope="module")
-def regression():
-    keras.utils.set_random_seed(1)
-    return tiny_model()
+def regression(tiny_model):
+    return tiny_model(seed=1)
 
 
 @pytest.fixture(scope="module")
-def classification():
+def classification(tiny_model):
     keras.utils.set_random_seed(2)
     bins = ABBins.fit([make_photo(np.random.default_rng(s), 48, 48) for s in range(4)], num_bins=24)
     return tiny_model(head="classification", bins=bins)
@@ -135,8 +129,8 @@ def test_classification_head_decodes_with_each_method(classification):
     np.testing.assert_allclose(t1[..., 1:], results["expectation"][..., 1:], atol=1e-2)
 
 
-def test_a_model_with_a_semantic_input_needs_an_embedder():
-    model = model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=8)
+def test_a_model_with_a_semantic_input_needs_an_embedder(tiny_model):
+    model = tiny_model(embedding_dim=8)
     with pytest.raises(ValueError, match="embedder"):
         Colorizer(model)
 
@@ -168,7 +162,7 @@ def test_models_saved_raw_or_from_inference_model_reload_and_colorize_the_same(h
         np.testing.assert_array_equal(colorize_one(str(path), photo), expected)
 
 
-def test_a_run_folder_path_loads_its_best_model(regression, tmp_path):
+def test_a_run_folder_path_loads_its_best_model(regression, tiny_model, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     regression.save(run / "best.keras")
@@ -445,7 +439,7 @@ def test_network_shape_keeps_the_aspect_ratio_with_sides_multiples_of_32():
     assert colorizer_lib.network_shape(7, 5, 16) == (32, 32)  # never below one stride
 
 
-def test_a_fixed_size_model_still_sees_its_own_square():
+def test_a_fixed_size_model_still_sees_its_own_square(tiny_model):
     colorizer = Colorizer(tiny_model())
     assert colorizer.input_shape(90, 150) == (32, 32)
     assert colorizer(mid_photo(90, 150)).shape == (90, 150, 3)
@@ -464,7 +458,7 @@ def test_photos_of_different_shapes_in_one_call_are_each_colorized_at_their_own_
 # === Compiled inference ===
 
 
-def compiled_test_models():
+def compiled_test_models(tiny_model):
     """A fixed-size regression model, a fixed-size classification model with hints, an any-size one with hints."""
     keras.utils.set_random_seed(4)
     bins = ABBins.fit([make_photo(np.random.default_rng(s), 48, 48) for s in range(4)], num_bins=24)
@@ -484,8 +478,8 @@ def eager_ab(colorizer, l_small, hint_maps=None):
     return np.asarray(colorizer.inference(inputs, training=False))  # ab / 128
 
 
-def test_the_network_is_compiled_once_per_shape_and_equals_the_eager_call():
-    for name, model in compiled_test_models().items():
+def test_the_network_is_compiled_once_per_shape_and_equals_the_eager_call(tiny_model):
+    for name, model in compiled_test_models(tiny_model).items():
         colorizer = Colorizer(model, size=64)
         side = 32 if colorizer.image_size else 64
         rng = np.random.default_rng(0)
@@ -510,8 +504,8 @@ def test_the_network_is_compiled_once_per_shape_and_equals_the_eager_call():
             assert colorizer.traces == 3, name
 
 
-def test_with_no_hints_the_network_without_hint_layers_gives_the_same_colours():
-    models = compiled_test_models()
+def test_with_no_hints_the_network_without_hint_layers_gives_the_same_colours(tiny_model):
+    models = compiled_test_models(tiny_model)
     for name in ("fixed_hints", "any_size_hints"):
         colorizer = Colorizer(models[name])
         network = colorizer_lib.without_hint_layers(colorizer.inference)

@@ -1,30 +1,22 @@
 import csv
 import json
 
-import keras
 import numpy as np
 import pytest
 from photos import make_photo, write_photos
 from PIL import Image
 
 from colorfusion import augment, color, io, metrics
-from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
 from colorfusion.evaluation import METHODS, METRIC_COLUMNS, evaluate, format_table
 from colorfusion.inference.colorizer import Colorizer
 
-
-@pytest.fixture(scope="module")
-def regression():
-    keras.utils.set_random_seed(0)
-    return model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=None)
+PHOTO_COUNT = 7  # the module's `photos` folder (conftest)
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    write_photos(folder, count=7)
-    return folder
+def regression(tiny_model):
+    return tiny_model(seed=0)
 
 
 def read_rows(path):
@@ -104,15 +96,15 @@ def test_the_grid_shows_the_worst_and_best_photos_without_overlap(regression, ph
         assert grid.size[1] < grid.size[0]  # 2 photos: one worst row, one best row
 
 
-def test_a_classification_model_is_rebalanced_with_the_evaluated_photos_prior_not_its_own(photos, tmp_path):
+def test_a_classification_model_is_rebalanced_with_the_evaluated_photos_prior_not_its_own(photos, tiny_model,
+                                                                                         tmp_path):
     bins = ABBins.fit([io.read_rgb(p) for p in sorted(photos.iterdir())[:2]], num_bins=20)
-    model = model_lib.build_colorizer(image_size=32, head="classification", bins=bins, width=0.125,
-                                      embedding_dim=None)
+    model = tiny_model("classification", bins=bins)
     report = evaluate(model, photos, tmp_path, size=16, progress=False, decode="mode")
     assert report.summary["rebalancing_bins"] == "fitted on the evaluated photos"
     assert 0 <= report.summary["methods"]["model"]["rebalanced_auc"] <= 1
     # Same photos, same prior: the grayscale baseline scores the same whatever model is evaluated.
-    regression = model_lib.build_colorizer(image_size=32, head="regression", width=0.125, embedding_dim=None)
+    regression = tiny_model("regression")
     other = evaluate(regression, photos, tmp_path / "r", size=16, progress=False)
     gray = [r["methods"]["grayscale"]["rebalanced_auc"] for r in (report.summary, other.summary)]
     assert gray[0] == pytest.approx(gray[1])
@@ -134,11 +126,10 @@ def test_a_bad_batch_size_raises_value_error_before_any_work(regression, photos,
     assert not (tmp_path / "report").exists()
 
 
-def test_evaluate_hints_reports_each_photos_gain_over_no_hints_its_mean_and_worst_case(tmp_path):
+def test_evaluate_hints_reports_each_photos_gain_over_no_hints_its_mean_and_worst_case(tmp_path, tiny_model):
     from colorfusion.evaluation import evaluate_hints
 
-    keras.utils.set_random_seed(0)
-    hinted = model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=None, hints=True)
+    hinted = tiny_model(hints=True, seed=0)
     for weight in hinted.weights:  # hint layers that do something, so that points change the colours
         if "hint" in weight.path and "kernel" in weight.path:
             weight.assign(np.random.default_rng(1).normal(0, 0.3, weight.shape).astype("float32"))

@@ -7,7 +7,6 @@ import pytest
 from photos import write_photos
 
 from colorfusion import augment, color, metrics
-from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
 from colorfusion.evaluation import METRIC_COLUMNS, evaluate
 from colorfusion.inference.colorizer import Colorizer
@@ -16,9 +15,8 @@ SIZE = 24
 
 
 @pytest.fixture(scope="module")
-def colorizer():
-    keras.utils.set_random_seed(0)
-    model = model_lib.build_colorizer(image_size=32, width=0.125, embedding_dim=None)
+def colorizer(tiny_model):
+    model = tiny_model(seed=0)
     # A random model paints every photo nearly gray: strengthen its last layer, so that each photo gets
     # colours of its own and a prediction paired with the wrong photo shows in the metrics.
     last = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]

@@ -7,9 +7,10 @@ import keras
 import numpy as np
 import pytest
 from forcing import forcing_val_loss
-from photos import write_photos
 
 from colorfusion.training import train
+
+PHOTO_COUNT = 10  # the module's `photos` (conftest): 9 train photos, 3 batches an epoch, the last one short
 
 # Regression head, no semantic branch: the smallest run that still has everything resume must restore.
 # lr_patience=1 with a val_loss that worsens every epoch (see `worsening_val_loss`) halves the learning
@@ -18,13 +19,6 @@ from colorfusion.training import train
 SETTINGS = dict(head="regression", image_size=32, batch_size=4, width=0.125, encoder="scratch", weights=None,
                 embedding=None, learning_rate=2e-3, lr_patience=1, epochs=3, preview_every=100)
 CRASH_EPOCH = 2  # 0-based: epochs 1 and 2 are finished and saved, the third crashes at its first batch
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    write_photos(folder, count=10)  # 9 train photos: 3 batches an epoch, the last one short
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,8 @@ from PIL import Image
 from colorfusion import model as model_lib
 from colorfusion.training import TrainingError, train
 
+PHOTO_COUNT = 16  # the module's `photos` folder (conftest)
 TINY = dict(image_size=32, epochs=2, batch_size=4, width=0.125, encoder="scratch", weights=None, learning_rate=2e-3)
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    write_photos(folder, count=16)
-    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -287,7 +281,7 @@ def test_resume_auto_starts_a_new_run_then_continues_it(photos, tmp_path):
         train(photos, run, resume="yes")
 
 
-def test_train_leaves_the_dtype_policy_as_it_found_it(photos, tmp_path):
+def test_train_leaves_the_dtype_policy_as_it_found_it(photos, tiny_model, tmp_path):
     from colorfusion.hardware import plan_hardware
 
     keras.config.set_dtype_policy("float32")
@@ -296,7 +290,7 @@ def test_train_leaves_the_dtype_policy_as_it_found_it(photos, tmp_path):
     assert result.hardware["mixed_precision"]
     assert result.model.get_layer("encoder_conv8").compute_dtype == "float16"  # trained in mixed precision
     assert keras.config.dtype_policy().name == "float32"
-    fresh = model_lib.build_colorizer(32, embedding_dim=None, width=0.125)
+    fresh = tiny_model()
     assert fresh.get_layer("encoder_conv8").compute_dtype == "float32"
 
 
