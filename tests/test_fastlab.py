@@ -50,6 +50,18 @@ def test_in_bands_covers_every_row_once():
     assert (seen == 1).all()
 
 
+def test_in_bands_uses_the_cores_hardware_counts(monkeypatch):
+    bands = []
+    monkeypatch.setattr(fastlab, "available_cores", lambda: 1)  # one core: one band, whatever OpenCV has
+    fastlab.in_bands(1000, lambda top, bottom: bands.append((top, bottom)))
+    assert bands == [(0, 1000)]
+    monkeypatch.setattr(fastlab, "available_cores", lambda: 3)
+    monkeypatch.setattr(fastlab.cv2, "getNumThreads", lambda: 8)
+    bands.clear()
+    fastlab.in_bands(1000, lambda top, bottom: bands.append((top, bottom)))
+    assert sorted(bands) == [(0, 333), (333, 667), (667, 1000)]
+
+
 def test_in_bands_reraises_a_band_error():
     def work(top, bottom):
         raise RuntimeError(f"band {top}")

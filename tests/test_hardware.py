@@ -6,7 +6,6 @@ import pytest
 
 import colorfusion
 from colorfusion import hardware
-from colorfusion import model as model_lib
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +46,10 @@ def test_every_choice_can_be_overridden(monkeypatch):
         hardware.plan_hardware("tpu-pod")
 
 
-def test_mixed_precision_model_computes_in_float16_and_outputs_float32(monkeypatch):
+def test_mixed_precision_model_computes_in_float16_and_outputs_float32(monkeypatch, tiny_model):
     plan = plan_with(monkeypatch, 1)
     with plan.applied():
-        model = model_lib.build_colorizer(32, "regression", embedding_dim=None, width=0.125)
+        model = tiny_model()
     assert model.get_layer("encoder_block1_conv1").compute_dtype == "float16"
     out = model.predict({"L": np.zeros((1, 32, 32, 1), np.float32)}, verbose=0)
     assert out.dtype == np.float32
@@ -85,3 +84,11 @@ def test_environment_line_names_python_backend_keras_colorfusion_and_no_gpu_here
 def test_environment_line_counts_and_names_the_gpus(monkeypatch, names, expected):
     monkeypatch.setattr(hardware, "gpu_names", lambda backend=None: names)
     assert hardware.environment_line().endswith(f"| {expected}")
+
+
+def test_available_cores_are_those_this_process_may_run_on_not_all_the_machine_has(monkeypatch):
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)  # a container's share
+    monkeypatch.setattr(hardware.os, "cpu_count", lambda: 64)
+    assert hardware.available_cores() == 2
+    monkeypatch.delattr(hardware.os, "sched_getaffinity")  # a system without affinity (macOS, Windows)
+    assert hardware.available_cores() == 64

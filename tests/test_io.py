@@ -262,6 +262,16 @@ def test_write_image_rejects_unknown_suffix_and_dtype(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_colorized_photo_keeps_its_format_but_a_gif_or_an_unwritable_suffix_becomes_png():
+    names = ("a.jpg", "b.JPEG", "c.tif", "d.webp", "e.gif", "f.GIF", "g.heic", "h")
+    assert [io.output_suffix(name) for name in names] == [".jpg", ".JPEG", ".tif", ".webp", ".png", ".png", ".png",
+                                                          ".png"]
+    assert [io.image_format(name) for name in names[:6]] == ["JPEG", "JPEG", "TIFF", "WEBP", "GIF", "GIF"]
+    assert io.image_mime_type("x.JPG") == "image/jpeg" and io.image_mime_type("x.tiff") == "image/tiff"
+    with pytest.raises(ValueError, match="Unsupported image suffix"):
+        io.image_format("g.heic")
+
+
 def test_failed_write_leaves_existing_file_untouched(tmp_path, monkeypatch):
     path = tmp_path / "keep.png"
     io.write_image(path, gradient_rgb())

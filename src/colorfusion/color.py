@@ -210,6 +210,12 @@ def parse_color(colour) -> tuple[int, int, int]:
     return tuple(int(v) for v in values)
 
 
+def hex_color(rgb) -> str:
+    """The "#rrggbb" of an (r, g, b) triple of 0-255: what `parse_color` reads back, and the studio's page shows."""
+    r, g, b = (int(v) for v in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
 def ab_at_lightness(colour, lightness: float) -> np.ndarray:
     """The ab (2,) of `colour` seen at CIE lightness `lightness`, kept inside the sRGB gamut.
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from colorfusion import color, io
+from colorfusion.hardware import available_cores
 
 STRIP_PIXELS = 1 << 16  # 64K pixels: 768 KB of float32 RGB, within L2 on most CPUs
 _TO_UNIT = np.float32(1.0 / 255.0)
@@ -137,8 +138,7 @@ def strip_rows(width: int) -> int:
 
 def in_bands(height: int, work) -> None:
     """Call `work(top, bottom)` on one band of rows per available core, in threads."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = max(1, min(cores, cv2.getNumThreads() or 1, height // 64))  # small images: one thread
+    workers = max(1, min(available_cores(), cv2.getNumThreads() or 1, height // 64))  # small images: one thread
     if workers == 1:
         work(0, height)
         return

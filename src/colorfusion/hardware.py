@@ -1,4 +1,4 @@
-"""Choose how to train on this machine: precision, XLA, data parallelism.
+"""Choose how to train on this machine: precision, XLA, data parallelism; the CPU cores it may use.
 
 On a GPU: mixed precision (float16 compute, float32 variables; the model's
 last layers stay float32) and XLA where the backend supports it. With more
@@ -9,20 +9,30 @@ Everything is chosen automatically and each choice can be overridden.
 
 `environment_line()` says in one line what a notebook runs on (Python,
 backend, Keras, colorfusion, GPUs), for its setup cell to print.
+`available_cores()` is the one count of CPU cores the package's threads use.
+
+Keras is imported inside the functions that use it: `fastlab` (numpy and
+OpenCV only) reads `available_cores()` without starting a backend.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import platform
 from dataclasses import dataclass
 
-import keras
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system has one, as in a container)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def count_gpus(backend: str | None = None) -> int:
     """Number of GPUs the active Keras backend can use."""
+    import keras
+
     backend = backend or keras.backend.backend()
     try:
         if backend == "tensorflow":
@@ -44,6 +54,8 @@ def count_gpus(backend: str | None = None) -> int:
 
 def gpu_names(backend: str | None = None) -> list[str]:
     """Names of the GPUs the active Keras backend can use (e.g. ["Tesla T4", "Tesla T4"])."""
+    import keras
+
     backend = backend or keras.backend.backend()
     try:
         if backend == "tensorflow":
@@ -69,6 +81,8 @@ def environment_line() -> str:
 
     Example: `Python 3.12.12 | tensorflow 2.20.0 | keras 3.13.2 | colorfusion 0.1.0 | 2 GPUs: Tesla T4, Tesla T4`
     """
+    import keras
+
     from colorfusion import __version__
 
     backend = keras.backend.backend()
@@ -100,6 +114,8 @@ class HardwarePlan:
         mixed precision stays so, while a `build_colorizer` after the block
         is float32 again.
         """
+        import keras
+
         policy = keras.config.dtype_policy()
         distribution = keras.distribution.distribution()
         keras.config.set_dtype_policy("mixed_float16" if self.mixed_precision else "float32")
@@ -138,6 +154,8 @@ def plan_hardware(mode: str = "auto", mixed_precision: bool | None = None, jit_c
     """
     if mode not in ("auto", "cpu"):
         raise ValueError(f"hardware must be 'auto' or 'cpu'. Received: hardware={mode!r}")
+    import keras
+
     backend = keras.backend.backend()
     gpus = 0 if mode == "cpu" else count_gpus(backend)
     return HardwarePlan(

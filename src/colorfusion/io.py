@@ -265,18 +265,44 @@ _PIL_FORMATS = {
 }
 
 
+def image_format(path) -> str:
+    """The format `write_image` writes for a file name: PIL's name of it ("JPEG", "PNG", ...), from the suffix.
+
+    Raises:
+        ValueError: a suffix `write_image` does not write.
+    """
+    fmt = _PIL_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"Unsupported image suffix; use one of {sorted(_PIL_FORMATS)}. Received: path={str(path)!r}"
+        )
+    return fmt
+
+
+def image_mime_type(path) -> str:
+    """The media type of the file `write_image` writes for a file name ("image/jpeg", ...): from `image_format`."""
+    Image.init()  # PIL fills its table of media types as its format plugins load
+    return Image.MIME[image_format(path)]
+
+
+def output_suffix(path) -> str:
+    """The suffix of the colorized file written for the photo `path` (`colorize`, the studio's download).
+
+    The photo's own, except GIF (its palette of 256 colours would throw the
+    colorization away) and a suffix `write_image` cannot write: those become ".png".
+    """
+    suffix = Path(path).suffix
+    return ".png" if suffix.lower() == ".gif" or suffix.lower() not in _PIL_FORMATS else suffix
+
+
 def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
-    """Write uint8 RGB (or gray) to `path` atomically; the format follows the suffix.
+    """Write uint8 RGB (or gray) to `path` atomically; the format follows the suffix (`image_format`).
 
     Returns:
         The path written.
     """
     path = Path(path)
-    fmt = _PIL_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"Unsupported image suffix; use one of {sorted(_PIL_FORMATS)}. Received: path={str(path)!r}"
-        )
+    fmt = image_format(path)
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8:
         raise ValueError(f"write_image expects uint8 pixels. Received: dtype={rgb.dtype}")

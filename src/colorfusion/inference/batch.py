@@ -67,8 +67,8 @@ def plan_outputs(inputs, dst) -> list[tuple[Path, Path]]:
             pairs += [(f, dst / f.relative_to(item)) for f in found]
         elif item.exists():
             pairs.append((item, dst / item.name))
-    return [(src, out.with_suffix(".png") if out.suffix.lower() == ".gif" else
-             out.with_suffix(VIDEO_SUFFIX) if is_video_file(src) else out) for src, out in pairs]
+    return [(src, out.with_suffix(VIDEO_SUFFIX) if is_video_file(src) else out.with_suffix(io.output_suffix(out)))
+            for src, out in pairs]
 
 
 def refused_outputs(pairs) -> dict[Path, str]:
