@@ -11,19 +11,12 @@ from colorfusion import cli, color
 from colorfusion import model as model_lib
 from colorfusion.errors import HintError
 from colorfusion.generator import ColorizationGenerator
-from colorfusion.hints import hint_map, parse_hint
+from colorfusion.hints import hint_map, hints_for_photo, match_hints, parse_hint
 from colorfusion.hints import layers as hint_layers
 from colorfusion.hints.simulation import simulate_hints
 from colorfusion.inference.batch import colorize_folder
 from colorfusion.inference.colorizer import Colorizer
 from colorfusion.training import TrainingError, train
-
-TINY = dict(image_size=32, width=0.125, embedding_dim=None)
-
-
-def tiny(hints, head="regression", seed=0):
-    keras.utils.set_random_seed(seed)
-    return model_lib.build_colorizer(head=head, hints=hints, **TINY)
 
 
 def random_hints(rng, shape, count=3):
@@ -34,8 +27,8 @@ def random_hints(rng, shape, count=3):
 # === The model ===
 
 
-def test_a_model_built_without_hints_is_unchanged_and_one_with_hints_takes_them():
-    plain, hinted = tiny(False), tiny(True)
+def test_a_model_built_without_hints_is_unchanged_and_one_with_hints_takes_them(tiny_model):
+    plain, hinted = tiny_model(seed=0), tiny_model(hints=True, seed=0)
     assert [t.name for t in plain.inputs] == ["L"] and not model_lib.model_info(plain)["hints"]
     assert [t.name for t in hinted.inputs] == ["L", "hints"] and model_lib.model_info(hinted)["hints"]
     assert tuple(hinted.inputs[1].shape) == (None, 32, 32, 3)
@@ -48,10 +41,11 @@ def test_a_model_built_without_hints_is_unchanged_and_one_with_hints_takes_them(
 
 
 @pytest.mark.parametrize("head", ["regression", "classification"])
-def test_a_hint_model_started_from_an_automatic_one_is_it_without_hints_and_takes_a_hints_colour_at_once(head):
+def test_a_hint_model_started_from_an_automatic_one_is_it_without_hints_and_takes_a_hints_colour_at_once(
+        head, tiny_model):
     keras.utils.set_random_seed(1)
-    automatic = model_lib.build_colorizer(head=head, **{**TINY, "image_size": 64})
-    hinted = model_lib.build_colorizer(head=head, hints=True, **{**TINY, "image_size": 64})
+    automatic = tiny_model(head, image_size=64)
+    hinted = tiny_model(head, hints=True, image_size=64)
     model_lib.expand_weights(automatic, hinted)
     rng = np.random.default_rng(0)
     l_scaled = rng.uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
@@ -67,8 +61,8 @@ def test_a_hint_model_started_from_an_automatic_one_is_it_without_hints_and_take
     assert np.abs(ab[far] - ab_automatic[far]).mean() < np.abs(ab[near] - ab_automatic[near]).mean()
 
 
-def test_with_an_empty_hint_map_any_hint_model_is_its_automatic_self_and_hints_change_its_output():
-    automatic, hinted = tiny(False, seed=1), tiny(True, seed=2)
+def test_with_an_empty_hint_map_any_hint_model_is_its_automatic_self_and_hints_change_its_output(tiny_model):
+    automatic, hinted = tiny_model(seed=1), tiny_model(hints=True, seed=2)
     model_lib.expand_weights(automatic, hinted)
     # Give the hint layers weight, as training does: the empty map must still change nothing.
     for w in hinted.weights:
@@ -84,18 +78,17 @@ def test_with_an_empty_hint_map_any_hint_model_is_its_automatic_self_and_hints_c
                                      "hints": hints})) - np.asarray(automatic({"L": l_scaled}))).max() > 1e-3
 
 
-def test_only_the_hint_layers_train_when_asked():
-    hinted = tiny(True)
+def test_only_the_hint_layers_train_when_asked(tiny_model):
+    hinted = tiny_model(hints=True, seed=0)
     hint_layers.set_only_hints_trainable(hinted)
     assert sorted(w.path for w in hinted.trainable_weights) == [
         "decoder_conv1_hints/kernel", "decoder_conv2_hints/kernel", "decoder_conv4_hints/kernel",
         "hint_blend/log_width", "hint_gate/bias", "hint_gate/kernel"]
 
 
-def test_expand_weights_refuses_models_that_differ_in_more_than_the_hints():
+def test_expand_weights_refuses_models_that_differ_in_more_than_the_hints(tiny_model):
     with pytest.raises(ValueError):
-        model_lib.expand_weights(tiny(False), model_lib.build_colorizer(width=0.25, hints=True, **{
-            k: v for k, v in TINY.items() if k != "width"}))
+        model_lib.expand_weights(tiny_model(seed=0), tiny_model(hints=True, width=0.25))
 
 
 def test_hint_blend_moves_colours_toward_close_hints_of_like_lightness_only_and_keeps_a_distribution():
@@ -181,25 +174,25 @@ def test_affinity_blend_support_falls_with_distance_and_unlikeness_and_a_classif
     assert red[1, 4] < 0.05  # as near as (1, 0) but across the edge: the network's own colour
 
 
-def test_an_affinity_hint_model_is_its_automatic_self_without_hints_and_starts_from_a_lightness_one():
-    lightness = tiny(True, head="classification", seed=1)
-    affinity = model_lib.build_colorizer(head="classification", hints=True, hint_blend="affinity", **TINY)
+def test_an_affinity_hint_model_is_its_automatic_self_without_hints_and_starts_from_a_lightness_one(tiny_model):
+    lightness = tiny_model("classification", hints=True, seed=1)
+    affinity = tiny_model("classification", hints=True, hint_blend="affinity")
     model_lib.expand_weights(lightness, affinity)  # all but the lightness blend's own width
     paths = {w.path for w in affinity.weights}
     assert "hint_blend/log_width" not in paths and "hint_affinity/projection" in paths
-    automatic = tiny(False, head="classification", seed=1)
+    automatic = tiny_model("classification", seed=1)
     model_lib.expand_weights(automatic, affinity)
     l_scaled = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 1)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(affinity({"L": l_scaled, "hints": hint_layers.no_hints(l_scaled)})),
                                np.asarray(automatic({"L": l_scaled})), atol=1e-5)
     with pytest.raises(ValueError):  # an automatic model cannot take a hint model's weights
-        model_lib.expand_weights(affinity, tiny(False, head="classification"))
+        model_lib.expand_weights(affinity, tiny_model("classification", seed=0))
     with pytest.raises(ValueError, match="hint_blend"):
-        model_lib.build_colorizer(hints=True, hint_blend="nearest", **TINY)
+        tiny_model(hints=True, hint_blend="nearest")
 
 
-def test_an_affinity_hint_model_saves_and_loads_with_the_same_colours(tmp_path):
-    model = model_lib.build_colorizer(head="classification", hints=True, hint_blend="affinity", **TINY)
+def test_an_affinity_hint_model_saves_and_loads_with_the_same_colours(tmp_path, tiny_model):
+    model = tiny_model("classification", hints=True, hint_blend="affinity")
     rng = np.random.default_rng(0)
     l_scaled = rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
     feed = {"L": l_scaled, "hints": random_hints(rng, (32, 32))[None]}
@@ -208,7 +201,7 @@ def test_an_affinity_hint_model_saves_and_loads_with_the_same_colours(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(feed)), np.asarray(model(feed)), atol=1e-6)
 
 
-def test_an_affinity_models_decoder_reads_the_points_only_where_they_are():
+def test_an_affinity_models_decoder_reads_the_points_only_where_they_are(tiny_model):
     hints = np.zeros((1, 64, 64, 3), np.float32)
     hints[0, 40, 9] = (0.5, -0.25, 1.0)
     lightness = np.zeros((1, 64, 64, 1), np.float32)
@@ -216,14 +209,15 @@ def test_an_affinity_models_decoder_reads_the_points_only_where_they_are():
     local = np.asarray(hint_layers.HintPool(8, spread_factor=16, spread=False)([hints, lightness]))
     np.testing.assert_array_equal(local[..., :3], spread[..., :3])
     assert spread[..., 5].max() > 0 and not local[..., 3:].any()
-    model = model_lib.build_colorizer(head="classification", hints=True, hint_blend="affinity", **TINY)
+    model = tiny_model("classification", hints=True, hint_blend="affinity")
     pools = [layer for layer in model.layers if isinstance(layer, hint_layers.HintPool)]
     assert pools and not any(pool.spread for pool in pools)
-    assert all(layer.spread for layer in tiny(True).layers if isinstance(layer, hint_layers.HintPool))
+    lightness_blend = tiny_model(hints=True, seed=0)
+    assert all(layer.spread for layer in lightness_blend.layers if isinstance(layer, hint_layers.HintPool))
 
 
-def test_a_hint_model_saves_and_loads_with_its_hint_input(tmp_path):
-    model = tiny(True, "classification")
+def test_a_hint_model_saves_and_loads_with_its_hint_input(tmp_path, tiny_model):
+    model = tiny_model("classification", hints=True, seed=0)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     rng = np.random.default_rng(0)
@@ -318,8 +312,8 @@ def test_a_hint_lands_at_its_place_on_the_network_grid_of_a_non_square_photo():
         hint_map([(120, 10, "#ffffff")], l_full, (32, 64))
 
 
-def test_the_colorizer_passes_the_hint_map_of_each_photo_to_the_model():
-    colorizer = Colorizer(tiny(True))
+def test_the_colorizer_passes_the_hint_map_of_each_photo_to_the_model(tiny_model):
+    colorizer = Colorizer(tiny_model(hints=True, seed=0))
     seen = []
 
     def recorder(inputs):  # the network, recording the hints it is given
@@ -336,8 +330,8 @@ def test_the_colorizer_passes_the_hint_map_of_each_photo_to_the_model():
     assert seen[1] is None  # no hints: no map (the network runs without its hint layers)
 
 
-def test_a_photo_given_hints_decodes_at_the_hint_temperature_and_one_without_at_the_automatic():
-    model = tiny(True, head="classification", seed=2)
+def test_a_photo_given_hints_decodes_at_the_hint_temperature_and_one_without_at_the_automatic(tiny_model):
+    model = tiny_model("classification", hints=True, seed=2)
     rng = np.random.default_rng(0)
     for weight in model.weights:  # hint layers start at zero: give them weight, so that hints matter
         if "hint" in weight.path:
@@ -356,27 +350,20 @@ def test_a_photo_given_hints_decodes_at_the_hint_temperature_and_one_without_at_
     assert Colorizer(model).hint_temperature == model_lib.HINT_TEMPERATURE != model_lib.TEMPERATURE
 
 
-def test_hints_given_to_a_model_without_hints_are_a_hint_error():
+def test_hints_given_to_a_model_without_hints_are_a_hint_error(tiny_model):
     with pytest.raises(HintError, match="takes no colour hints"):
-        Colorizer(tiny(False))(make_photo(np.random.default_rng(0), 40, 40), hints=[(1, 1, "#ff0000")])
+        Colorizer(tiny_model(seed=0))(make_photo(np.random.default_rng(0), 40, 40), hints=[(1, 1, "#ff0000")])
 
 
 # === Folders and the command line ===
 
 
-@pytest.fixture
-def hint_model_file(tmp_path):
-    path = tmp_path / "hints.keras"
-    tiny(True).save(path)
-    return path
-
-
-def test_a_folder_takes_hints_per_photo_and_bad_hints_fail_only_their_photo(hint_model_file, tmp_path):
+def test_a_folder_takes_hints_per_photo_and_bad_hints_fail_only_their_photo(tmp_path, tiny_model_file):
     files = write_photos(tmp_path / "in", count=3)
     hints = {"photo_00.png": [[1, 1, "#ff0000"]], str(files[1]): [[10_000, 1, "#ff0000"]], "missing.png": []}
     lines = []
-    report = colorize_folder(tmp_path / "in", tmp_path / "out", hint_model_file, hints=hints, progress=False,
-                             log=lines.append)
+    report = colorize_folder(tmp_path / "in", tmp_path / "out", tiny_model_file(hints=True), hints=hints,
+                             progress=False, log=lines.append)
     assert sorted(p.name for p in report.written) == ["photo_00.png", "photo_02.png"]
     assert [(p.name, "outside the photo" in r) for p, r in report.failed if p.name == "photo_01.png"] == [
         ("photo_01.png", True)]
@@ -384,17 +371,17 @@ def test_a_folder_takes_hints_per_photo_and_bad_hints_fail_only_their_photo(hint
     assert all("\n" not in line for line in lines)
 
 
-def test_cli_hint_on_a_hint_model_writes_the_photo(hint_model_file, tmp_path, capsys):
+def test_cli_hint_on_a_hint_model_writes_the_photo(tmp_path, capsys, tiny_model_file):
     photo = write_photos(tmp_path / "in", count=1)[0]
-    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(hint_model_file),
+    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file(hints=True)),
                      "--hint", "2,3,#c0392b", "--hint", "5,5,#2e86c1", "--quiet"])
     assert code == 0 and (tmp_path / "out" / photo.name).exists()
 
 
-def test_cli_hint_temperature_reaches_a_photo_given_hints_as_the_api_does(tmp_path, capsys):
+def test_cli_hint_temperature_reaches_a_photo_given_hints_as_the_api_does(tmp_path, capsys, tiny_model):
     from colorfusion import io
 
-    model = tiny(True, head="classification", seed=2)
+    model = tiny_model("classification", hints=True, seed=2)
     rng = np.random.default_rng(0)
     for weight in model.weights:  # hint layers start at zero: give them weight, so that hints matter
         if "hint" in weight.path:
@@ -413,22 +400,22 @@ def test_cli_hint_temperature_reaches_a_photo_given_hints_as_the_api_does(tmp_pa
 
 @pytest.mark.parametrize("hint, message", [("2,3,#c0392", "colour must be"), ("99999,3,#c0392b", "outside the photo"),
                                            ("2;3;#c0392b", "expected (x, y, colour)")])
-def test_cli_bad_hints_are_one_error_line_naming_the_photo_exit_1_and_the_rest_done(hint_model_file, tmp_path,
+def test_cli_bad_hints_are_one_error_line_naming_the_photo_exit_1_and_the_rest_done(tiny_model_file, tmp_path,
                                                                                      capsys, hint, message):
     photos = write_photos(tmp_path / "in", count=2)
     (tmp_path / "hints.json").write_text(json.dumps({photos[0].name: [hint.split(",") if "," in hint else hint],
                                                      photos[1].name: [[1, 1, "#ffffff"]]}))
-    code = cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(hint_model_file),
-                     "--hints", str(tmp_path / "hints.json"), "--quiet"])
+    code = cli.main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                     "--model", str(tiny_model_file(hints=True)), "--hints", str(tmp_path / "hints.json"), "--quiet"])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 1
     assert len(errors) == 1 and photos[0].name in errors[0] and message in errors[0], errors
     assert (tmp_path / "out" / photos[1].name).exists() and not (tmp_path / "out" / photos[0].name).exists()
 
 
-def test_cli_hints_for_a_model_without_hints_are_one_error_line_and_exit_1(tmp_path, capsys):
+def test_cli_hints_for_a_model_without_hints_are_one_error_line_and_exit_1(tmp_path, capsys, tiny_model):
     model_file = tmp_path / "plain.keras"
-    tiny(False).save(model_file)
+    tiny_model(seed=0).save(model_file)
     photo = write_photos(tmp_path / "in", count=1)[0]
     code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(model_file),
                      "--hint", "1,1,#ff0000", "--quiet"])
@@ -437,23 +424,67 @@ def test_cli_hints_for_a_model_without_hints_are_one_error_line_and_exit_1(tmp_p
 
 
 @pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"a.png": "1,2,#ff0000"}'])
-def test_cli_an_unreadable_hints_file_is_one_error_line_and_exit_1(hint_model_file, tmp_path, capsys, content):
+def test_cli_an_unreadable_hints_file_is_one_error_line_and_exit_1(tmp_path, capsys, content, tiny_model_file):
     photo = write_photos(tmp_path / "in", count=1)[0]
     (tmp_path / "h.json").write_text(content)
-    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(hint_model_file),
+    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file(hints=True)),
                      "--hints", str(tmp_path / "h.json"), "--quiet"])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "h.json" in errors[0]
 
 
+
+# === Which photo a key of a hints file names: one rule, for `colorize --hints` and the studio ===
+
+
+def test_a_key_names_a_photo_by_its_path_as_given_its_path_inside_its_folder_or_its_file_name():
+    points = [[1, 1, "#ff0000"]]
+    mapping = {"scans/a.png": points, "sub/b.png": points, "c.png": points, "stray.png": points}
+    photos = [("scans/a.png", "a.png"), ("in/sub/b.png", "sub/b.png"), ("in/x/c.png", "x/c.png"), ("in/d.png", "d.png")]
+    assert match_hints(mapping, photos) == {photos[0]: "scans/a.png", photos[1]: "sub/b.png", photos[2]: "c.png"}
+    assert match_hints(mapping, ["sub/b.png"]) == {"sub/b.png": "sub/b.png"}  # a name alone is its path inside
+
+
+def test_a_hints_file_of_one_entry_applies_to_one_photo_whatever_its_name_and_only_then():
+    mapping = {"renamed.jpg": [[1, 1, "#ff0000"]]}
+    assert match_hints(mapping, ["photo.jpg"]) == {"photo.jpg": "renamed.jpg"}
+    assert hints_for_photo(mapping, "photo.jpg") == [[1, 1, "#ff0000"]]
+    assert match_hints(mapping, ["photo.jpg", "other.jpg"]) == {}  # two photos: it names neither
+    assert hints_for_photo({**mapping, "x.jpg": []}, "photo.jpg") is None  # two entries: neither is for it
+
+
+def test_cli_a_hints_file_saved_for_one_photo_under_another_name_applies_to_it(tmp_path, capsys, tiny_model_file):
+    photo = write_photos(tmp_path / "in", count=1)[0]
+    (tmp_path / "hints.json").write_text(json.dumps({"renamed.png": [[2, 3, "#c0392b"]]}))  # as the studio saves
+    code = cli.main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file(hints=True)),
+                     "--hints", str(tmp_path / "hints.json"), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0 and "1 written" in captured.out and "error" not in captured.err, captured.err
+
+
+def test_a_folder_matches_a_photo_in_a_subfolder_by_its_path_inside_under_its_own_suffix(tmp_path, tiny_model_file):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    from colorfusion import io
+
+    io.write_image(tmp_path / "in" / "sub" / "old.gif", make_photo(np.random.default_rng(0), 40, 40))
+    write_photos(tmp_path / "in", count=1)
+    lines = []
+    report = colorize_folder(tmp_path / "in", tmp_path / "out", tiny_model_file(hints=True), progress=False,
+                             log=lines.append,
+                             hints={"sub/old.gif": [[1, 1, "#ff0000"]], "photo_00.png": [[2, 2, "#00ff00"]]})
+    assert report.ok and not lines, lines
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in report.written) == ["photo_00.png",
+                                                                                          "sub/old.png"]
+
+
 # === Training ===
 
 
-def test_a_hint_run_from_an_automatic_model_starts_as_it_trains_and_resumes(tmp_path):
+def test_a_hint_run_from_an_automatic_model_starts_as_it_trains_and_resumes(tmp_path, tiny_model):
     photos = tmp_path / "photos"
     write_photos(photos, count=12)
     automatic = tmp_path / "automatic.keras"
-    tiny(False, "classification").save(automatic)
+    tiny_model("classification", seed=0).save(automatic)
     # A bare .keras file records no architecture: the run says it.
     settings = dict(image_size=32, batch_size=4, encoder="scratch", embedding=None, width=0.125, verbose=0,
                     hardware="cpu")
@@ -472,11 +503,11 @@ def test_a_hint_run_from_an_automatic_model_starts_as_it_trains_and_resumes(tmp_
     assert result.epochs_done == 2
 
 
-def test_training_only_the_hints_keeps_the_automatic_colours_exactly_and_learns_to_follow_hints(tmp_path):
+def test_training_only_the_hints_keeps_the_automatic_colours_exactly_and_learns_to_follow_hints(tmp_path, tiny_model):
     photos = tmp_path / "photos"
     write_photos(photos, count=12)
     automatic = tmp_path / "automatic.keras"
-    tiny(False, "classification").save(automatic)
+    tiny_model("classification", seed=0).save(automatic)
     train(photos, tmp_path / "run", init=str(automatic), hints=True, train_only_hints=True, hint_free_fraction=0.0,
           epochs=2, learning_rate=1e-2, image_size=32, batch_size=4, encoder="scratch", embedding=None,
           width=0.125, verbose=0, hardware="cpu")
@@ -491,7 +522,7 @@ def test_training_only_the_hints_keeps_the_automatic_colours_exactly_and_learns_
     assert moved  # the hint layers learnt something
 
 
-def test_a_hint_runs_previews_colorize_with_fixed_simulated_points():
+def test_a_hint_runs_previews_colorize_with_fixed_simulated_points(tiny_model):
     from colorfusion.callbacks import colorize_samples, samples_from_images
     from colorfusion.hints.simulation import PREVIEW_HINTS, preview_hints
 
@@ -501,7 +532,7 @@ def test_a_hint_runs_previews_colorize_with_fixed_simulated_points():
     assert all(0 < (h[..., 2] > 0).sum() for h in samples["x"]["hints"])
     np.testing.assert_array_equal(preview_hints(samples["rgb"]), samples["x"]["hints"])  # the same every epoch
     assert PREVIEW_HINTS == 5
-    model = tiny(True)
+    model = tiny_model(hints=True, seed=0)
     for w in model.weights:  # hint layers that do something
         if hint_layers.is_hint_layer(w.path.split("/")[0]) and w.path.endswith("kernel"):
             w.assign(np.random.default_rng(0).normal(0, 0.5, tuple(w.shape)).astype(np.float32))

@@ -4,8 +4,10 @@ Everything about hints lives in this package:
 
 - here (the user's side, no Keras): a point `(x, y, colour)` in a photo's
   pixels (`parse_hint`), the hint model's "hints" input for a photo
-  (`hint_map`), and the JSON file the CLI and the studio read and write
-  (`read_hints_file`);
+  (`hint_map`), the JSON file the CLI and the studio read and write
+  (`read_hints_file`, `parse_hints_file`) and the one rule that gives each
+  photo its entry of such a file (`match_hints`, `hints_for_photo`), which
+  `colorize --hints` and the studio's "Load hints" both follow;
 - `hints.simulation`: points simulated from a photo's true colours, for
   training and for the benchmark;
 - `hints.layers`: the network's side, the layers that spread the hints
@@ -18,14 +20,15 @@ Everything about hints lives in this package:
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
 from colorfusion import color
 from colorfusion.errors import HintError, first_line
 
-__all__ = ["HINT_PATCH", "HintError", "parse_hint", "hint_map", "read_hints_file"]
+__all__ = ["HINT_PATCH", "HintError", "parse_hint", "hint_map", "read_hints_file", "parse_hints_file",
+           "match_hints", "hints_for_photo"]
 
 HINT_PATCH = 5  # a user's point marks a square of this side at the network's input size
 
@@ -91,16 +94,75 @@ def hint_map(hints, l_full: np.ndarray, shape) -> np.ndarray:
 def read_hints_file(path) -> dict[str, list]:
     """{photo: [hint, ...]} from a JSON file such as `{"car.jpg": [[320, 140, "#c0392b"]]}`.
 
-    A key names a photo by its path as given on the command line, its path
-    inside an input folder, or its file name.
+    Which photo a key names: `match_hints`.
 
     Raises:
-        ValueError: one line naming the file and what is wrong with it.
+        HintError: one line naming the file and what is wrong with it.
     """
     try:
-        hints = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read hints ({first_line(e)})") from None
+        raise HintError(f"{path}: cannot read hints ({first_line(e)})") from None
+    return parse_hints_file(text, path)
+
+
+def parse_hints_file(text, source) -> dict[str, list]:
+    """{photo: [hint, ...]} from the text of a hints file (`read_hints_file`); `source` names it in errors.
+
+    Raises:
+        HintError: not JSON, or not an object of lists; one line naming `source`.
+    """
+    try:
+        hints = json.loads(text)
+    except ValueError as e:
+        raise HintError(f"{source}: cannot read hints ({first_line(e)})") from None
     if not isinstance(hints, dict) or not all(isinstance(v, list) for v in hints.values()):
-        raise ValueError(f'{path}: hints must be a JSON object {{"photo.jpg": [[x, y, "#rrggbb"], ...], ...}}')
+        raise HintError(f'{source}: hints must be a JSON object {{"photo.jpg": [[x, y, "#rrggbb"], ...], ...}}')
     return hints
+
+
+def match_hints(mapping, photos) -> dict:
+    """Which key of a hints file names each photo: {photo: key} for the photos that have one.
+
+    The one rule of `colorize --hints` and of the studio's "Load hints". A key
+    names a photo by, in this order:
+
+    1. its path as given (on the command line; in the studio, its name);
+    2. its path inside its input folder ("sub/door.png");
+    3. its file name ("door.png");
+    4. anything at all, when the file has one key and there is one photo:
+       a file saved for one photo under another name still applies to it.
+
+    Args:
+        mapping: a hints file's {key: hints} (`read_hints_file`).
+        photos: each photo as its path, or a pair (path, its path inside its
+            input folder); a path given alone is also its path inside.
+
+    Returns:
+        {photo as given in `photos`: the key of `mapping` that names it};
+        a key named by no photo is left out (the caller says so).
+    """
+    photos = list(photos)
+    found = {}
+    for photo in photos:
+        path, inside = photo if isinstance(photo, tuple) else (photo, photo)
+        path, inside = PurePath(path), PurePath(inside)
+        for key in (str(path), inside.as_posix(), path.name):
+            if key in mapping:
+                found[photo] = key
+                break
+    if not found and len(photos) == 1 and len(mapping) == 1:
+        found[photos[0]] = next(iter(mapping))
+    return found
+
+
+def hints_for_photo(mapping, photo, inside=None):
+    """The hints a file gives one photo opened alone (`match_hints`, rule 4 included); None when it has none.
+
+    Args:
+        mapping: a hints file's {key: hints}.
+        photo: the photo's path as given.
+        inside: its path inside its input folder, when it was found in one.
+    """
+    key = match_hints(mapping, [photo if inside is None else (photo, inside)])
+    return mapping[next(iter(key.values()))] if key else None

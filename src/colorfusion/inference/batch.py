@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from colorfusion import io
 from colorfusion.datasets import find_images
 from colorfusion.errors import reason
+from colorfusion.hints import match_hints
 from colorfusion.inference.video import OUTPUT_SUFFIX as VIDEO_SUFFIX
 from colorfusion.inference.video import find_videos, is_video_file
 
@@ -178,13 +179,10 @@ def _hints_by_input(hints, pairs, dst, report: FolderReport, log) -> dict:
         return {}
     if not isinstance(hints, dict):
         return {src: list(hints) for src, _ in pairs}
-    by_input, used = {}, set()
-    for src, out in pairs:
-        for key in (str(src), Path(out).relative_to(dst).as_posix(), src.name):
-            if key in hints:
-                by_input[src] = hints[key]
-                used.add(key)
-                break
+    # Each photo's path inside its input folder is its output's, under its own name (not .gif -> .png).
+    keys = match_hints(hints, [(src, Path(out).relative_to(dst).with_name(src.name)) for src, out in pairs])
+    by_input = {src: hints[key] for (src, _), key in keys.items()}
+    used = set(keys.values())
     for key in hints:
         if key not in used:
             _fail(report, log, key, "hints given for a photo that is not among the inputs")
