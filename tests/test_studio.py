@@ -30,6 +30,7 @@ from photos import make_photo
 
 from colorfusion import io
 from colorfusion.errors import HintError
+from colorfusion.hints import hints_for_photo
 from colorfusion.inference.colorizer import Colorizer
 from colorfusion.inference.suggest import (
     HintSession,
@@ -39,7 +40,8 @@ from colorfusion.inference.suggest import (
     suggest_colours,
 )
 from colorfusion.studio import CACHE_PHOTOS, DEFAULT_HOST, MAX_MEGAPIXELS, MAX_UPLOAD_MB, MAX_WAITING
-from colorfusion.studio.server import PhotoCache, Studio, running
+from colorfusion.studio.serving import running
+from colorfusion.studio.state import Photo, PhotoCache, Studio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,11 +160,8 @@ def test_hint_session_reuses_the_encoder_and_matches_colorizer(colorizer, photo_
 
 
 @pytest.mark.parametrize("head", ["regression", "classification"])
-def test_hint_session_works_for_any_hint_model(head, photo_rgb):
-    from colorfusion import model as model_lib
-
-    tiny = model_lib.build_colorizer(image_size=32, head=head, embedding_dim=None, width=0.25, hints=True)
-    small = Colorizer(tiny)
+def test_hint_session_works_for_any_hint_model(head, photo_rgb, tiny_model):
+    small = Colorizer(tiny_model(head, hints=True))
     session = HintSession(small, photo_rgb)
     hints = [(40, 30, "#c0392b")]
     assert np.array_equal(session.full_resolution(hints), small(photo_rgb, hints=hints))
@@ -363,11 +362,8 @@ def test_too_large_and_unreadable_come_from_the_error_type_not_its_words(server,
         assert status == expected and body["error"] == f"photo.png: {words}", (error_type, status, body)
 
 
-def test_suggestions_from_a_regression_model_are_refused_in_one_line(photo_file):
-    from colorfusion import model as model_lib
-
-    tiny = model_lib.build_colorizer(image_size=32, head="regression", embedding_dim=None, width=0.25, hints=True)
-    studio = Studio(Colorizer(tiny))
+def test_suggestions_from_a_regression_model_are_refused_in_one_line(photo_file, tiny_model):
+    studio = Studio(Colorizer(tiny_model("regression", hints=True)))
     try:
         with running(studio) as url:
             client = Client(url)
@@ -468,6 +464,63 @@ def test_download_equals_colorize_hints_on_the_command_line(server, photo_file, 
     assert data == written.read_bytes()
 
 
+def test_the_download_is_named_and_typed_as_colorize_writes_it(server, photo_rgb, tmp_path):
+    from colorfusion.inference.batch import plan_outputs
+    from colorfusion.studio.state import download_name
+
+    for name in ("scan.gif", "Photo.JPG", "notes.heic", "old.tiff"):  # the rule of `colorize`: io.output_suffix
+        [(_, out)] = plan_outputs([_write(tmp_path / name, b"x")], tmp_path / "out")
+        assert download_name(name) == f"{out.stem}_colorized{out.suffix}", name
+    client, _ = server
+    record = client.upload(io.write_image(tmp_path / "anim.gif", photo_rgb).read_bytes(), "anim.gif")[1]
+    status, headers, data = client.call("POST", f"/api/photos/{record['id']}/download", body={"hints": []})
+    assert status == 200 and 'filename="anim_colorized.png"' in headers["content-disposition"]
+    assert headers["content-type"] == "image/png" and data[:4] == b"\x89PNG"
+
+
+def test_a_loaded_hints_file_gives_the_open_photo_the_points_colorize_would(server, photo_file):
+    client, _ = server
+    record = client.upload(photo_file.read_bytes(), "photo.png")[1]
+    path = f"/api/photos/{record['id']}/hints-file?name=hints.json"
+    red = [[3, 4, "#c0392b"]]
+    cases = [  # (the file, the points the open photo takes)
+        ({"photo.png": [[3, 4, "#C0392B"]], "other.png": [["5", 6, "#00ff00"]]}, red),  # its own name
+        ({"renamed.png": red}, red),  # one entry saved under another name: still its own
+        ({"a.png": red, "b.png": []}, None),  # two entries, neither for it
+    ]
+    for mapping, expected in cases:
+        status, _, data = client.call("POST", path, body=json.dumps(mapping).encode())
+        found = json.loads(data)
+        assert status == 200 and found["hints"] == expected, (mapping, found)
+        # The rule of `colorize photo.png --hints`, for the same file:
+        assert (hints_for_photo(mapping, "photo.png") is None) == (expected is None)
+    assert found["missing"] == "hints.json: no hints for photo.png in this file (it has a.png, b.png)"
+    assert json.loads(client.call("POST", path, body=json.dumps(cases[0][0]).encode())[2])["others"] == {
+        "other.png": [[5, 6, "#00ff00"]]}  # kept, for the page to save back
+    for body, words in ((b"not json", "cannot read hints"), (b"[1]", "JSON object"),
+                        (b'{"photo.png": [[1, 2]]}', "expected (x, y, colour)")):
+        status, message = client.error("POST", path, body=body)
+        assert status == 400 and message.startswith("hints.json: ") and words in message, (body, message)
+
+
+def test_a_hints_file_names_the_photos_of_a_folder_by_the_same_rule(tmp_path, photo_rgb):
+    folder = tmp_path / "photos"
+    io.write_image(folder / "a.png", photo_rgb)
+    io.write_image(folder / "sub" / "b.png", photo_rgb)
+    studio = Studio(None, folder)  # no model needed: the file is only read and matched
+    try:
+        a = Photo("id", "a.png", None, from_folder=True)
+        red, green = [[1, 2, "#ff0000"]], [[3, 4, "#00ff00"]]
+        found = studio.hints_from_file(a, {"b.png": red, "a.png": green, "gone.png": red}, "hints.json")
+        assert found["hints"] == green and found["by_photo"] == {"a.png": green, "sub/b.png": red}
+        assert found["others"] == {"gone.png": red}
+        # A folder of two photos: one entry under another name is for neither (as `colorize FOLDER --hints`).
+        found = studio.hints_from_file(a, {"renamed.png": red}, "hints.json")
+        assert found["hints"] is None and found["others"] == {"renamed.png": red}
+    finally:
+        studio.close()
+
+
 def test_folder_mode_serves_only_the_folder(colorizer, tmp_path, photo_rgb):
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
@@ -498,7 +551,7 @@ def test_folder_mode_serves_only_the_folder(colorizer, tmp_path, photo_rgb):
                     status, message = client.error(method, f"/api/folder/{route}?path={path}")
                     assert status == 404 and "not a photo of this folder" in message, (path, status, message)
             # The page's own routes cannot be walked out of either.
-            for path in ("/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2Fserver.py"):
+            for path in ("/static/../routes.py", "/static/%2e%2e/routes.py", "/static/..%2Froutes.py"):
                 assert client.call("GET", path)[0] == 404, path
     finally:
         studio.close()
@@ -508,8 +561,6 @@ def test_photo_cache_is_bounded_by_count_and_bytes():
     class Fake:
         def __init__(self, nbytes):
             self.nbytes = nbytes
-
-    from colorfusion.studio.server import Photo
 
     cache = PhotoCache(max_photos=3, max_bytes=1000)
     for index in range(10):
@@ -556,7 +607,7 @@ def test_cli_hint_with_a_negative_coordinate_is_one_line_outside_the_photo(tmp_p
 
 @pytest.mark.slow
 def test_studio_imports_neither_cli_nor_training():
-    code = ("import sys, colorfusion.studio.server, colorfusion.inference.suggest; "
+    code = ("import sys, colorfusion.studio.serving, colorfusion.inference.suggest; "
             "bad = [m for m in ('colorfusion.cli', 'colorfusion.training') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -601,3 +652,8 @@ def _png_header(width: int, height: int) -> bytes:
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

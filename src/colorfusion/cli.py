@@ -497,7 +497,7 @@ def cmd_studio(args) -> int:
         return print_error("the studio needs its web server: pip install 'colorfusion[studio]'")
     import_backend_quietly()
     from colorfusion.inference.colorizer import Colorizer
-    from colorfusion.studio.server import serve
+    from colorfusion.studio.serving import serve
 
     try:
         colorizer = Colorizer.from_path(args.model)
