@@ -2,7 +2,6 @@
 bins), `--decode` / `--temperature` / `--weights` in what colorize and evaluate produce, `evaluate --limit`,
 `fit-bins`; and the exit codes of a diverged run (1) and of Ctrl-C (130)."""
 
-import argparse
 import csv
 import inspect
 import json
@@ -16,13 +15,13 @@ import pytest
 from forcing import PoisonWeights
 from photos import write_photos
 
-from colorfusion import cli, io, training
-from colorfusion import model as model_lib
+from colorfusion import cli, datasets, io, training
 from colorfusion.bins import ABBins, rebalancing_weights
 from colorfusion.evaluation import evaluate
 from colorfusion.inference.colorizer import Colorizer
 from colorfusion.training import TrainConfig, TrainResult
 
+PHOTO_COUNT = 3  # the module's `photos` folder (conftest)
 TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "4", "--width", "0.125", "--encoder", "scratch",
         "--weights", "none", "--embedding", "none", "--workers", "1"]
 
@@ -32,18 +31,6 @@ def quiet_start(tmp_path, monkeypatch):
     # The backend's quiet start (tested in test_cli_startup) takes a toy training step: not needed here.
     monkeypatch.setattr(cli, "import_backend_quietly", lambda training=False: None)
     monkeypatch.setenv("COLORFUSION_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    write_photos(folder, count=3)
-    return folder
-
-
-def subparser(name) -> argparse.ArgumentParser:
-    commands = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return commands.choices[name]
 
 
 def model_rows(report_dir):
@@ -103,7 +90,7 @@ def train_calls(monkeypatch):
     return calls
 
 
-def test_the_table_below_covers_every_train_option():
+def test_the_table_below_covers_every_train_option(subparser):
     dests = {a.dest for a in subparser("train")._actions if a.dest != "help"}
     assert dests == set(TRAIN_OPTIONS) | TRAIN_ARGUMENTS
 
@@ -126,6 +113,32 @@ def test_train_passes_data_out_split_file_and_resume(train_calls, tmp_path, caps
     first, second = train_calls
     assert (first["data"], first["out"], first["split_file"], first["resume"]) == ("photos", "runs/x", str(split), True)
     assert (second["split_file"], second["resume"], second["settings"]) == (None, False, {})
+
+
+def test_a_train_setting_its_run_cannot_use_is_the_users_error_in_one_line_before_training(train_calls, capsys):
+    assert cli.main(["train", "--data", "photos", "--out", "runs/x", "--damage", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: --damage: Invalid training setting. Received: damage=2.0"], err
+    assert not train_calls
+
+
+def test_a_bad_split_file_is_the_users_error_and_a_bug_in_train_is_the_commands(monkeypatch, tmp_path, capsys):
+    split = tmp_path / "split.tsv"
+    split.write_text("a.jpg holdout\n")
+    monkeypatch.setattr(training, "train", lambda data, out, split_file=None, **kwargs: datasets.read_split_file(
+        split_file))
+    assert cli.main(["train", "--data", "photos", "--out", "runs/x", "--split-file", str(split)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {split}:1: expected 'path<TAB>split'. Received: line='a.jpg holdout'"]
+
+    def bug(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together\nshapes (3,) (4,)")
+
+    monkeypatch.setattr(training, "train", bug)
+    assert cli.main(["train", "--data", "photos", "--out", "runs/x"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: train failed: ValueError: operands could not be broadcast together (COLORFUSION_DEBUG=1 shows the "
+        "traceback)"]
 
 
 # === train: a real run (the bins it fits, the exit code when it diverges), Ctrl-C ===
@@ -219,14 +232,12 @@ def tiny_mobilenet_weights(folder, seed) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tiny_model, tmp_path_factory):
     """A classification model in a run folder, and a model with a semantic input whose run used weights A."""
     root = tmp_path_factory.mktemp("runs")
-    keras.utils.set_random_seed(0)
     classification = root / "classification"
     classification.mkdir()
-    model = model_lib.build_colorizer(image_size=32, head="classification", num_bins=30, width=0.125,
-                                      embedding_dim=None)
+    model = tiny_model(head="classification", seed=0, num_bins=30)
     # Random logits are all near zero (near-uniform bins, whatever the decoding): spread them out.
     logits = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
     logits.kernel.assign(logits.kernel * 30.0)
@@ -235,8 +246,7 @@ def runs(tmp_path_factory):
     semantic = root / "semantic"
     semantic.mkdir()
     weights_a, weights_b = tiny_mobilenet_weights(root / "a", seed=1), tiny_mobilenet_weights(root / "b", seed=2)
-    model_lib.build_colorizer(image_size=32, head="regression", embedding_dim=256, width=0.125).save(
-        semantic / "best.keras")
+    tiny_model(embedding_dim=256).save(semantic / "best.keras")
     (semantic / "config.json").write_text(json.dumps({"backbone": "mobilenet", "weights": str(weights_a),
                                                       "embedding_output": "pooled", "embedding": "cache", "seed": 0}))
     return {"classification": classification, "semantic": semantic, "weights_b": weights_b}

@@ -34,6 +34,7 @@ from keras import ops
 from tqdm.auto import tqdm
 
 from colorfusion import color, io
+from colorfusion.errors import UsageError
 
 # Photos shipped inside scikit-image (no download): the fallback prior.
 DEFAULT_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -74,6 +75,23 @@ def in_srgb_gamut(ab: np.ndarray, levels: int = 1001, tol: float = 1e-6) -> np.n
     rgb = xyz @ _LINEAR_SRGB_FROM_XYZ.T
     inside = np.all((rgb >= -tol) & (rgb <= 1.0 + tol), axis=-1).any(axis=0)
     return inside.reshape(ab.shape[:-1])
+
+
+def _grid_steps(grid: float) -> np.ndarray:
+    """The grid's steps along a or b (ab = step x grid) covering the fine histogram."""
+    fine = np.arange(_FINE, dtype=np.float64) - _FINE_OFFSET
+    return np.arange(np.floor(fine[0] / grid), np.ceil(fine[-1] / grid) + 1)
+
+
+def gamut_grid(grid: float = 10) -> np.ndarray:
+    """The ab points of a grid of step `grid` that are sRGB colours: where bins can sit, (N, 2).
+
+    `len(gamut_grid(grid))` is the most bins `ABBins.fit` can make on that grid.
+    """
+    _check_positive("grid", grid)
+    steps = _grid_steps(grid)
+    grid_ab = np.stack(np.meshgrid(steps * grid, steps * grid, indexing="ij"), -1).reshape(-1, 2)
+    return grid_ab[in_srgb_gamut(grid_ab)]
 
 
 def _check_positive(name, value):
@@ -148,10 +166,7 @@ class ABBins:
     @classmethod
     def fit(cls, images, num_bins=200, grid=10, sigma=5.0, lam=0.5):
         """Fit bins to an iterable of uint8 RGB images (any sizes)."""
-        hist = np.zeros(_FINE * _FINE, np.float64)
-        for rgb in images:
-            hist += _fine_histogram(rgb)
-        return cls.from_histogram(hist.reshape(_FINE, _FINE), num_bins=num_bins, grid=grid, sigma=sigma, lam=lam)
+        return cls.from_histogram(_fine_histograms(images), num_bins=num_bins, grid=grid, sigma=sigma, lam=lam)
 
     @classmethod
     def fit_files(cls, paths, max_side=256, progress=True, **kwargs):
@@ -163,17 +178,27 @@ class ABBins:
                 and the colour distribution barely changes).
             progress: show a tqdm progress bar.
             **kwargs: passed to `fit` (num_bins, grid, sigma, lam).
+
+        Raises:
+            UsageError: none of the files could be read (the user's files, not a misuse of the API).
         """
         paths = list(paths)
+        read = []
 
         def images():
             for path in tqdm(paths, desc="fitting ab bins", unit="img", disable=not progress):
                 try:
-                    yield io.read_rgb(path, max_side=max_side)
+                    rgb = io.read_rgb(path, max_side=max_side)
                 except io.ImageReadError as e:
                     tqdm.write(f"warning: skipping {e}", file=sys.stderr)
+                    continue
+                read.append(path)
+                yield rgb
 
-        return cls.fit(images(), **kwargs)
+        hist = _fine_histograms(images())
+        if paths and not read:
+            raise UsageError(f"none of the {len(paths)} files could be read as a photo (each is named above)")
+        return cls.from_histogram(hist, **kwargs)
 
     @classmethod
     def default(cls, num_bins=200, **kwargs):
@@ -194,9 +219,8 @@ class ABBins:
         _check_positive("grid", grid)
         _check_positive("sigma", sigma)
         fine = np.arange(_FINE, dtype=np.float64) - _FINE_OFFSET
-        steps = np.arange(np.floor(fine[0] / grid), np.ceil(fine[-1] / grid) + 1)
-        grid_ab = np.stack(np.meshgrid(steps * grid, steps * grid, indexing="ij"), -1).reshape(-1, 2)
-        candidates = grid_ab[in_srgb_gamut(grid_ab)]
+        steps = _grid_steps(grid)
+        candidates = gamut_grid(grid)
         if not 1 <= num_bins <= len(candidates):
             raise ValueError(
                 f"num_bins must be in [1, {len(candidates)}] (in-gamut points on a grid of {grid:g}). "
@@ -304,6 +328,14 @@ def _fine_histogram(rgb) -> np.ndarray:
     ab = color.rgb_to_lab(rgb)[..., 1:].reshape(-1, 2)
     idx = np.clip(np.rint(ab).astype(np.int64) + _FINE_OFFSET, 0, _FINE - 1)
     return np.bincount(idx[:, 0] * _FINE + idx[:, 1], minlength=_FINE * _FINE).astype(np.float64)
+
+
+def _fine_histograms(images) -> np.ndarray:
+    """The (256, 256) histogram of integer ab over all pixels of an iterable of RGB images."""
+    hist = np.zeros(_FINE * _FINE, np.float64)
+    for rgb in images:
+        hist += _fine_histogram(rgb)
+    return hist.reshape(_FINE, _FINE)
 
 
 def _nearest(ab: np.ndarray, centers: np.ndarray, chunk: int = 65536) -> np.ndarray:

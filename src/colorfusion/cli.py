@@ -3,7 +3,10 @@
 Exit codes: 0 success; 1 the work ran but something failed (a file, a
 diverged loss) or could not start (bad data folder, bad model file);
 2 bad usage (argparse); 130 interrupted. A failure is one line on stderr,
-never a traceback (`COLORFUSION_DEBUG=1` shows it).
+never a traceback (`COLORFUSION_DEBUG=1` shows it). A command raises the
+user's errors (`errors.USER_ERRORS`, `UsageError` for a value the options
+allow but the work cannot use) and `errors.run_reporting_errors` reports
+them as "error: <reason>"; anything else reads "<command> failed: Type: ...".
 
 `colorize` and `evaluate` use the model that ships in the package unless
 `--model` names another. `colorize --hint X,Y,#RRGGBB` (repeated) or
@@ -30,7 +33,7 @@ from typing import NamedTuple
 
 from colorfusion import backbones
 from colorfusion.config import EMBEDDINGS, HEADS, HINT_BLENDS, TrainConfig
-from colorfusion.errors import TrainingError, print_error, reason, run_reporting_errors
+from colorfusion.errors import UsageError, message_line, print_error, run_reporting_errors
 from colorfusion.startup import import_backend_quietly
 
 
@@ -350,17 +353,18 @@ def main(argv=None) -> int:
     return run_reporting_errors(args.command, handler[args.command], args)
 
 
+# === The commands: each raises a user's error (`errors.USER_ERRORS`); `run_reporting_errors` reports it ===
+
+
 def cmd_train(args) -> int:
     import_backend_quietly(training=True)
     from colorfusion import runs  # with training: numpy and OpenCV, not needed at the CLI's start-up
     from colorfusion.training import train  # imports Keras: after its quiet start, never at the CLI's start-up
 
     settings = {option.field: getattr(args, option.field) for option in TRAIN_OPTIONS if hasattr(args, option.field)}
-    try:
-        result = train(args.data, args.out, split_file=getattr(args, "split_file", None),
-                       resume=getattr(args, "resume", False), show=False, **settings)
-    except (TrainingError, ValueError) as e:
-        return print_error(reason(e))
+    _check_train_settings(settings)
+    result = train(args.data, args.out, split_file=getattr(args, "split_file", None),
+                   resume=getattr(args, "resume", False), show=False, **settings)
     if not result.epochs_done:
         print(f"stopped: no epoch finished, no model saved in {Path(args.out)}", file=sys.stderr)
         return 1
@@ -371,10 +375,23 @@ def cmd_train(args) -> int:
     return 1 if result.stopped_reason else 0
 
 
+def _check_train_settings(settings: dict) -> None:
+    """Each value given on the command line, by `TrainConfig`'s own checks: a bad one is the user's error."""
+    flags = {option.field: option.flag for option in TRAIN_OPTIONS}
+    for field, value in settings.items():
+        try:
+            TrainConfig(**{field: value})
+        except ValueError as e:  # TrainConfig's ValueError is the API's; here the value came from the user
+            raise UsageError(f"{flags[field]}: {e}") from None
+
+
 def _load_colorizer(args):
     from colorfusion.export import ExportedModel, is_exported
-    from colorfusion.inference.colorizer import Colorizer
+    from colorfusion.inference.colorizer import INPUT_MULTIPLE, Colorizer
 
+    if args.inference_size is not None and args.inference_size < INPUT_MULTIPLE:
+        raise UsageError(f"--inference-size must be at least {INPUT_MULTIPLE} (the encoder's deepest stride). "
+                         f"Received: {args.inference_size}")
     if is_exported(args.model):  # an exported file: its runtime runs the network, the rest is Colorizer's
         fixed = [option for option, value in (("--decode", args.decode != "annealed_mean"),
                                               ("--temperature", args.temperature is not None),
@@ -382,7 +399,7 @@ def _load_colorizer(args):
                                               ("--inference-size", args.inference_size is not None),
                                               ("--weights", args.weights is not None)) if value]
         if fixed:
-            raise ValueError(f"{', '.join(fixed)}: an exported file's decoding and size were fixed when it was "
+            raise UsageError(f"{', '.join(fixed)}: an exported file's decoding and size were fixed when it was "
                              f"exported (colorfusion export)")
         return ExportedModel(args.model)
     return Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature, weights=args.weights,
@@ -390,32 +407,23 @@ def _load_colorizer(args):
 
 
 def cmd_colorize(args) -> int:
-    from colorfusion.errors import ModelLoadError
     from colorfusion.hints import read_hints_file
     from colorfusion.inference.batch import colorize_folder, plan_outputs
 
     # Nothing to do is an error, found before the model is loaded (which takes seconds).
     if not plan_outputs(args.inputs, args.output):
         missing = [item for item in args.inputs if not Path(item).exists()]
-        for item in missing:
+        for item in missing:  # one line for each input the user named wrongly
             print_error(f"{item}: no such file or folder")
         empty = [item for item in args.inputs if item not in missing]
         if empty:
             print_error(f"no images found in {', '.join(empty)}")
         return 1
     if args.hint and args.hints:
-        return print_error("give hints with --hint or with --hints, not both")
-    hints = args.hint
-    if args.hints:
-        try:
-            hints = read_hints_file(args.hints)
-        except ValueError as e:
-            return print_error(str(e))
+        raise UsageError("give hints with --hint or with --hints, not both")
+    hints = read_hints_file(args.hints) if args.hints else args.hint
     import_backend_quietly()
-    try:
-        colorizer = _load_colorizer(args)
-    except (ModelLoadError, ValueError) as e:
-        return print_error(str(e))
+    colorizer = _load_colorizer(args)
     report = colorize_folder(args.inputs, args.output, colorizer, batch_size=args.batch_size,
                              overwrite=args.overwrite, progress=not args.quiet, hints=hints, temporal=args.temporal)
     print(f"done: {len(report.written)} written, {len(report.skipped)} skipped (exist; --overwrite replaces), "
@@ -425,22 +433,17 @@ def cmd_colorize(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from colorfusion.datasets import find_images
-    from colorfusion.errors import ModelLoadError
 
     if not Path(args.data).is_dir():
-        return print_error(f"{args.data}: no such folder")
+        raise UsageError(f"{args.data}: no such folder")
     files = find_images(args.data)[: args.limit]
     if not files:
-        return print_error(f"{args.data}: no images found")
+        raise UsageError(f"{args.data}: no images found")
     import_backend_quietly()
     from colorfusion.evaluation import evaluate, format_table  # imports Keras: after its quiet start
 
-    try:
-        colorizer = _load_colorizer(args)
-        report = evaluate(colorizer, files, args.out, size=args.size, batch_size=args.batch_size,
-                          progress=not args.quiet)
-    except (ModelLoadError, ValueError) as e:
-        return print_error(str(e))
+    colorizer = _load_colorizer(args)
+    report = evaluate(colorizer, files, args.out, size=args.size, batch_size=args.batch_size, progress=not args.quiet)
     print(format_table(report.summary))
     print(f"{report.summary['n_images']} photos at {args.size}x{args.size}; {len(report.failed)} unreadable; "
           f"report in {args.out}")
@@ -452,13 +455,17 @@ def cmd_fit_bins(args) -> int:
 
     files = find_images(args.data) if Path(args.data).is_dir() else []
     if not files:
-        return print_error(f"{args.data}: no images found")
+        raise UsageError(f"{args.data}: no images found")
     import_backend_quietly()
-    from colorfusion.bins import ABBins  # imports Keras: after its quiet start
+    from colorfusion.bins import ABBins, gamut_grid  # imports Keras: after its quiet start
 
     lam = args.rebalance_lambda
     if not 0 <= lam <= 1:
-        return print_error(f"--rebalance-lambda must be between 0 and 1, got {lam}")
+        raise UsageError(f"--rebalance-lambda must be between 0 and 1, got {lam}")
+    most = len(gamut_grid())
+    if args.num_bins > most:
+        raise UsageError(f"--num-bins: num_bins must be at most {most} (the sRGB colours on the bins' grid). "
+                         f"Received: {args.num_bins}")
     bins = ABBins.fit_files(files, num_bins=args.num_bins, lam=lam)
     bins.save(args.out)
     print(f"done: {len(bins.centers)} bins from {len(files)} photos -> {args.out}")
@@ -466,44 +473,35 @@ def cmd_fit_bins(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from colorfusion.errors import ModelLoadError, message_line
-
     import_backend_quietly()  # before colorfusion.export, which imports Keras
     from colorfusion.export import ExportError, export_model, parse_size, sidecar_path
 
     try:
         size = None if args.size is None else parse_size(args.size)
-    except ValueError as e:
-        return print_error(str(e))
-    try:
         path = export_model(args.model, args.output, format=args.format, size=size, hints=args.hints)
-    except (ModelLoadError, ExportError, ValueError) as e:
-        return print_error(message_line(e))
+    except (ExportError, ValueError) as e:
+        # export raises these for what was asked (--size, the suffix of -o, a model it cannot export), not
+        # yet as errors.USER_ERRORS: said as the user's, here only.
+        raise UsageError(message_line(e)) from None
     print(f"done: {path} ({path.stat().st_size / 1e6:.1f} MB) and {sidecar_path(path).name}; "
           f"colorfusion colorize --model {path} runs it")
     return 0
 
 
-
 def cmd_studio(args) -> int:
-    from colorfusion.errors import ModelLoadError
-
     if args.target is not None and not Path(args.target).exists():
-        return print_error(f"{args.target}: no such file or folder")
+        raise UsageError(f"{args.target}: no such file or folder")
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        return print_error("the studio needs its web server: pip install 'colorfusion[studio]'")
+        raise UsageError("the studio needs its web server: pip install 'colorfusion[studio]'") from None
     import_backend_quietly()
     from colorfusion.inference.colorizer import Colorizer
     from colorfusion.studio.serving import serve
 
-    try:
-        colorizer = Colorizer.from_path(args.model)
-    except (ModelLoadError, ValueError) as e:
-        return print_error(reason(e))
-    serve(colorizer, args.target, host=args.host, port=args.port, open_browser=not args.no_browser)
+    serve(Colorizer.from_path(args.model), args.target, host=args.host, port=args.port,
+          open_browser=not args.no_browser)
     return 0
 
 

@@ -61,6 +61,7 @@ import numpy as np
 from PIL import Image
 
 from colorfusion import color, io
+from colorfusion.errors import UsageError
 from colorfusion.runs import RunFolder
 
 KAGGLE_SLUG = "aayush9753/image-colorization-dataset"
@@ -137,7 +138,7 @@ def read_split_file(path, root=None) -> tuple[list[Path], list[Path]]:
     warning; the generator replaces unreadable files at run time.
 
     Raises:
-        ValueError: a line without a tab or with an unknown split name.
+        UsageError: a line without a tab or with an unknown split name (a `ValueError`).
     """
     path = Path(path)
     root = Path(root) if root is not None else path.parent
@@ -147,7 +148,7 @@ def read_split_file(path, root=None) -> tuple[list[Path], list[Path]]:
             continue
         parts = line.rstrip("\r\n").split("\t")
         if len(parts) < 2:
-            raise ValueError(f"{path}:{number}: expected 'path<TAB>split'. Received: line={line!r}")
+            raise UsageError(f"{path}:{number}: expected 'path<TAB>split'. Received: line={line!r}")
         name, split = parts[0].strip(), parts[1].strip().lower()
         if number == 1 and (name.lower(), split) == ("path", "split"):
             continue
@@ -157,7 +158,7 @@ def read_split_file(path, root=None) -> tuple[list[Path], list[Path]]:
         elif split in _VAL_NAMES:
             val.append(file)
         else:
-            raise ValueError(f"{path}:{number}: split must be train or val. Received: split={parts[1]!r}")
+            raise UsageError(f"{path}:{number}: split must be train or val. Received: split={parts[1]!r}")
         if not file.exists():
             missing.append(file)
     if missing:

@@ -6,7 +6,10 @@ line and an exit code, never a traceback (`COLORFUSION_DEBUG=1` shows it).
 Everything that turns an exception into that line lives here:
 
 - the errors whose message is already the line for the user (`ModelLoadError`,
-  `HintError`, `ImageReadError`, `TrainingError`): shown as they are;
+  `HintError`, `ImageReadError`, `TrainingError`, `UsageError`): shown as they
+  are. A bare `ValueError` is not among them: the package raises it for a
+  caller's misuse of its API (`ValueError(... Received: ...)`), and one
+  escaping a library is a bug to report, not the user's doing;
 - `first_line(error)`: "Type: first line" of any other exception, at most
   about 200 characters (Keras and TensorFlow messages can be pages long);
 - `reason(error)`: the line for an error of either kind;
@@ -50,8 +53,16 @@ class VideoError(ImageReadError):
     """A clip cannot be read or colorized; like `ImageReadError`, its message names the file and why."""
 
 
+class UsageError(ValueError):
+    """Something the user gave (an option's value, a folder, a settings file) that cannot be used.
+
+    The message is one line naming it and why. A `ValueError`, so that code
+    catching the API's `ValueError` for a bad argument still catches it.
+    """
+
+
 # Errors whose message is written for the user: shown without their type.
-USER_ERRORS = (ModelLoadError, HintError, TrainingError, ImageReadError)
+USER_ERRORS = (ModelLoadError, HintError, TrainingError, ImageReadError, UsageError)
 
 
 def _shorten(line: str) -> str:
