@@ -1,7 +1,7 @@
 """Benchmark: is `--temporal flow` steadier than frame by frame, as good, and fast enough?
 
 Clips are made from real colour photos with known motion
-(`colorfusion.inference.motion_clips`): a slow pan, a zoom, an object moving
+(`colorfusion.testing.clips`): a slow pan, a zoom, an object moving
 across a still background, a cut between two photos, camera shake; each frame
 is the photo resampled by a known transform, so every frame's true colour and
 the true motion between frames are known. The shipped model colorizes the
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     from colorfusion.bins import ABBins
     from colorfusion.hardware import environment_line
     from colorfusion.inference.colorizer import Colorizer
-    from colorfusion.inference.motion_clips import pan_clip, standard_clips, write_clip
+    from colorfusion.testing.clips import pan_clip, standard_clips, write_clip
 
     print(environment_line(), file=sys.stderr)
     photos = load_photos(args.photos)

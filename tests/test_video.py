@@ -1,7 +1,7 @@
 """Video: exact frame rate, audio copied, frame count, streaming memory, steady colour, cuts, hints carried, bad input.
 
 The clips are made here, from generated textures with known motion
-(`colorfusion.inference.motion_clips`), a few dozen frames of 64 to 160
+(`colorfusion.testing.clips`), a few dozen frames of 64 to 160
 pixels. Most tests use a stand-in colorizer (`StandIn`: gray plus a random
 colour cast per frame, i.e. flicker, and each hint's colour painted around
 its point) so that they test the video machinery, not a network; the CLI and
@@ -21,8 +21,9 @@ av = pytest.importorskip("av")
 from colorfusion import fastlab  # noqa: E402
 from colorfusion.errors import HintError  # noqa: E402
 from colorfusion.hints import hint_map  # noqa: E402
-from colorfusion.inference import motion, motion_clips, video  # noqa: E402
+from colorfusion.inference import motion, video  # noqa: E402
 from colorfusion.inference.video import VideoError, colorize_video  # noqa: E402
+from colorfusion.testing import clips  # noqa: E402
 
 NTSC = Fraction(30000, 1001)
 
@@ -69,7 +70,7 @@ def gray(rgb):
 
 
 def pan_frames(count=24, size=(48, 64), seed=0):
-    clip = motion_clips.pan_clip(texture(seed, 96, 128), size, count, speed=2)
+    clip = clips.pan_clip(texture(seed, 96, 128), size, count, speed=2)
     return [gray(clip.frame(t)) for t in range(count)]
 
 
@@ -96,7 +97,7 @@ def chroma(frames):
 @pytest.fixture(scope="module")
 def ntsc_clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("clips") / "ntsc.mp4"
-    return motion_clips.write_clip(path, pan_frames(24), rate=NTSC, audio=True)
+    return clips.write_clip(path, pan_frames(24), rate=NTSC, audio=True)
 
 
 # === The file: rate, size, count, timestamps, audio ===
@@ -122,7 +123,7 @@ def test_the_audio_packets_are_copied_untouched(ntsc_clip, tmp_path):
 
 def test_a_clip_without_audio_gets_none_and_a_variable_frame_rate_keeps_each_timestamp(tmp_path):
     pts = np.cumsum([0, 33, 50, 33, 100, 33, 40, 33, 33, 66, 33, 33])  # milliseconds, irregular
-    clip = motion_clips.write_clip(tmp_path / "vfr.mp4", pan_frames(len(pts)), rate=30, time_base=Fraction(1, 1000),
+    clip = clips.write_clip(tmp_path / "vfr.mp4", pan_frames(len(pts)), rate=30, time_base=Fraction(1, 1000),
                                    pts=pts)
     report = colorize_video(StandIn(), clip, tmp_path / "out.mp4", progress=False)
     assert timestamps(report.output) == timestamps(clip)
@@ -133,7 +134,7 @@ def test_a_clip_without_audio_gets_none_and_a_variable_frame_rate_keeps_each_tim
 
 def test_memory_does_not_grow_with_the_clips_length(tmp_path):
     frames = pan_frames(8, size=(32, 48))
-    clip = motion_clips.write_clip(tmp_path / "long.mp4", (frames[t % 8] for t in range(600)), rate=NTSC, audio=True)
+    clip = clips.write_clip(tmp_path / "long.mp4", (frames[t % 8] for t in range(600)), rate=NTSC, audio=True)
     seen = []
     original = video.VideoWriter.write
 
@@ -167,7 +168,7 @@ def test_flow_carries_colour_along_the_motion_and_steadies_a_flickering_model(nt
 def test_a_cut_is_detected_and_no_colour_is_carried_across_it(tmp_path):
     first = pan_frames(10, seed=1)
     second = [gray(255 - f) for f in pan_frames(10, seed=2)]  # another scene, other lightness
-    clip = motion_clips.write_clip(tmp_path / "cut.mp4", first + second, rate=NTSC)
+    clip = clips.write_clip(tmp_path / "cut.mp4", first + second, rate=NTSC)
     report = colorize_video(StandIn(), clip, tmp_path / "out.mp4", progress=False)
     assert report.cuts == 1
     # The stand-in's casts, frame by frame: the first frame after the cut shows its own, not a blend.
@@ -179,8 +180,8 @@ def test_a_cut_is_detected_and_no_colour_is_carried_across_it(tmp_path):
 
 def test_no_cut_is_found_in_a_pan_a_zoom_or_a_shake():
     photo = texture(3, 120, 160)
-    for clip in (motion_clips.pan_clip(photo, (48, 64), 12), motion_clips.zoom_clip(photo, (48, 64), 12),
-                 motion_clips.shake_clip(photo, (48, 64), 12, amplitude=3)):
+    for clip in (clips.pan_clip(photo, (48, 64), 12), clips.zoom_clip(photo, (48, 64), 12),
+                 clips.shake_clip(photo, (48, 64), 12, amplitude=3)):
         steady = motion.SteadyColour()
         for t in range(len(clip)):
             l_input = fastlab.lightness(gray(clip.frame(t)))[..., None]
@@ -206,7 +207,7 @@ def moving_square_frames(count=20, size=(64, 96), side=20, speed=3, seed=4):
 @pytest.mark.parametrize("temporal", ["flow", "none"])
 def test_a_hinted_red_stays_red_on_the_moving_object_before_and_after_its_keyframe(tmp_path, temporal):
     frames, centres = moving_square_frames()
-    clip = motion_clips.write_clip(tmp_path / "square.mp4", frames, rate=NTSC)
+    clip = clips.write_clip(tmp_path / "square.mp4", frames, rate=NTSC)
     key = 8
     x, y = centres[key]
     report = colorize_video(StandIn(flicker=0), clip, tmp_path / "out.mp4", temporal=temporal, progress=False,
@@ -269,7 +270,7 @@ def test_a_clip_with_zero_frames_is_an_error(tmp_path):
 
 
 def test_a_truncated_clip_gives_its_decodable_frames_with_a_warning(tmp_path):
-    clip = motion_clips.write_clip(tmp_path / "whole.mp4", pan_frames(30), rate=NTSC, faststart=True)
+    clip = clips.write_clip(tmp_path / "whole.mp4", pan_frames(30), rate=NTSC, faststart=True)
     data = clip.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
@@ -327,23 +328,11 @@ def test_a_failure_midway_leaves_no_file_and_an_existing_output_is_kept_without_
 # === The API and the command line, with a tiny real model ===
 
 
-@pytest.fixture(scope="module")
-def tiny_model_file(tmp_path_factory):
-    import keras
-
-    from colorfusion import model as model_lib
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model_lib.build_colorizer(head="regression", hints=True, image_size=32, width=0.125, embedding_dim=None).save(path)
-    return path
-
-
 def test_colorizer_colorize_video_writes_the_clip_with_a_real_model(tiny_model_file, ntsc_clip, tmp_path):
     from colorfusion.inference.colorizer import Colorizer
 
-    report = Colorizer.from_path(tiny_model_file).colorize_video(ntsc_clip, tmp_path / "out.mp4", progress=False,
-                                                                 hints=[[10, 10, "#ff0000", 3]])
+    colorizer = Colorizer.from_path(tiny_model_file(hints=True))
+    report = colorizer.colorize_video(ntsc_clip, tmp_path / "out.mp4", progress=False, hints=[[10, 10, "#ff0000", 3]])
     assert report.frames == 24 and video.probe(report.output).rate == NTSC
     assert audio_packets(report.output) == audio_packets(ntsc_clip)
 
@@ -357,7 +346,7 @@ def test_cli_colorizes_a_folder_of_photos_and_clips_and_a_bad_clip_is_one_line_w
     (folder / "clip.mov").write_bytes(ntsc_clip.read_bytes())  # any container FFmpeg reads; the output is MP4
     (folder / "broken.mp4").write_text("not a video")
     io.write_image(folder / "photo.png", texture(1, 40, 56))
-    code = cli.main(["colorize", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file),
+    code = cli.main(["colorize", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file(hints=True)),
                      "--temporal", "none", "--hint", "5,5,#ff0000", "--quiet"])
     assert code == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.mp4", "photo.png"]
@@ -381,7 +370,7 @@ def test_cli_hints_file_gives_a_clip_its_keyframe_points_and_one_past_the_end_fa
     hints = tmp_path / "hints.json"
     hints.write_text(json.dumps({"good.mp4": [[5, 5, "#ff0000", 23]], "late.mp4": [[5, 5, "#ff0000", 24]],
                                  "photo.png": [[1, 1, "#00ff00"]]}))
-    code = cli.main(["colorize", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file),
+    code = cli.main(["colorize", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file(hints=True)),
                      "--hints", str(hints), "--quiet"])
     assert code == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.mp4", "photo.png"]
@@ -406,7 +395,7 @@ def test_hints_for_a_model_that_takes_none_are_a_hint_error_before_anything_is_w
 
 def test_a_clip_with_odd_sides_keeps_its_size(tmp_path):
     frames = [gray(f[:47, :63]) for f in pan_frames(6)]
-    clip = motion_clips.write_clip(tmp_path / "odd.mp4", frames, rate=NTSC)
+    clip = clips.write_clip(tmp_path / "odd.mp4", frames, rate=NTSC)
     report = colorize_video(StandIn(), clip, tmp_path / "out.mp4", progress=False)
     assert [f.shape for f in decode(report.output)] == [(47, 63, 3)] * 6
 
@@ -426,12 +415,12 @@ def test_cdc_is_zero_for_a_still_clip_grows_with_flicker_and_leaves_out_pairs_ac
     assert metrics.cdc(cut) > 0.01 and metrics.cdc(cut, cuts=[3]) == 0
 
 
-@pytest.mark.parametrize("kind", motion_clips.KINDS)
+@pytest.mark.parametrize("kind", clips.KINDS)
 def test_the_true_motion_of_each_clip_warps_a_frame_onto_the_previous_one(kind):
     from colorfusion import metrics
 
     photos = [texture(seed, 90, 120) for seed in range(7)]
-    clip = {c.name: c for c in motion_clips.standard_clips(photos, (48, 64), frames=8)}[kind]
+    clip = {c.name: c for c in clips.standard_clips(photos, (48, 64), frames=8)}[kind]
     for t in range(1, 8):
         map_x, map_y, valid = clip.motion(t)
         if kind == "cut" and t == 4:

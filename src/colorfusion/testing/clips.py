@@ -6,12 +6,22 @@ moving across a still background, a cut between two photos, camera shake.
 Because each frame is the photo resampled by a known transform, the true
 correspondence of every pixel between two frames is known too
 (`MotionClip.motion`), which is what the warping error of a colorized clip
-needs. `benchmarks/bench_video.py`, the video notebook and the tests use them.
+needs. `benchmarks/bench_video.py`, the video notebook (08_video) and
+tests/test_video.py use them: fixture code, not part of colorizing.
 
     clip = pan_clip(photo, (480, 854), frames=48)
     rgb = clip.frame(10)                       # uint8 (480, 854, 3), the true colours
     map_x, map_y, valid = clip.motion(10)      # where frame 9's pixels are in frame 10
     write_clip("pan.mp4", (color.gray_version(clip.frame(t)) for t in range(len(clip))), rate=Fraction(30000, 1001))
+
+`write_clip` still has an encoder of its own, not `inference.video.VideoWriter`:
+a test clip needs what that writer does not offer (yet): its own x264 options
+(crf 12, ultrafast: no B-frames, large intra frames, so that the first 60 % of
+a file still decodes in the truncation test; the writer's crf 17 veryfast
+leaves none), the index at the start of the file (movflags=faststart, as
+streaming sites write it), and a generated audio track (the writer copies a
+source's packets). Its pixel format follows the writer's rule: 4:2:0 needs
+even sides, an odd-sized clip is 4:4:4.
 """
 
 from __future__ import annotations
