@@ -8,6 +8,7 @@ Chromium by test_studio_browser.py.
 
 import http.client
 import json
+import logging
 import os
 import signal
 import socket
@@ -325,8 +326,14 @@ def test_client_disconnecting_mid_upload_leaves_nothing(server, photo_file):
     assert client.upload(photo_file.read_bytes())[0] == 200  # and it goes on
 
 
-def test_a_bug_is_a_500_not_the_users_fault_and_the_server_goes_on(server, photo_file, monkeypatch):
+def test_a_bug_is_a_500_not_the_users_fault_and_the_server_goes_on(server, photo_file, monkeypatch, capfd,
+                                                                  request):
     client, _ = server
+    uvicorn_errors = []
+    handler = logging.Handler()
+    handler.emit = uvicorn_errors.append
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    request.addfinalizer(lambda: logging.getLogger("uvicorn.error").removeHandler(handler))
     record = client.upload(photo_file.read_bytes())[1]
     path = f"/api/photos/{record['id']}/result"
     original = HintSession.result
@@ -340,6 +347,10 @@ def test_a_bug_is_a_500_not_the_users_fault_and_the_server_goes_on(server, photo
         expected = "studio failed: " + {ValueError: "ValueError: operands could not be broadcast together",
                                         KeyError: "KeyError: 'ab'", RuntimeError: "RuntimeError"}[type(error)]
         assert status == 500 and message == expected, (status, message)
+        # The terminal gets the same line, not a traceback (uvicorn logs one for an exception that reaches it).
+        terminal = capfd.readouterr().err
+        assert f"{expected} (POST {path};" in terminal, terminal
+        assert not [record for record in uvicorn_errors if record.exc_info], "uvicorn logged a traceback"
         monkeypatch.setattr(HintSession, "result", original)
         assert client.call("POST", path, body={"hints": []})[0] == 200  # the next request works
     # The user's own mistakes stay 4xx: a hint outside the photo is a HintError (a ValueError).

@@ -23,11 +23,14 @@ a thumbnail or a download to a page of any other origin, even as an `<img>`.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketClose
+
+from colorfusion.errors import DEBUG_VARIABLE
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 SECURITY_HEADERS = {
@@ -125,8 +128,12 @@ class GuardedApp:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
+        answered = False
+
         async def send_secured(message):
+            nonlocal answered
             if message["type"] == "http.response.start":
+                answered = True
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
                          if k.lower().encode() not in present]
@@ -138,7 +145,13 @@ class GuardedApp:
         if problem is not None:
             status, line = problem
             return await PlainTextResponse(line, status_code=status)(scope, receive, send_secured)
-        return await self.app(scope, receive, send_secured)
+        try:
+            return await self.app(scope, receive, send_secured)
+        except Exception:
+            # Starlette re-raises a route's bug after answering 500 and saying it in one line
+            # (`routes.server_error`): the server goes on, without a traceback on the terminal.
+            if not answered or os.environ.get(DEBUG_VARIABLE):
+                raise
 
 
 def _follows_link_to_page(method: str, path: str, headers: dict) -> bool:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 import time
 from pathlib import Path, PurePosixPath
 
@@ -40,7 +41,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from colorfusion import io
-from colorfusion.errors import USER_ERRORS, ImageReadError, first_line, reason
+from colorfusion.errors import DEBUG_VARIABLE, USER_ERRORS, ImageReadError, first_line, reason
 from colorfusion.hints import parse_hints_file
 from colorfusion.inference.suggest import SUGGESTIONS, gamut_plane
 from colorfusion.studio import DEFAULT_HOST
@@ -261,9 +262,12 @@ async def user_error(request, error: Exception):
 
 
 async def server_error(request, error: Exception):
-    # Not the user's doing (a bug, a library's bare ValueError): said so, with the type. Starlette then
-    # re-raises it for uvicorn to log, and the server goes on.
-    return JSONResponse({"error": f"studio failed: {first_line(error)}"}, status_code=500)
+    # Not the user's doing (a bug, a library's bare ValueError): said so, with the type, to the page and
+    # in one line on the terminal. Starlette then re-raises it; the guard ends it there (`GuardedApp`).
+    line = f"studio failed: {first_line(error)}"
+    print(f"{line} ({request.method} {request.url.path}; {DEBUG_VARIABLE}=1 shows the traceback)", file=sys.stderr,
+          flush=True)
+    return JSONResponse({"error": line}, status_code=500)
 
 
 ROUTES = [
