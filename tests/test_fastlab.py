@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorfusion import color, fastlab
+from colorfusion import color, fastlab, io
 
 # Shapes covering one strip, many strips, several thread bands, 1-pixel sides.
 SHAPES = [(1, 1), (1, 300), (300, 1), (7, 9), (130, 70), (400, 333)]
@@ -102,3 +102,37 @@ def test_as_pixels_scales_uint16_to_unit_range_and_reads_pil_images():
 def test_as_pixels_rejects_other_shapes_types_and_ranges(array, match):
     with pytest.raises(ValueError, match=match):
         fastlab.as_pixels(array)
+
+
+# === A gray photo's lightness is a table; the engine's read in one go ===
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lightness_of_gray_rgb_is_looked_up_and_equals_color_module(shape):
+    gray = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    as_rgb = np.repeat(gray[..., None], 3, axis=-1)
+    np.testing.assert_array_equal(fastlab.gray_levels(as_rgb), gray)
+    np.testing.assert_array_equal(fastlab.lightness(as_rgb), color.rgb_to_l(as_rgb)[..., 0])
+
+
+def test_one_coloured_pixel_past_the_probed_rows_makes_a_colour_photo():
+    rgb = np.repeat(np.random.default_rng(4).integers(0, 256, (400, 333, 1), dtype=np.uint8), 3, axis=-1)
+    assert fastlab.gray_levels(rgb) is not None
+    rgb[201, 100, 2] ^= 1  # row 201: between the rows a colour photo is told from first
+    assert fastlab.gray_levels(rgb) is None
+    np.testing.assert_array_equal(fastlab.lightness(rgb), color.rgb_to_l(rgb)[..., 0])
+
+
+@pytest.mark.parametrize("kind", ["colour", "gray_rgb", "gray", "float"])
+@pytest.mark.parametrize("shape, small", [((30, 41), (64, 96)), ((700, 531), (64, 32)), ((1, 300), (32, 32))])
+def test_lightness_pair_is_the_lightness_of_the_photo_and_of_it_resized(kind, shape, small):
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    pixels = {"colour": rgb, "gray_rgb": np.repeat(rgb[..., :1], 3, axis=-1), "gray": rgb[..., 0],
+              "float": rgb.astype(np.float32) / 255}[kind]
+    height, width = small
+    l_full, l_small = fastlab.lightness_pair(pixels, width, height)
+    np.testing.assert_array_equal(l_full, fastlab.lightness(pixels))
+    expected = fastlab.lightness(io.resize(pixels, width, height))
+    np.testing.assert_array_equal(l_small, expected)
+    np.testing.assert_array_equal(fastlab.small_lightness(pixels, width, height), expected)

@@ -9,8 +9,16 @@ core (OpenCV and numpy release the GIL). The conversions are
 results are bit for bit those of whole-image calls (`color` stays the one
 owner of the Lab constants and formulas; this module only schedules them).
 
+What a strip does is only what its result needs: channels are moved with
+OpenCV (`extractChannel`, `merge`), not numpy's strided copies (three to
+four times slower); a gray photo (R = G = B, as every B&W file reads) has one
+value of L per level, so its lightness is a table lookup, exact; and the
+engine's read (`lightness_pair`) computes L at full size while the photo
+is resized for the network on the same threads.
+
     pixels = as_pixels("photo.jpg")          # uint8 or float32 [0, 1], gray or RGB
     l_full = lightness(pixels)               # (H, W) float32 in [0, 100]
+    l_full, l_small = lightness_pair(pixels, 352, 256)  # and L of the photo resized for the network
     rgb = lab_to_rgb_uint8(l_full, ab_full)  # (H, W, 3) uint8
 """
 
@@ -70,12 +78,72 @@ def as_pixels(image) -> np.ndarray:
 
 def lightness(pixels: np.ndarray) -> np.ndarray:
     """L (H, W) float32 in [0, 100] of pixels from `as_pixels`; equals `color.rgb_to_l`."""
-    height, width = pixels.shape[:2]
-    if pixels.ndim == 2 and pixels.dtype == np.uint8:
-        # 256 gray levels have 256 values of L: a table from the same conversion.
-        levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-        return cv2.LUT(pixels, color.rgb_to_l(levels).reshape(1, 256))
-    l_full = np.empty((height, width), np.float32)
+    gray = gray_levels(pixels)
+    if gray is not None:
+        return cv2.LUT(gray, _gray_table())
+    l_full = np.empty(pixels.shape[:2], np.float32)
+    in_parallel([lambda top=top, bottom=bottom: _lightness_bands(pixels, l_full, top, bottom)
+                 for top, bottom in bands(pixels.shape[0])])
+    return l_full
+
+
+def lightness_pair(pixels: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(L (H, W) of `pixels`, L (height, width) of `pixels` resized by `io.resize`), float32: one photo's read.
+
+    The small L is that of the RGB resized (`io.resize`, then its L), as in
+    training; it equals `lightness(io.resize(pixels, width, height))`. The
+    resize runs beside the bands of the full-size L, on the same threads; a
+    gray photo is resized on one channel (the same values) and looked up.
+    """
+    gray = gray_levels(pixels)
+    if gray is not None:
+        table = _gray_table()
+        return cv2.LUT(gray, table), cv2.LUT(io.resize(gray, width, height), table)
+    l_full = np.empty(pixels.shape[:2], np.float32)
+    small = []
+    edges = bands(pixels.shape[0], per_core=4)  # several bands a core: the resize takes one core's share
+    in_parallel([lambda: small.append(io.resize(pixels, width, height))]
+                + [lambda top=top, bottom=bottom: _lightness_bands(pixels, l_full, top, bottom)
+                   for top, bottom in edges])
+    return l_full, lightness(small[0])
+
+
+def small_lightness(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """L (height, width) of `pixels` resized by `io.resize`: `lightness_pair`'s second half alone."""
+    gray = gray_levels(pixels)
+    return lightness(io.resize(pixels if gray is None else gray, width, height))
+
+
+def gray_levels(pixels: np.ndarray) -> np.ndarray | None:
+    """The one channel (H, W) uint8 of a gray photo: 2-D uint8, or RGB whose three channels are equal; else None.
+
+    A colour photo is told from a few rows first, so it pays almost nothing;
+    a gray one is checked whole (about 10 ms a 12 MP photo).
+    """
+    if pixels.dtype != np.uint8:
+        return None
+    if pixels.ndim == 2:
+        return pixels
+    probe = np.ascontiguousarray(pixels[:: max(1, pixels.shape[0] // 8)])
+    if not _channels_equal(probe) or not _channels_equal(pixels):
+        return None
+    return cv2.extractChannel(pixels, 0)
+
+
+def _channels_equal(rgb: np.ndarray) -> bool:
+    # OpenCV's gray of (v, v, v) is v: the image equals its gray made RGB again only when R = G = B.
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.norm(rgb, cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), cv2.NORM_INF) == 0
+
+
+def _gray_table() -> np.ndarray:
+    """(1, 256) float32: the L of each gray level, by the same conversion (`color.rgb_to_l`)."""
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    return color.rgb_to_l(levels).reshape(1, 256)
+
+
+def _lightness_bands(pixels: np.ndarray, l_full: np.ndarray, top: int, bottom: int) -> None:
+    """Fill rows [top, bottom) of `l_full` with the L of `pixels`, strip by strip (`over_strips`' buffers)."""
 
     def convert(start, stop, rgb, lab):
         source = pixels[start:stop]
@@ -83,10 +151,9 @@ def lightness(pixels: np.ndarray) -> np.ndarray:
             np.multiply(source, _TO_UNIT, out=rgb)  # as color.rgb_to_lab scales uint8
         else:
             rgb[...] = source[..., None] if source.ndim == 2 else source
-        l_full[start:stop] = color.rgb_to_lab(rgb, out=lab)[..., 0]
+        cv2.extractChannel(color.rgb_to_lab(rgb, out=lab), 0, dst=l_full[start:stop])
 
-    over_strips(height, width, convert)
-    return l_full
+    strips(top, bottom, pixels.shape[1], convert)
 
 
 def lab_to_rgb_uint8(l_full: np.ndarray, ab_full: np.ndarray, lab_out: np.ndarray | None = None) -> np.ndarray:
@@ -96,12 +163,13 @@ def lab_to_rgb_uint8(l_full: np.ndarray, ab_full: np.ndarray, lab_out: np.ndarra
         lab_out: optional float32 (H, W, 3) array that receives the joined Lab.
     """
     height, width = l_full.shape
+    l_full = np.asarray(l_full, np.float32)
+    ab_full = np.asarray(ab_full, np.float32)
     rgb = np.empty((height, width, 3), np.uint8)
 
     def convert(start, stop, lab_buffer, rgb_buffer):
         lab = lab_out[start:stop] if lab_out is not None else lab_buffer
-        lab[..., 0] = l_full[start:stop]
-        lab[..., 1:] = ab_full[start:stop]
+        cv2.merge([l_full[start:stop], ab_full[start:stop]], dst=lab)
         out = color.lab_to_rgb(lab, out=rgb_buffer)  # clipped to [0, 1]
         # Scale and round exactly as color.lab_to_rgb(..., np.uint8) does, in place.
         np.multiply(out, np.float32(255.0), out=out)
@@ -119,16 +187,17 @@ def over_strips(height: int, width: int, convert) -> None:
     (`in_bands`). The two float32 buffers, (stop - start, width, 3) views,
     are allocated once per band, so no strip pays for fresh memory.
     """
+    in_bands(height, lambda top, bottom: strips(top, bottom, width, convert))
+
+
+def strips(top: int, bottom: int, width: int, convert) -> None:
+    """`convert(start, stop, buffer_1, buffer_2)` for each strip of rows [top, bottom), on this thread."""
     rows = strip_rows(width)
-
-    def band(top, bottom):
-        first = np.empty((rows, width, 3), np.float32)
-        second = np.empty((rows, width, 3), np.float32)
-        for start in range(top, bottom, rows):
-            stop = min(start + rows, bottom)
-            convert(start, stop, first[: stop - start], second[: stop - start])
-
-    in_bands(height, band)
+    first = np.empty((rows, width, 3), np.float32)
+    second = np.empty((rows, width, 3), np.float32)
+    for start in range(top, bottom, rows):
+        stop = min(start + rows, bottom)
+        convert(start, stop, first[: stop - start], second[: stop - start])
 
 
 def strip_rows(width: int) -> int:
@@ -138,11 +207,28 @@ def strip_rows(width: int) -> int:
 
 def in_bands(height: int, work) -> None:
     """Call `work(top, bottom)` on one band of rows per available core, in threads."""
-    workers = max(1, min(available_cores(), cv2.getNumThreads() or 1, height // 64))  # small images: one thread
-    if workers == 1:
+    edges = bands(height)
+    if len(edges) == 1:
         work(0, height)
         return
-    edges = np.linspace(0, height, workers + 1).round().astype(int)
+    in_parallel([lambda top=top, bottom=bottom: work(top, bottom) for top, bottom in edges])
+
+
+def bands(height: int, per_core: int = 1) -> list[tuple[int, int]]:
+    """[(top, bottom), ...]: `height` rows in `per_core` bands for each thread `in_bands` would use."""
+    workers = max(1, min(available_cores(), cv2.getNumThreads() or 1, height // 64))  # small images: one thread
+    count = 1 if workers == 1 else workers * per_core
+    edges = np.linspace(0, height, count + 1).round().astype(int).tolist()
+    return [(top, bottom) for top, bottom in zip(edges[:-1], edges[1:]) if bottom > top]
+
+
+def in_parallel(jobs) -> None:
+    """Run the callables `jobs` on one thread per available core (as `in_bands`), the first ones first."""
+    workers = max(1, min(available_cores(), cv2.getNumThreads() or 1, len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            job()
+        return
     with ThreadPoolExecutor(workers) as pool:
-        # list() re-raises the first error of any band.
-        list(pool.map(work, edges[:-1].tolist(), edges[1:].tolist()))
+        # list() re-raises the first error of any job.
+        list(pool.map(lambda job: job(), jobs))
