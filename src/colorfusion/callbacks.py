@@ -111,7 +111,7 @@ def colorize_samples(model, samples, decode="annealed_mean", temperature=TEMPERA
     """
     infer = inference_model(model, decode=decode, temperature=temperature)
     x = dict(samples["x"])
-    if model_info(infer)["hints"] and "hints" not in x:
+    if model_info(infer).hints and "hints" not in x:
         x["hints"] = no_hints(x["L"])  # previews show automatic colorization
     names = [tensor.name for tensor in infer.inputs]
     missing = [name for name in names if name not in x]

@@ -126,7 +126,7 @@ def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image
     grid = figures.save_figure(figures.before_after_figure(rows, [Path(bw).stem for bw, *_ in rows]),
                                out / "before_after.png")
     result = DemoResult(run_dir, grid, report.written, train_files, [rgb for _, rgb in heldout], chosen,
-                        model_info(colorizer.model)["encoder"], time.time() - start, report.failed)
+                        model_info(colorizer.model).encoder, time.time() - start, report.failed)
     _summary(result, log)
     return result
 

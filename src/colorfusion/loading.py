@@ -87,8 +87,8 @@ def run_config_for(path) -> dict:
         raise ModelLoadError(str(e)) from None
 
 
-def load_embedder(path, model_info: dict, weights=None):
-    """Build (not just describe) the embedder for a model loaded from `path`.
+def load_embedder(path, model_info, weights=None):
+    """Build (not just describe) the embedder for a model loaded from `path`, whose `model.ModelInfo` is `model_info`.
 
     The backbone is built here, so a missing weights file or a failed
     download is reported now, once, rather than on every batch later.
@@ -107,7 +107,7 @@ def load_embedder(path, model_info: dict, weights=None):
     except Exception as e:  # noqa: BLE001 - bad weights file, no network, unknown backbone, ...
         raise ModelLoadError(f"{source}: cannot build the semantic branch's backbone ({first_line(e)}); "
                              f"--weights chooses other backbone weights") from None
-    if dim != model_info["embedding_dim"]:
-        raise ModelLoadError(f"{source}: the model expects {model_info['embedding_dim']}-d embeddings but "
+    if dim != model_info.embedding_dim:
+        raise ModelLoadError(f"{source}: the model expects {model_info.embedding_dim}-d embeddings but "
                              f"{embedder!r} gives {dim}-d ones")
     return embedder

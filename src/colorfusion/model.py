@@ -606,18 +606,30 @@ def _bin_softmax(model):
     return found[0] if found else None
 
 
-def model_info(model) -> dict:
-    """Describe a colorizer, raw or inference, without caring about its head.
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a colorizer is, raw or inference, read from its graph (`model_info`): any head, any `.keras` file.
 
-    Returns:
-        dict with `image_size` (S, or None for a model that takes any size:
-        multiples of 32), `encoder` ("scratch" or the backbone's
-        name), `head` ("regression" or
-        "classification"), `embedding_dim` (D or None), `num_bins` (Q or
-        None), `bins` (`ABBins` or None), `hints` (True when it takes the
-        "hints" input) and `decoded` (True when the output is already
-        ab / 128 at S x S).
+    `info["hints"]`, the reading of the dict this replaced, still works (`__getitem__`).
     """
+
+    image_size: int | None  # S of a fixed square input, or None: any size (multiples of 32)
+    encoder: str  # "scratch" or the backbone's name
+    head: str  # "regression" or "classification"
+    embedding_dim: int | None  # D of the "embedding" input, or None: no semantic input
+    num_bins: int | None  # Q of a classification head
+    bins: ABBins | None  # its bins
+    hints: bool  # takes the "hints" input
+    decoded: bool  # its output is already ab / 128 at S x S
+
+    def __getitem__(self, key: str):
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+def model_info(model) -> ModelInfo:
+    """Describe a colorizer, raw or inference, without caring about its head (`ModelInfo`)."""
     by_name = {tensor.name: tensor for tensor in model.inputs}
     if "L" not in by_name:
         raise ValueError(f"Not a colorfusion model: it has no input named 'L'. Received: inputs={list(by_name)}")
@@ -626,22 +638,22 @@ def model_info(model) -> dict:
     softmax = _bin_softmax(model)
     output = model.outputs[0]
     gray = [layer for layer in model.layers if isinstance(layer, GrayToBackbone)]
-    return {
-        "image_size": image_size,
-        "encoder": gray[0].backbone if gray else "scratch",
-        "head": "classification" if softmax is not None else "regression",
-        "embedding_dim": None if embedding is None else embedding.shape[-1],
-        "num_bins": None if softmax is None else softmax.bins.num_bins,
-        "bins": None if softmax is None else softmax.bins,
-        "hints": HINTS_NAME in by_name,
-        "decoded": len(model.outputs) == 1 and output.shape[-1] == 2 and (
+    return ModelInfo(
+        image_size=image_size,
+        encoder=gray[0].backbone if gray else "scratch",
+        head="classification" if softmax is not None else "regression",
+        embedding_dim=None if embedding is None else embedding.shape[-1],
+        num_bins=None if softmax is None else softmax.bins.num_bins,
+        bins=None if softmax is None else softmax.bins,
+        hints=HINTS_NAME in by_name,
+        decoded=len(model.outputs) == 1 and output.shape[-1] == 2 and (
             softmax is None or any(isinstance(layer, DecodeAB) for layer in model.layers)),
-    }
+    )
 
 
 def model_bins(model):
     """The `ABBins` a classification model carries, or None for regression."""
-    return model_info(model)["bins"]
+    return model_info(model).bins
 
 
 def expand_weights(source, target) -> None:
@@ -702,16 +714,16 @@ def inference_model(model, decode="annealed_mean", temperature=TEMPERATURE, hint
     if decode not in DECODE_METHODS:
         raise ValueError(f"decode must be one of {DECODE_METHODS}. Received: decode={decode!r}")
     info = model_info(model)
-    if info["decoded"]:
+    if info.decoded:
         return model
     probs = model.outputs[0]
-    ab = DecodeAB(info["bins"].centers, method=decode, temperature=temperature, name="ab_decode")(probs)
-    if info["hints"] and decode == "annealed_mean" and hint_temperature not in (None, temperature):
-        hinted = DecodeAB(info["bins"].centers, method=decode, temperature=hint_temperature,
+    ab = DecodeAB(info.bins.centers, method=decode, temperature=temperature, name="ab_decode")(probs)
+    if info.hints and decode == "annealed_mean" and hint_temperature not in (None, temperature):
+        hinted = DecodeAB(info.bins.centers, method=decode, temperature=hint_temperature,
                           name="ab_decode_hinted")(probs)
         hints = next(t for t in model.inputs if t.name == HINTS_NAME)
         ab = ChooseByHints(name="ab_by_hints")([ab, hinted, hints])
     # The classification head predicts at a quarter of the input size.
-    factor = 4 if info["image_size"] is None else info["image_size"] // probs.shape[1]
+    factor = 4 if info.image_size is None else info.image_size // probs.shape[1]
     ab = BilinearUpSampling2D(factor, dtype="float32", name=OUTPUT_NAME)(ab)
     return keras.Model(model.inputs, ab, name=f"{model.name}_inference")
