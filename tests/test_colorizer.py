@@ -522,10 +522,12 @@ def test_with_no_hints_the_network_without_hint_layers_gives_the_same_colours(ti
 
 
 def test_compiled_networks_are_bounded(monkeypatch):
-    monkeypatch.setattr(colorizer_lib, "MAX_COMPILED_SHAPES", 2)
+    from colorfusion.inference import runners
+
+    monkeypatch.setattr(runners, "MAX_COMPILED_SHAPES", 2)
     colorizer = Colorizer(l_dependent_model(), size=64)
     for side in (32, 64, 96):
         colorizer.predict_ab(np.zeros((1, side, side, 1), np.float32))
-    assert len(colorizer._compiled) == 2 and colorizer.traces == 3
+    assert len(colorizer.runner.compiled) == 2 and colorizer.traces == 3
     colorizer.predict_ab(np.zeros((1, 96, 96, 1), np.float32))  # the most recent is kept
     assert colorizer.traces == 3

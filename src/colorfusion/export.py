@@ -4,10 +4,11 @@
 head's annealed mean), as one file, and a small JSON file beside it
 (`FILE.json` for `FILE.onnx`) that says how to feed it: the input names and
 shapes, how L is scaled, the layout of the hints map, the output's units,
-the decoding, and the model's card. `ExportedModel` runs such
-a file as a `Colorizer` does (same photo in, same pixels out), so
-`colorfusion colorize --model colorizer.onnx` and `colorize_folder` work with
-one.
+the decoding, and the model's card. Running such a file is the engine's
+(`inference.exported`: a runner of ONNX Runtime or LiteRT behind the same
+`Colorizer`, `ExportedModel`; same photo in, same pixels out), so
+`colorfusion colorize --model colorizer.onnx`, `colorize_folder`, a clip and
+the studio work with one.
 
     export_model("pretrained", "colorizer.onnx")                        # + colorizer.onnx.json
     export_model("runs/exp1", "colorizer.tflite", format="litert", hints=True)
@@ -31,55 +32,44 @@ to run a file from plain onnxruntime and numpy.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import sys
-import tempfile
-import threading
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from colorfusion import color, io
-from colorfusion.errors import HintError, ModelLoadError, first_line
-from colorfusion.inference.colorizer import (
-    INFERENCE_SIZE,
-    INPUT_MULTIPLE,
-    INTERPOLATIONS,
-    Colorizer,
-    as_colorizer,
-    network_shape,
+from colorfusion.errors import first_line
+from colorfusion.inference.colorizer import Colorizer, ExportedModel, as_colorizer
+from colorfusion.inference.engine import INFERENCE_SIZE, INPUT_MULTIPLE, network_shape
+from colorfusion.inference.exported import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    FORMATS,
+    INSTALL_HINT,
+    is_exported,
+    litert_interpreter,
+    quiet_fd2,
+    require,
+    sidecar_path,
+    tensor_name,
 )
 
-FORMATS = {"onnx": ".onnx", "litert": ".tflite"}  # format -> file suffix
+# Read with the exporter, defined with the runner (`inference.exported`): a file's JSON and how it is found.
+__all__ = ["export_model", "ExportError", "ExportedModel", "describe", "network_function", "parse_size",
+           "sidecar_path", "is_exported", "FORMATS", "EXPORT_FORMAT", "EXPORT_VERSION", "INSTALL_HINT"]
+
 ONNX_OPSET = 17
 # A LiteRT file's size unless told: a 4:3 landscape photo, as Colorizer runs it. An ONNX file takes any size.
 DEFAULT_SIZE = network_shape(3000, 4000, INFERENCE_SIZE)  # (256, 352)
-EXPORT_FORMAT = "colorfusion-export"  # the "format" of the JSON beside an exported file
-# 2: "size" may be null (an ONNX file of any size, photos fed at "short_side"); version 1's files are read as ever.
-EXPORT_VERSION = 2
-INSTALL_HINT = "pip install 'colorfusion[export]'"
 _REQUIREMENTS = {"onnx": ("tf2onnx", "onnx"), "litert": ()}  # exporters beyond TensorFlow
-_RUNTIMES = {"onnx": "onnxruntime", "litert": "ai_edge_litert"}
 
 
 class ExportError(Exception):
     """A model could not be exported (a missing exporter, a size it cannot take); the message is one line."""
-
-
-def sidecar_path(path) -> Path:
-    """The JSON beside an exported file: `colorizer.onnx` -> `colorizer.onnx.json`."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
-
-
-def is_exported(path) -> bool:
-    """Whether `path` names an exported file (by its suffix: `.onnx`, `.tflite`)."""
-    return isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower() in FORMATS.values()
 
 
 def parse_size(size) -> tuple[int, int]:
@@ -166,11 +156,11 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
     if sides is None:
         _check_free_sides(colorizer)
     for module in _REQUIREMENTS[format]:
-        _require(module, "exporting to " + format)
+        require(module, "exporting to " + format, ExportError)
     height, width = sides or (None, None)
     function, specs = network_function(colorizer, height, width, hints, batch=None if format == "onnx" else 1)
     try:
-        with _quiet_fd2():
+        with quiet_fd2():
             data = _to_onnx(function, specs) if format == "onnx" else _to_litert(function)
     except ExportError:
         raise
@@ -283,10 +273,10 @@ def _to_litert(function) -> bytes:
 
 def _litert_tensor_names(data: bytes) -> dict:
     """{"inputs": [...], "outputs": [...]}: the tensor names of a LiteRT file, inputs in the order L, hints."""
-    with _quiet_fd2():
-        interpreter = _litert_interpreter()(model_content=data)
+    with quiet_fd2():
+        interpreter = litert_interpreter()(model_content=data)
     inputs = sorted((item["name"] for item in interpreter.get_input_details()),
-                    key=lambda name: _tensor_name(name) != "L")
+                    key=lambda name: tensor_name(name) != "L")
     return {"inputs": inputs, "outputs": [item["name"] for item in interpreter.get_output_details()]}
 
 
@@ -342,227 +332,13 @@ def describe(colorizer: Colorizer, source, format: str, size, hints: bool, file_
         "l_scale": {"divide": color.L_MODEL_CENTER, "subtract": 1.0},
         "ab_scale": color.AB_SCALE,
         "decode": ({"method": colorizer.decode, "temperature": colorizer.temperature,
-                    **({"hint_temperature": colorizer.hint_temperature} if info["hints"] else {})}
-                   if info["head"] == "classification" else None),
+                    **({"hint_temperature": colorizer.hint_temperature} if info.hints else {})}
+                   if info.head == "classification" else None),
         "model": {
             "source": "pretrained" if shipped else (str(source) if isinstance(source, (str, os.PathLike)) else None),
             "sha256": file_sha256(PRETRAINED_FILE) if shipped and PRETRAINED_FILE.is_file() else None,
-            "head": info["head"], "encoder": info["encoder"], "num_bins": info["num_bins"],
-            "takes_hints": info["hints"], "colorfusion": __version__,
+            "head": info.head, "encoder": info.encoder, "num_bins": info.num_bins,
+            "takes_hints": info.hints, "colorfusion": __version__,
         },
         "model_card": card,
     }
-
-
-# === Running an exported file ===
-
-
-class ExportedModel(Colorizer):
-    """An exported file (`.onnx` or `.tflite`, with its JSON) run as a `Colorizer`: same photos in, same pixels out.
-
-    Only the network changes: ONNX Runtime or the LiteRT interpreter runs it
-    instead of Keras. Photos are read, resized for the network and joined
-    back at full resolution by the `Colorizer` steps, so
-    `colorize_folder(..., ExportedModel("colorizer.onnx"))` works too. A file
-    of any size gets each photo at its aspect ratio, short side the JSON's
-    `short_side` (the shape `Colorizer` gives it); a file of one size gets
-    every photo resized to that size.
-
-    Args:
-        path: the `.onnx` or `.tflite` file; its JSON (`FILE.json`) must be
-            beside it.
-        interpolation: "bicubic" (default) or "bilinear", to resize ab to
-            the photo's size.
-        threads: CPU threads of the runtime; None: the cores available.
-
-    Raises:
-        ModelLoadError: a missing or damaged file or JSON, a JSON describing
-            another file, or a runtime that is not installed; one line.
-
-    Example:
-        rgb = ExportedModel("colorizer.onnx")("old_photo.jpg")
-    """
-
-    def __init__(self, path, interpolation="bicubic", threads=None):  # Colorizer's attributes, no Keras model
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {tuple(INTERPOLATIONS)}. "
-                             f"Received: interpolation={interpolation!r}")
-        self.path = Path(path)
-        self.record = _read_record(self.path)
-        self.runtime = self.record["runtime"]
-        # None: any height and width that are multiples of `multiple` (a version-1 record always has a size).
-        self.shape = None if self.record["size"] is None else tuple(int(side) for side in self.record["size"])
-        self.multiple = self.record.get("multiple")
-        names = [item["name"] for item in self.record["inputs"]]
-        self.takes_hints = "hints" in names
-        decode = self.record.get("decode") or {}
-        # The Colorizer's attributes: no Keras model, no embedder; the file fixes size and decoding.
-        self.model = self.inference = self.embedder = None
-        self.embedding_dim = None
-        self.image_size = None
-        self.size = int(self.record["short_side"]) if self.shape is None else min(self.shape)
-        self.interpolation = interpolation
-        self.decode = decode.get("method", "annealed_mean")
-        self.temperature = decode.get("temperature")
-        self.hint_temperature = decode.get("hint_temperature")
-        self.threads = threads or _available_cores()
-        self._run = (self._onnx_runner if self.runtime == "onnx" else self._litert_runner)(names)
-
-    def __repr__(self) -> str:
-        size = f"any, short side {self.size}" if self.shape is None else f"{self.shape[0]}x{self.shape[1]}"
-        return f"ExportedModel({str(self.path)!r}, runtime={self.runtime!r}, size={size})"
-
-    def with_decoding(self, decode="annealed_mean", temperature=None, hint_temperature=None):
-        raise ValueError(f"{self.path}: an exported file's decoding was fixed when it was exported")
-
-    def with_size(self, size):
-        takes = f"photos at short side {self.size}" if self.shape is None else f"{self.shape[0]}x{self.shape[1]} inputs"
-        raise ValueError(f"{self.path}: an exported file takes {takes} only; export another size")
-
-    def input_shape(self, height: int, width: int) -> tuple[int, int]:
-        """The file's input size, whatever the photo's; for a file of any size, the photo's as `Colorizer` has it."""
-        return super().input_shape(height, width) if self.shape is None else self.shape
-
-    def hints_input(self, hints, l_full: np.ndarray, shape) -> np.ndarray:
-        if hints and not self.takes_hints:
-            raise HintError(f"{self.path.name} was exported without the hints input; export a hint model with "
-                            f"--hints (hints=True)")
-        return super().hints_input(hints, l_full, shape)
-
-    def predict_ab(self, l_small: np.ndarray, hint_maps=None) -> np.ndarray:
-        """ab in Lab units (N, h, w, 2) for a batch of L (N, h, w, 1) in [0, 100], as `Colorizer.predict_ab`."""
-        l_small = np.asarray(l_small, np.float32)
-        if self.shape is None:
-            fits = (l_small.ndim == 4 and l_small.shape[-1] == 1
-                    and not any(side % self.multiple for side in l_small.shape[1:3]))
-            expected = f"(N, h, w, 1), h and w multiples of {self.multiple}"
-        else:
-            fits = l_small.ndim == 4 and tuple(l_small.shape[1:]) == (*self.shape, 1)
-            expected = f"(N, {self.shape[0]}, {self.shape[1]}, 1)"
-        if not fits:
-            raise ValueError(f"{self.path.name} takes L of shape {expected}. Received: shape={l_small.shape}")
-        feeds = {"L": color.l_to_model(l_small)}
-        if self.takes_hints:
-            feeds["hints"] = (np.zeros(l_small.shape[:3] + (3,), np.float32) if hint_maps is None
-                              else np.asarray(hint_maps, np.float32))
-        return color.ab_from_model(self._run(feeds))
-
-    def _onnx_runner(self, names):
-        ort = _require("onnxruntime", "running an ONNX file", ModelLoadError)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        # Idle threads sleep instead of spinning: on a machine whose cores are shared, spinning
-        # threads took a third more wall time per call (339 ms against 218 ms, 2 cores, load 5).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for a bad file
-            raise ModelLoadError(f"{self.path}: not a loadable ONNX file ({first_line(e)})") from None
-        found = [item.name for item in session.get_inputs()]
-        if sorted(found) != sorted(names):
-            raise ModelLoadError(f"{self.path}: its inputs {found} are not those its JSON describes {names}")
-        return lambda feeds: session.run(["ab"], feeds)[0]
-
-    def _litert_runner(self, names):
-        Interpreter = _litert_interpreter()
-        try:
-            with _quiet_fd2():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-                interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
-                interpreter.allocate_tensors()
-        except Exception as e:  # noqa: BLE001
-            raise ModelLoadError(f"{self.path}: not a loadable LiteRT file ({first_line(e)})") from None
-        inputs = {_tensor_name(item["name"]): item["index"] for item in interpreter.get_input_details()}
-        if sorted(inputs) != sorted(names):
-            raise ModelLoadError(f"{self.path}: its inputs {sorted(inputs)} are not those its JSON describes {names}")
-        output = interpreter.get_output_details()[0]["index"]
-        lock = threading.Lock()  # an interpreter runs one call at a time
-
-        def run(feeds):
-            # One photo a call (the file's batch is 1).
-            count = len(feeds["L"])
-            results = []
-            with lock:
-                for index in range(count):
-                    for name, value in feeds.items():
-                        interpreter.set_tensor(inputs[name], value[index:index + 1])
-                    interpreter.invoke()
-                    results.append(interpreter.get_tensor(output)[0].copy())
-            return np.stack(results) if results else np.zeros((0, *self.shape, 2), np.float32)
-
-        return run
-
-
-def _litert_interpreter():
-    """The LiteRT interpreter class: ai-edge-litert's, else TensorFlow's own (it runs the same files)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            import tensorflow as tf
-        except ImportError:
-            raise ModelLoadError(f"running a LiteRT file needs ai-edge-litert or tensorflow: {INSTALL_HINT}") from None
-        Interpreter = tf.lite.Interpreter
-    return Interpreter
-
-
-def _tensor_name(name: str) -> str:
-    """A LiteRT tensor's name as the model names it: "serving_default_L:0" -> "L"."""
-    return name.removeprefix("serving_default_").split(":")[0]
-
-
-def _read_record(path: Path) -> dict:
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such exported model file")
-    if path.suffix.lower() not in FORMATS.values():
-        raise ModelLoadError(f"{path}: not an exported model (expected a .onnx or .tflite file)")
-    sidecar = sidecar_path(path)
-    if not sidecar.is_file():
-        raise ModelLoadError(f"{path}: no {sidecar.name} beside it (colorfusion export writes one; it says how "
-                             f"to feed the file)")
-    try:
-        record = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{sidecar}: damaged ({first_line(e)})") from None
-    if not isinstance(record, dict) or record.get("format") != EXPORT_FORMAT:
-        raise ModelLoadError(f"{sidecar}: not a colorfusion export record (no '{EXPORT_FORMAT}' format)")
-    if record.get("version", 0) > EXPORT_VERSION:
-        raise ModelLoadError(f"{sidecar}: written by a newer colorfusion (version {record['version']}); upgrade")
-    if record.get("runtime") not in FORMATS or FORMATS[record["runtime"]] != path.suffix.lower():
-        raise ModelLoadError(f"{sidecar}: describes a {record.get('runtime')!r} file, not {path.name}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != record.get("sha256"):
-        raise ModelLoadError(f"{path}: its {sidecar.name} describes another file (SHA-256 differs): export again")
-    return record
-
-
-def _require(module: str, purpose: str, error=ExportError):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise error(f"{purpose} needs {module}, which is not installed: {INSTALL_HINT}") from None
-
-
-def _available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def _quiet_fd2():
-    """Drop what the converters' C++ writes to file descriptor 2 meanwhile (pages of MLIR and absl lines)."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
