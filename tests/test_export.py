@@ -410,3 +410,102 @@ def test_cli_errors_are_one_line(tiny, exported, tmp_path, capsys):
     assert cli.main(["colorize", str(io_dir), "-o", str(tmp_path / "o"), "--model", str(path), "--decode",
                      "mode"]) == 1
     assert "--decode: an exported file's decoding" in capsys.readouterr().err
+
+
+# === Every client on an exported file: a clip, the studio ===
+
+
+@pytest.fixture(scope="module")
+def hint_export(tmp_path_factory):
+    """(a Keras colorizer of any size with hint layers that act, its ONNX file with the hints input)."""
+    needs("onnx")
+    keras.utils.set_random_seed(6)
+    model = model_lib.build_colorizer(64, head="classification", embedding_dim=None, encoder="mobilenet",
+                                      encoder_weights=None, width=0.125, hints=True, hint_blend="affinity")
+    rng = np.random.default_rng(6)
+    for weight in model.weights:  # hint layers start at zero: make them act, so that points change colours
+        if "hint" in weight.path and "kernel" in weight.path:
+            weight.assign(rng.normal(0, 0.3, weight.shape).astype("float32"))
+    colorizer = Colorizer(model, size=64)
+    return colorizer, export_model(colorizer, tmp_path_factory.mktemp("hint_export") / "hints.onnx", hints=True)
+
+
+def test_an_exported_file_colorizes_a_clip_as_its_keras_model(hint_export, tmp_path):
+    av = pytest.importorskip("av")
+    from colorfusion.inference.video import colorize_video
+    from colorfusion.testing import clips
+
+    photo = make_photo(np.random.default_rng(7), 120, 160)
+    clip = clips.write_clip(tmp_path / "pan.mp4", [clips.pan_clip(photo, (64, 96), 10).frame(t) for t in range(10)])
+    keras_colorizer, path = hint_export
+    exported = ExportedModel(path)
+    point = [[40, 30, "#c0392b", 4]]
+    report = colorize_video(exported, clip, tmp_path / "onnx.mp4", hints=point, progress=False)
+    reference = colorize_video(keras_colorizer, clip, tmp_path / "keras.mp4", hints=point, progress=False)
+    assert report.frames == reference.frames == 10
+    assert exported.colorize_video(clip, tmp_path / "convenience.mp4", progress=False).frames == 10
+
+    def frames(path):
+        with av.open(str(path)) as container:
+            return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(int)
+
+    # The same pixels in (the runners agree to a level), the same encoder: frames a few levels apart at most.
+    assert np.abs(frames(report.output) - frames(reference.output)).mean() < 0.5
+
+
+def test_the_studio_colours_and_hints_an_exported_file_and_refuses_suggestions_in_one_line(hint_export, tmp_path):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    import http.client
+    from urllib.parse import urlsplit
+
+    from PIL import Image
+
+    from colorfusion import io
+    from colorfusion.inference.suggest import HintSession, suggest_colours
+    from colorfusion.studio.serving import running
+    from colorfusion.studio.state import Studio
+
+    keras_colorizer, path = hint_export
+    exported = Colorizer.from_path(path)  # as `colorfusion studio --model FILE.onnx` loads it
+    assert isinstance(exported, ExportedModel) and exported.takes_hints
+    with pytest.raises(ValueError, match="fixed when it was exported"):
+        Colorizer.from_path(path, decode="mode")
+    photo = make_photo(np.random.default_rng(8), 90, 120)
+    points = [(40, 30, "#c0392b"), (100, 70, "#2e86c1")]
+    session = HintSession(exported, photo)
+    np.testing.assert_array_equal(session.full_resolution(points), exported(photo, hints=points))
+    assert np.abs(session.full_resolution(points).astype(int) - keras_colorizer(photo, hints=points)).max() <= 1
+    with pytest.raises(ValueError, match="hints.onnx holds the decoded colours only") as caught:
+        suggest_colours(exported, photo, 40, 30)
+    assert "\n" not in str(caught.value)
+
+    studio = Studio(exported)
+    try:
+        with running(studio) as url:
+            parts = urlsplit(url)
+
+            def call(method, path, body=b"", kind="application/json"):
+                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+                connection.request(method, path, body=body, headers={"Host": f"127.0.0.1:{parts.port}",
+                                                                     "Content-Type": kind})
+                response = connection.getresponse()
+                data = response.read()
+                connection.close()
+                return response.status, data
+
+            status, record = call("POST", "/api/photos?name=photo.png",
+                                  io.write_image(tmp_path / "photo.png", photo).read_bytes(), "image/png")
+            assert status == 200
+            photo_id = json.loads(record)["id"]
+            shown = {}
+            for name, hints in (("automatic", []), ("hinted", [[x, y, c] for x, y, c in points])):
+                status, jpeg = call("POST", f"/api/photos/{photo_id}/result", json.dumps({"hints": hints}).encode())
+                assert status == 200
+                shown[name] = np.asarray(Image.open(__import__("io").BytesIO(jpeg)).convert("RGB")).astype(int)
+            assert shown["automatic"].shape == (90, 120, 3)
+            assert np.abs(shown["hinted"] - shown["automatic"]).max() > 30  # the points reached the file
+            status, answer = call("POST", f"/api/photos/{photo_id}/suggest", json.dumps({"x": 40, "y": 30}).encode())
+            assert status == 400 and "\n" not in json.loads(answer)["error"]
+    finally:
+        studio.close()

@@ -37,7 +37,7 @@ class StandIn:
         self.rng = np.random.default_rng(seed)
         self.flicker = flicker
 
-    def read_lightness(self, image):
+    def read_lightness(self, image, full=True):  # the engine's step; `full=False` may skip the full L
         l_full = fastlab.lightness(fastlab.as_pixels(image))
         return l_full, l_full[..., None]
 

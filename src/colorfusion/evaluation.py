@@ -42,9 +42,9 @@ from tqdm.auto import tqdm
 from colorfusion import augment, color, datasets, figures, io, metrics
 from colorfusion import bins as bins_lib
 from colorfusion.bins import ABBins
-from colorfusion.hints import hint_map
 from colorfusion.hints.simulation import simulate_hints
 from colorfusion.inference.colorizer import as_colorizer
+from colorfusion.inference.engine import colorize_iter
 
 METHODS = ("model", "grayscale", "ground_truth")
 METRIC_COLUMNS = ("auc", "rebalanced_auc", "psnr", "ssim", "colorfulness")
@@ -269,7 +269,7 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
         raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
     if bins is None:
         bins = ABBins.fit(iter(truths))
-    prepared = [colorizer.read_lightness(truth) for truth in truths]
+    prepared = [colorizer.read_lightness(truth) for truth in truths]  # read once, run at every count
     # The points are drawn on the photo as the network sees it (its input size).
     true_ab = [color.ab_to_model(color.split_lab(color.rgb_to_lab(
         io.resize(truth, l_small.shape[1], l_small.shape[0])))[1]) for truth, (_, l_small) in zip(truths, prepared)]
@@ -279,10 +279,9 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
         for begin in tqdm(range(0, len(truths), batch_size), desc=label, unit="batch", leave=False,
                           disable=not progress):
             chunk = range(begin, min(begin + batch_size, len(truths)))
-            ab = scorer.predict_ab_many([prepared[i][1] for i in chunk], None if maps is None else
-                                        [maps[i] for i in chunk])
-            rows += [metrics.image_metrics(truths[i], scorer.join_full_resolution(prepared[i][0], a), bins=bins)
-                     for i, a in zip(chunk, ab)]
+            done = colorize_iter(scorer, [prepared[i] for i in chunk],
+                                 hint_maps=None if maps is None else [maps[i] for i in chunk])
+            rows += [metrics.image_metrics(truths[i], result.rgb, bins=bins) for i, result in zip(chunk, done)]
         return rows, {**_means(rows), "seconds": round(time.perf_counter() - start, 1)}
 
     gray = [metrics.image_metrics(t, color.gray_version(t), bins=bins) for t in truths]
@@ -356,15 +355,13 @@ def evaluate_hint_response(model, data, size: int = 256, seed: int = 0, batch_si
     for begin in tqdm(range(0, len(truths), batch_size), desc="hint response", unit="batch", leave=False,
                       disable=not progress):
         chunk = range(begin, min(begin + batch_size, len(truths)))
-        prepared = [colorizer.read_lightness(truths[i]) for i in chunk]
-        automatic = colorizer.predict_ab_many([l_small for _, l_small in prepared])
-        asks, maps = [], []
-        for i, (l_full, l_small), ab_auto in zip(chunk, prepared, automatic):
-            ask = _ask_new_colour(np.random.default_rng([seed, i]), l_full, ab_auto)
-            asks.append(ask)
-            maps.append(None if ask is None else hint_map([ask[:3]], l_full, l_small.shape[:2]))
-        hinted = colorizer.predict_ab_many([l_small for _, l_small in prepared], maps)
-        for i, ask, ab_auto, ab_hint in zip(chunk, asks, automatic, hinted):
+        # The network's ab (no full-resolution join): without a point, then with each photo's ask.
+        automatic = list(colorize_iter(colorizer, [truths[i] for i in chunk], rgb=False))
+        asks = [_ask_new_colour(np.random.default_rng([seed, i]), result.lightness.full, result.ab)
+                for i, result in zip(chunk, automatic)]
+        hinted = colorize_iter(colorizer, [result.lightness for result in automatic], rgb=False,
+                               hints=[None if ask is None else [ask[:3]] for ask in asks])
+        for i, ask, ab_auto, ab_hint in zip(chunk, asks, (r.ab for r in automatic), (r.ab for r in hinted)):
             if ask is None:
                 skipped += 1
                 continue

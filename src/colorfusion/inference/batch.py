@@ -22,10 +22,11 @@ from colorfusion import io
 from colorfusion.datasets import find_images
 from colorfusion.errors import reason
 from colorfusion.hints import match_hints
+from colorfusion.inference.engine import colorize_stream
 from colorfusion.inference.video import OUTPUT_SUFFIX as VIDEO_SUFFIX
-from colorfusion.inference.video import find_videos, is_video_file
+from colorfusion.inference.video import colorize_video, find_videos, is_video_file
 
-if TYPE_CHECKING:  # the engine imports Keras: the CLI plans a folder's outputs before Keras starts
+if TYPE_CHECKING:  # `colorizer` imports Keras: the CLI plans a folder's outputs before Keras starts
     from colorfusion.inference.colorizer import Colorizer
 
 
@@ -147,18 +148,13 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
     todo = [(src, out) for src, out in todo if not is_video_file(src)]
     if todo:
         with tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress) as bar:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start:start + batch_size]
-                _colorize_batch(batch, colorizer, report, log, hints_of)
-                bar.update(len(batch))
+            _colorize_photos(todo, colorizer, report, log, hints_of, batch_size, bar)
     for src, out in clips:  # each clip streams through the network in batches of its frames, with its own bar
         _colorize_clip(src, out, colorizer, report, log, hints_of.get(src), temporal, batch_size, progress)
     return report
 
 
 def _colorize_clip(src, out, colorizer, report: FolderReport, log, hints, temporal, batch_size, progress) -> None:
-    from colorfusion.inference.video import colorize_video
-
     try:
         colorize_video(colorizer, src, out, temporal=temporal, hints=hints, batch_size=batch_size, overwrite=True,
                        progress=progress, log=log)
@@ -189,29 +185,19 @@ def _hints_by_input(hints, pairs, dst, report: FolderReport, log) -> dict:
     return by_input
 
 
-def _colorize_batch(pairs, colorizer: Colorizer, report: FolderReport, log, hints_of=None) -> None:
-    # Any error is about one file (or, for the model call, this batch): report it and go on.
-    hints_of = hints_of or {}
-    ready, maps = [], []
-    for src, out in pairs:
-        try:
-            l_full, l_small = colorizer.read_lightness(io.read_rgb(src))
-            maps.append(colorizer.hints_input(hints_of[src], l_full, l_small.shape[:2]) if src in hints_of else None)
-            ready.append((src, out, l_full, l_small))
-        except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
-            _fail(report, log, src, reason(e))
-    if not ready:
-        return
-    try:
-        ab_small = colorizer.predict_ab_many([l_small for *_, l_small in ready], maps)
-    except Exception as e:  # noqa: BLE001
-        for src, *_ in ready:
-            _fail(report, log, src, f"model failed: {reason(e)}")
-        return
-    for (src, out, l_full, _), ab in zip(ready, ab_small):
-        try:
-            io.write_image(out, colorizer.join_full_resolution(l_full, ab))
-            report.written.append(out)
-            report.outputs[src] = out
-        except Exception as e:  # noqa: BLE001
-            _fail(report, log, src, f"cannot write {out}: {reason(e)}")
+def _colorize_photos(pairs, colorizer: Colorizer, report: FolderReport, log, hints_of, batch_size, bar) -> None:
+    # Any error is about one file (or, for the runner call, its batch): report it and go on.
+    photos = colorize_stream(colorizer, pairs, batch_size, read=lambda pair: io.read_rgb(pair[0]),
+                             hints_of=lambda pair: hints_of.get(pair[0]), errors="keep")
+    for (src, out), done in photos:
+        if done.error is not None:
+            _fail(report, log, src, f"model failed: {reason(done.error)}" if done.stage == "network"
+                  else reason(done.error))
+        else:
+            try:
+                io.write_image(out, done.rgb)
+                report.written.append(out)
+                report.outputs[src] = out
+            except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
+                _fail(report, log, src, f"cannot write {out}: {reason(e)}")
+        bar.update(1)

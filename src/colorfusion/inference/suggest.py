@@ -9,14 +9,17 @@ What a person needs to give a hint well, after ideepcolor (Zhang et al.,
   that point's own lightness, most likely first, with its probability;
 - `gamut_plane(lightness)`: the ab plane at a lightness, the colours a pixel
   of that lightness can take (ideepcolor's gamut panel), as an RGBA image;
-- `HintSession`: one photo being fixed: its lightness at full, network and
-  display size kept between edits, the part of the network that sees only
-  the photo (the encoder) run once, so that each new set of hints costs only
-  the part that sees them (`HintNetwork`); `full_resolution(hints)` is the
-  same code path as `colorfusion colorize PHOTO --hints FILE`, pixel for pixel.
+- `HintSession`: one photo being fixed: the engine holds it between edits
+  (`Engine.hold`: its lightness read once, and for a Keras hint model the
+  encoder's features, so that each new set of hints costs only the part of
+  the network that sees them); this adds the display-size images, the last
+  result for the next click, and the suggestions; `full_resolution(hints)`
+  is the engine's pipeline, as `colorfusion colorize PHOTO --hints FILE`
+  runs it, pixel for pixel.
 
-The studio's server translates HTTP into these calls; notebooks call them
-directly:
+A client of the engine (`inference.engine`): it never runs the network
+itself. The studio's server translates HTTP into these calls; notebooks call
+them directly:
 
     colorizer = Colorizer.pretrained()
     for s in suggest_colours(colorizer, "car.jpg", 320, 140):
@@ -29,15 +32,14 @@ directly:
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import NamedTuple
 
-import keras
 import numpy as np
 
 from colorfusion import color, io
-from colorfusion import model as model_lib
+from colorfusion.errors import HintError
 from colorfusion.fastlab import as_pixels, lab_to_rgb_uint8, lightness
+from colorfusion.hints import parse_hint
 
 SUGGESTIONS = 8  # colours suggested at a point
 MODE_RADIUS = 20.0  # ab units: two suggested colours are at least this far apart (bins lie on a grid of 10)
@@ -115,8 +117,6 @@ def lightness_at(l_full: np.ndarray, x: float, y: float) -> float:
 
 
 def _check_point(x, y, width, height) -> None:
-    from colorfusion.errors import HintError
-
     if not (isinstance(x, (int, float, np.number)) and isinstance(y, (int, float, np.number))):
         raise HintError(f"point ({x!r}, {y!r}): x and y must be numbers (pixels of the photo)")
     if not (0 <= x < width and 0 <= y < height):
@@ -162,126 +162,14 @@ def gamut_plane(level: float, size: int = GAMUT_SIZE, extent: float = GAMUT_EXTE
     return _gamut_plane(level, size, float(extent))
 
 
-# === The network cut in two at the hints ===
+# === The network a session runs ===
 
 
-class HintNetwork:
-    """A hint model split into what sees only the photo and what sees the hints.
-
-    The encoder (and anything else fed only by the L and embedding inputs)
-    gives the same features whatever the hints, so a photo being fixed runs it
-    once (`features`) and each edit runs the rest (`run`), which returns the
-    decoded ab (as `Colorizer.predict_ab`) with, for a classification model,
-    the head's bin probabilities (`model.PROBS_NAME`, for `suggest_colours`).
-
-    Built with `hint_network(colorizer)` (one per colorizer, cached). A model
-    whose graph cannot be cut (or without hints) runs whole in `run`.
-    """
-
-    def __init__(self, colorizer):
-        info = model_lib.model_info(colorizer.model)
-        self.colorizer = colorizer
-        model = colorizer.model
-        decoded = model_lib.inference_model(model, decode=colorizer.decode, temperature=colorizer.temperature,
-                                            hint_temperature=colorizer.hint_temperature)
-        outputs = [decoded.outputs[0]]
-        self.centers = None  # the bins of the probabilities; None: a model without them (regression, decoded)
-        if info["head"] == "classification" and not info["decoded"]:
-            self.centers = np.asarray(info["bins"].centers, np.float32)
-            outputs.append(model.get_layer(model_lib.PROBS_NAME).output)
-        self._whole = _call_compiled(keras.Model(model.inputs, outputs, name="studio_network"))
-        self._fixed_names = [t.name for t in model.inputs if t.name != model_lib.HINTS_NAME]
-        self._encoder = self._head = None
-        if info["hints"]:
-            try:
-                self._encoder, self._head, self._head_fixed = _cut_at_hints(model, outputs)
-            except Exception:  # noqa: BLE001 - a graph that cannot be cut still runs whole
-                self._encoder = self._head = None
-
-    @property
-    def split(self) -> bool:
-        """Whether the photo's features are reused between edits (False: the whole network runs each time)."""
-        return self._head is not None
-
-    def fixed_inputs(self, l_input: np.ndarray) -> dict:
-        """The inputs that do not change with the hints: L (1, h, w, 1) scaled, the embedding if any."""
-        l_input = np.asarray(l_input, np.float32)[None]
-        inputs = {"L": color.l_to_model(l_input)}
-        if self.colorizer.embedding_dim:
-            inputs["embedding"] = np.asarray(self.colorizer.embedder.embed_l(l_input), np.float32)
-        return inputs
-
-    def features(self, l_input: np.ndarray):
-        """What the hints do not change, for one photo's L (h, w, 1) at the network's size."""
-        inputs = self.fixed_inputs(l_input)
-        if not self.split:
-            return {"inputs": inputs, "features": []}
-        found = self._encoder([inputs[name] for name in self._fixed_names])
-        found = list(found) if isinstance(found, (list, tuple)) else [found]  # one feature map: not a list
-        return {"inputs": [inputs[name] for name in self._head_fixed], "features": found}
-
-    def run(self, features, hint_map) -> tuple[np.ndarray | None, np.ndarray]:
-        """(probabilities (h/4, w/4, Q) or None, ab (h, w, 2) in Lab units) for one photo's features and hints."""
-        if self.split:
-            hints = np.asarray(hint_map, np.float32)[None]
-            found = self._head([*features["inputs"], *features["features"], hints])
-        else:
-            inputs = dict(features["inputs"])
-            if self.colorizer.takes_hints:
-                inputs["hints"] = np.asarray(hint_map, np.float32)[None]
-            found = self._whole([inputs[t] for t in self._input_order()])
-        found = found if isinstance(found, (list, tuple)) else [found]
-        probs = np.asarray(found[1])[0] if len(found) > 1 else None
-        return probs, color.ab_from_model(np.asarray(found[0])[0])
-
-    def _input_order(self):
-        return [t.name for t in self.colorizer.model.inputs]
-
-
-def _cut_at_hints(model, outputs):
-    """(encoder, head, names of the fixed inputs the head takes): `model` cut where the hints come in."""
-    hints = next(t for t in model.inputs if t.name == model_lib.HINTS_NAME)
-    fixed = [t for t in model.inputs if t is not hints]
-    seen = {id(hints)}
-    crossing = {}  # tensors fed only by fixed inputs that a hint-dependent operation reads
-    for operation in model.operations:
-        for node in operation._inbound_nodes:
-            inputs = list(node.input_tensors)
-            if any(id(t) in seen for t in inputs):
-                seen.update(id(t) for t in node.output_tensors)
-                crossing.update((id(t), t) for t in inputs if id(t) not in seen)
-    head_fixed = [t for t in fixed if id(t) in crossing]
-    cut = [t for key, t in crossing.items() if all(key != id(f) for f in fixed)]
-    encoder = keras.Model(fixed, cut, name="studio_encoder")
-    head = keras.Model([*head_fixed, *cut, hints], outputs, name="studio_head")
-    return _call_compiled(encoder), _call_compiled(head), [t.name for t in head_fixed]
-
-
-def _call_compiled(network):
-    """`network(inputs)` compiled by the backend (one trace per input shape); eager elsewhere."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        function = tf.function(lambda inputs: network(inputs, training=False))
-        return lambda inputs: _numpy(function([tf.convert_to_tensor(v) for v in inputs]))
-    return lambda inputs: _numpy(network(list(inputs), training=False))
-
-
-def _numpy(outputs):
-    if isinstance(outputs, (list, tuple)):
-        return [np.asarray(keras.ops.convert_to_numpy(o)) for o in outputs]
-    return np.asarray(keras.ops.convert_to_numpy(outputs))
-
-
-_NETWORKS = weakref.WeakKeyDictionary()
-
-
-def hint_network(colorizer) -> HintNetwork:
-    """The `HintNetwork` of a colorizer, built once."""
-    network = _NETWORKS.get(colorizer)
-    if network is None:
-        network = _NETWORKS[colorizer] = HintNetwork(colorizer)
-    return network
+def hint_network(colorizer):
+    """The runner behind a colorizer's sessions (`inference.runners`): `centers` is None when it gives no
+    colour probabilities (a regression model, an exported file), `split` whether a click runs only the part
+    of the network that sees the hints. The colorizer owns it."""
+    return colorizer.runner
 
 
 # === One photo being fixed ===
@@ -313,7 +201,8 @@ class HintSession:
     def __init__(self, colorizer, image, display_side: int = DISPLAY_SIDE):
         self.colorizer = colorizer
         pixels = as_pixels(image)
-        self.l_full, self.l_input = colorizer.read_lightness(pixels)
+        self.held = colorizer.hold(pixels)  # the engine's read, and its runner's session, kept between edits
+        self.l_full, self.l_input = self.held.lightness
         self.height, self.width = self.l_full.shape
         dh, dw = display_shape(self.height, self.width, display_side)
         shown = pixels if (dh, dw) == (self.height, self.width) else io.resize(pixels, dw, dh)
@@ -324,34 +213,21 @@ class HintSession:
         self.gray = lab_to_rgb_uint8(self.l_display, np.zeros((dh, dw, 2), np.float32))
         # A colour photo (shown as B&W, with its original to compare): any pixel visibly away from gray.
         self.is_colour = bool(np.abs(self.original.astype(np.int16) - self.gray).max() > 12)
-        self._network = None
-        self._features = None
-        self._last = None  # (hints key, probabilities, ab) of the latest run
+        self._last = None  # (hints key, probabilities, ab) of the latest run: the next click's starting point
 
     @property
     def nbytes(self) -> int:
         """Memory held for this photo, roughly (what a bounded cache counts)."""
-        held = [self.l_full, self.l_input, self.l_display, self.original, self.gray]
-        if self._features is not None:
-            inputs = self._features["inputs"]
-            held += [*self._features["features"], *(inputs.values() if isinstance(inputs, dict) else inputs)]
-        if self._last is not None:
-            held += list(self._last[1:])
-        return int(sum(np.asarray(a).nbytes for a in held))
-
-    def _hint_map(self, hints):
-        return self.colorizer.hints_input(list(hints or []), self.l_full, self.l_input.shape[:2])
+        held = [self.l_display, self.original, self.gray, *(self._last[1:] if self._last is not None else ())]
+        return self.held.nbytes + int(sum(np.asarray(a).nbytes for a in held if a is not None))
 
     def _run(self, hints):
+        """(hints key, probabilities or None, ab (h, w, 2)) for `hints`: the last run's when they are the same."""
         key = _hints_key(hints)
         if self._last is None or self._last[0] != key:
-            hint_map = self._hint_map(hints)  # checks the hints before any network runs
-            if self._network is None:
-                self._network = hint_network(self.colorizer)
-            if self._features is None:
-                self._features = self._network.features(self.l_input)
-            probs, ab = self._network.run(self._features, hint_map)
-            self._last = (key, probs, ab)
+            # The map checks the hints before any network runs.
+            hint_map = self.colorizer.hints_input(list(hints or []), self.l_full, self.l_input.shape[:2])
+            self._last = (key, *self.held.run(hint_map))
         return self._last
 
     def result(self, hints=()) -> np.ndarray:
@@ -360,28 +236,29 @@ class HintSession:
         return self.colorizer.join_full_resolution(self.l_display, ab)
 
     def suggest(self, x: float, y: float, k: int = SUGGESTIONS, hints=()) -> list[Suggestion]:
-        """`suggest_colours` at (x, y) of this photo, given the other `hints` (free after `result(hints)`)."""
+        """`suggest_colours` at (x, y) of this photo, given the other `hints` (free after `result(hints)`).
+
+        Raises:
+            ValueError: the runner gives no colour probabilities (a regression
+                model, an exported file): its one line says why.
+        """
         l_point = lightness_at(self.l_full, x, y)
-        probs, _ = self._run(hints)[1:]
-        if probs is None:
-            raise ValueError("suggested colours need a classification model (its colour probabilities); "
-                             "this one is a regression model")
+        runner = self.colorizer.runner
+        if runner.centers is None:
+            raise ValueError(runner.probabilities_refusal)
+        probs = self._run(hints)[1]
         row, col = _cell(x, y, self.width, self.height, probs.shape[:2])
-        return _as_suggestions(colour_modes(probs[row, col], self._network.centers, k), l_point)
+        return _as_suggestions(colour_modes(probs[row, col], runner.centers, k), l_point)
 
     def lightness_at(self, x: float, y: float) -> float:
         return lightness_at(self.l_full, x, y)
 
     def full_resolution(self, hints=()) -> np.ndarray:
         """uint8 RGB (H, W, 3): exactly `Colorizer` with these hints, as `colorize PHOTO --hints FILE` runs it."""
-        maps = [self._hint_map(hints) if hints else None]
-        ab = self.colorizer.predict_ab_many([self.l_input], maps)[0]
-        return self.colorizer.join_full_resolution(self.l_full, ab)
+        return self.held.colorize(hints)
 
 
 def _hints_key(hints) -> tuple:
-    from colorfusion.hints import parse_hint
-
     return tuple((x, y, rgb) for x, y, rgb in map(parse_hint, hints or []))
 
 

@@ -13,9 +13,10 @@ size, every frame keeping its own timestamp (variable frame rates stay as
 they are); the audio packets are copied untouched. It is written to a
 temporary file beside the output and renamed into place when complete.
 
-Each frame is colorized as a photo (`Colorizer.read_lightness`,
-`predict_ab_many`, `join_full_resolution`), then, with `temporal="flow"`, its
-colour is steadied at the network's size, where the colour lives
+Each frame is colorized as a photo by the engine's pipeline
+(`inference.engine.colorize_stream`, a batch of frames a runner call); with
+`temporal="flow"`, the pipeline's per-item step steadies its colour at the
+network's size, where the colour lives, before the join at full size
 (`inference.motion.SteadyColour`):
 
 - dense optical flow (OpenCV's DIS) between the lightness of this frame and
@@ -55,6 +56,7 @@ import numpy as np
 
 from colorfusion import io
 from colorfusion.errors import HintError, VideoError
+from colorfusion.inference.engine import colorize_stream
 from colorfusion.inference.motion import SteadyColour, parse_video_hints, track_hints
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".wmv",
@@ -375,8 +377,10 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
     """Colorize a clip into an MP4 at the same size, frame rate and timestamps, with its audio.
 
     Args:
-        colorizer: a `Colorizer` (or any object with its `read_lightness`,
-            `predict_ab_many`, `hints_input` and `join_full_resolution`).
+        colorizer: a `Colorizer` (an `inference.engine.Engine`: a Keras
+            model or an exported file), or any object with the engine's
+            steps (`read_lightness`, `hints_input`, `predict_ab_many`,
+            `join_full_resolution`), as a test's stand-in.
         src: the clip (any container and codec FFmpeg reads).
         dst: the output file (.mp4), or a folder to put `<src name>.mp4` in.
         temporal: "flow" (default): colour carried along the motion and
@@ -437,18 +441,13 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
     with _writable(dst) as tmp, VideoWriter(tmp, info, source=src, log=warn) as writer, \
             tqdm(total=info.expected, unit="frame", desc=src.name, disable=not progress) as bar:
         report.encoder = writer.encoder
-        batch = []
-        for frame in read_frames(src, log=warn):
-            batch.append(frame)
-            if len(batch) == batch_size:
-                _colorize_batch(colorizer, batch, reached, steady, writer)
-                bar.update(len(batch))
-                report.frames += len(batch)
-                batch = []
-        if batch:
-            _colorize_batch(colorizer, batch, reached, steady, writer)
-            bar.update(len(batch))
-            report.frames += len(batch)
+        frames = colorize_stream(colorizer, read_frames(src, log=warn), batch_size, read=lambda frame: frame.rgb,
+                                 hints_of=lambda frame: reached.get(frame.index),
+                                 adjust_ab=None if steady is None else steady.step)
+        for frame, done in frames:
+            writer.write(done.rgb, frame.pts)
+            bar.update(1)
+            report.frames += 1
     report.cuts = steady.cuts if steady is not None else 0
     report.warnings = warnings
     return report
@@ -467,30 +466,10 @@ def _writable(dst: Path):
 
 
 def _network_lightness(colorizer, frames, bar):
-    """Each frame's L at the network's size, as `read_lightness` makes it (RGB resized, then its L), alone."""
-    from colorfusion.fastlab import lightness
-
+    """Each frame's L at the network's size alone (the engine's read without the full-size L)."""
     for frame in frames:
-        if hasattr(colorizer, "input_shape"):  # a Colorizer: no full-resolution L, which this pass does not need
-            height, width = colorizer.input_shape(*frame.rgb.shape[:2])
-            yield lightness(io.resize(frame.rgb, width, height))[..., None]
-        else:
-            yield colorizer.read_lightness(frame.rgb)[1]
+        yield colorizer.read_lightness(frame.rgb, full=False)[1]
         bar.update(1)
-
-
-def _colorize_batch(colorizer, batch, reached, steady, writer) -> None:
-    """The frames of one batch through the network, steadied, joined with their full-resolution L, written."""
-    lightnesses = [colorizer.read_lightness(frame.rgb) for frame in batch]
-    maps = None
-    if any(frame.index in reached for frame in batch):
-        maps = [colorizer.hints_input(reached[frame.index], l_full, l_input.shape[:2]) if frame.index in reached
-                else None for frame, (l_full, l_input) in zip(batch, lightnesses)]
-    ab_small = colorizer.predict_ab_many([l_input for _, l_input in lightnesses], maps)
-    for frame, (l_full, l_input), ab in zip(batch, lightnesses, ab_small):
-        if steady is not None:
-            ab = steady.step(l_input, ab)
-        writer.write(colorizer.join_full_resolution(l_full, ab), frame.pts)
 
 
 # === Looking at a result ===
