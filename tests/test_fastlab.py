@@ -116,9 +116,9 @@ def test_lightness_of_gray_rgb_is_looked_up_and_equals_color_module(shape):
 
 
 def test_one_coloured_pixel_past_the_probed_rows_makes_a_colour_photo():
-    rgb = np.repeat(np.random.default_rng(4).integers(0, 256, (400, 333, 1), dtype=np.uint8), 3, axis=-1)
+    rgb = np.repeat(np.random.default_rng(4).integers(0, 256, (4000, 300, 1), dtype=np.uint8), 3, axis=-1)
     assert fastlab.gray_levels(rgb) is not None
-    rgb[201, 100, 2] ^= 1  # row 201: between the rows a colour photo is told from first
+    rgb[3901, 100, 2] ^= 1  # between the rows a colour photo is told from first, past the first band checked
     assert fastlab.gray_levels(rgb) is None
     np.testing.assert_array_equal(fastlab.lightness(rgb), color.rgb_to_l(rgb)[..., 0])
 

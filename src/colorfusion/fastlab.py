@@ -118,14 +118,18 @@ def gray_levels(pixels: np.ndarray) -> np.ndarray | None:
     """The one channel (H, W) uint8 of a gray photo: 2-D uint8, or RGB whose three channels are equal; else None.
 
     A colour photo is told from a few rows first, so it pays almost nothing;
-    a gray one is checked whole (about 10 ms a 12 MP photo).
+    a gray one is checked whole (about 10 ms a 12 MP photo), a band of about
+    a megapixel at a time (little memory besides the photo).
     """
     if pixels.dtype != np.uint8:
         return None
     if pixels.ndim == 2:
         return pixels
     probe = np.ascontiguousarray(pixels[:: max(1, pixels.shape[0] // 8)])
-    if not _channels_equal(probe) or not _channels_equal(pixels):
+    if not _channels_equal(probe):
+        return None
+    rows = max(1, (1 << 20) // pixels.shape[1])
+    if not all(_channels_equal(pixels[top:top + rows]) for top in range(0, pixels.shape[0], rows)):
         return None
     return cv2.extractChannel(pixels, 0)
 
