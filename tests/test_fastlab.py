@@ -107,20 +107,34 @@ def test_as_pixels_rejects_other_shapes_types_and_ranges(array, match):
 # === A gray photo's lightness is a table; the engine's read in one go ===
 
 
+def counting_conversions(monkeypatch):
+    """The calls of `color.rgb_to_lab` that fastlab makes from now on (the gray table is one)."""
+    calls = []
+    convert = color.rgb_to_lab
+    monkeypatch.setattr(fastlab.color, "rgb_to_lab", lambda *args, **kw: calls.append(1) or convert(*args, **kw))
+    return calls
+
+
 @pytest.mark.parametrize("shape", SHAPES)
-def test_lightness_of_gray_rgb_is_looked_up_and_equals_color_module(shape):
+def test_lightness_of_gray_rgb_is_looked_up_and_equals_color_module(shape, monkeypatch):
     gray = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
     as_rgb = np.repeat(gray[..., None], 3, axis=-1)
-    np.testing.assert_array_equal(fastlab.gray_levels(as_rgb), gray)
-    np.testing.assert_array_equal(fastlab.lightness(as_rgb), color.rgb_to_l(as_rgb)[..., 0])
+    expected = color.rgb_to_l(as_rgb)[..., 0]
+    calls = counting_conversions(monkeypatch)
+    np.testing.assert_array_equal(fastlab.lightness(as_rgb), expected)
+    assert len(calls) == 1  # the table of the 256 levels, no strip converted
 
 
-def test_one_coloured_pixel_past_the_probed_rows_makes_a_colour_photo():
+def test_a_coloured_strip_of_a_gray_looking_photo_is_converted_and_only_it(monkeypatch):
     rgb = np.repeat(np.random.default_rng(4).integers(0, 256, (4000, 300, 1), dtype=np.uint8), 3, axis=-1)
-    assert fastlab.gray_levels(rgb) is not None
-    rgb[3901, 100, 2] ^= 1  # between the rows a colour photo is told from first, past the first band checked
-    assert fastlab.gray_levels(rgb) is None
-    np.testing.assert_array_equal(fastlab.lightness(rgb), color.rgb_to_l(rgb)[..., 0])
+    assert fastlab.looks_gray(rgb)
+    rgb[3901, 100, 2] ^= 1  # between the rows a photo is told gray from
+    assert fastlab.looks_gray(rgb)
+    expected = color.rgb_to_l(rgb)[..., 0]
+    calls = counting_conversions(monkeypatch)
+    np.testing.assert_array_equal(fastlab.lightness(rgb), expected)
+    assert len(calls) == 2  # the table, and the one strip holding that pixel
+    assert not fastlab.looks_gray(np.random.default_rng(5).integers(0, 256, (50, 60, 3), dtype=np.uint8))
 
 
 @pytest.mark.parametrize("kind", ["colour", "gray_rgb", "gray", "float"])

@@ -11,7 +11,7 @@ owner of the Lab constants and formulas; this module only schedules them).
 
 What a strip does is only what its result needs: channels are moved with
 OpenCV (`extractChannel`, `merge`), not numpy's strided copies (three to
-four times slower); a gray photo (R = G = B, as every B&W file reads) has one
+four times slower); a gray strip (R = G = B, as every B&W file reads) has one
 value of L per level, so its lightness is a table lookup, exact; and the
 engine's read (`lightness_pair`) computes L at full size while the photo
 is resized for the network on the same threads.
@@ -78,11 +78,11 @@ def as_pixels(image) -> np.ndarray:
 
 def lightness(pixels: np.ndarray) -> np.ndarray:
     """L (H, W) float32 in [0, 100] of pixels from `as_pixels`; equals `color.rgb_to_l`."""
-    gray = gray_levels(pixels)
-    if gray is not None:
-        return cv2.LUT(gray, _gray_table())
+    if pixels.ndim == 2 and pixels.dtype == np.uint8:
+        return cv2.LUT(pixels, _gray_table())  # 256 gray levels have 256 values of L
     l_full = np.empty(pixels.shape[:2], np.float32)
-    in_parallel([lambda top=top, bottom=bottom: _lightness_bands(pixels, l_full, top, bottom)
+    table = _gray_table() if looks_gray(pixels) else None
+    in_parallel([lambda top=top, bottom=bottom: _lightness_bands(pixels, l_full, top, bottom, table)
                  for top, bottom in bands(pixels.shape[0])])
     return l_full
 
@@ -92,52 +92,44 @@ def lightness_pair(pixels: np.ndarray, width: int, height: int) -> tuple[np.ndar
 
     The small L is that of the RGB resized (`io.resize`, then its L), as in
     training; it equals `lightness(io.resize(pixels, width, height))`. The
-    resize runs beside the bands of the full-size L, on the same threads; a
-    gray photo is resized on one channel (the same values) and looked up.
+    resize runs beside the bands of the full-size L, on the same threads.
     """
-    gray = gray_levels(pixels)
-    if gray is not None:
+    if pixels.ndim == 2 and pixels.dtype == np.uint8:
         table = _gray_table()
-        return cv2.LUT(gray, table), cv2.LUT(io.resize(gray, width, height), table)
+        return cv2.LUT(pixels, table), cv2.LUT(io.resize(pixels, width, height), table)
     l_full = np.empty(pixels.shape[:2], np.float32)
+    table = _gray_table() if looks_gray(pixels) else None
     small = []
     edges = bands(pixels.shape[0], per_core=4)  # several bands a core: the resize takes one core's share
     in_parallel([lambda: small.append(io.resize(pixels, width, height))]
-                + [lambda top=top, bottom=bottom: _lightness_bands(pixels, l_full, top, bottom)
+                + [lambda top=top, bottom=bottom: _lightness_bands(pixels, l_full, top, bottom, table)
                    for top, bottom in edges])
     return l_full, lightness(small[0])
 
 
 def small_lightness(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """L (height, width) of `pixels` resized by `io.resize`: `lightness_pair`'s second half alone."""
-    gray = gray_levels(pixels)
-    return lightness(io.resize(pixels if gray is None else gray, width, height))
+    return lightness(io.resize(pixels, width, height))
 
 
-def gray_levels(pixels: np.ndarray) -> np.ndarray | None:
-    """The one channel (H, W) uint8 of a gray photo: 2-D uint8, or RGB whose three channels are equal; else None.
+def looks_gray(pixels: np.ndarray) -> bool:
+    """Whether uint8 RGB looks gray (R = G = B) on a few rows: then each strip is checked and, gray, looked up.
 
-    A colour photo is told from a few rows first, so it pays almost nothing;
-    a gray one is checked whole (about 10 ms a 12 MP photo), a band of about
-    a megapixel at a time (little memory besides the photo).
+    A colour photo is told from those rows, so it pays almost nothing; a
+    strip of a "gray" photo that is not gray is converted as colour, so the
+    result never depends on the guess.
     """
-    if pixels.dtype != np.uint8:
-        return None
-    if pixels.ndim == 2:
-        return pixels
+    if pixels.dtype != np.uint8 or pixels.ndim != 3:
+        return False
     probe = np.ascontiguousarray(pixels[:: max(1, pixels.shape[0] // 8)])
-    if not _channels_equal(probe):
-        return None
-    rows = max(1, (1 << 20) // pixels.shape[1])
-    if not all(_channels_equal(pixels[top:top + rows]) for top in range(0, pixels.shape[0], rows)):
-        return None
-    return cv2.extractChannel(pixels, 0)
+    return _gray_of(probe) is not None
 
 
-def _channels_equal(rgb: np.ndarray) -> bool:
-    # OpenCV's gray of (v, v, v) is v: the image equals its gray made RGB again only when R = G = B.
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    return cv2.norm(rgb, cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), cv2.NORM_INF) == 0
+def _gray_of(rgb: np.ndarray) -> np.ndarray | None:
+    """The one channel of uint8 RGB whose channels are all equal, else None."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # OpenCV's gray of (v, v, v) is v
+    # The image equals its gray made RGB again only when R = G = B.
+    return gray if cv2.norm(rgb, cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), cv2.NORM_INF) == 0 else None
 
 
 def _gray_table() -> np.ndarray:
@@ -146,11 +138,19 @@ def _gray_table() -> np.ndarray:
     return color.rgb_to_l(levels).reshape(1, 256)
 
 
-def _lightness_bands(pixels: np.ndarray, l_full: np.ndarray, top: int, bottom: int) -> None:
-    """Fill rows [top, bottom) of `l_full` with the L of `pixels`, strip by strip (`over_strips`' buffers)."""
+def _lightness_bands(pixels: np.ndarray, l_full: np.ndarray, top: int, bottom: int, table=None) -> None:
+    """Fill rows [top, bottom) of `l_full` with the L of `pixels`, strip by strip (`over_strips`' buffers).
+
+    With `table` (`_gray_table`), a strip whose channels are equal is looked up instead of converted.
+    """
 
     def convert(start, stop, rgb, lab):
         source = pixels[start:stop]
+        if table is not None:
+            gray = _gray_of(source)
+            if gray is not None:
+                cv2.LUT(gray, table, dst=l_full[start:stop])
+                return
         if source.dtype == np.uint8:
             np.multiply(source, _TO_UNIT, out=rgb)  # as color.rgb_to_lab scales uint8
         else:
