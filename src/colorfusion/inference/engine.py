@@ -163,7 +163,8 @@ class Engine:
     def read_lightness(self, image, full: bool = True) -> Lightness:
         """The photo's `Lightness`: L at full size and at the network's input size, float32 in [0, 100].
 
-        One decode, one pass (`fastlab.lightness_pair`); `full=False` reads
+        The photo is decoded once; its L and the small photo's are computed
+        together, on every core (`fastlab.lightness_pair`). `full=False` reads
         the network's L alone (a pass that only tracks motion).
         """
         pixels = as_pixels(image)
