@@ -280,9 +280,10 @@ class Studio:
 
     def suggest(self, photo: Photo, x: float, y: float, k: int, hints) -> tuple[list, float]:
         """The likely colours at (x, y) given the other hints, and the photo's lightness there."""
-        if hint_network(self.colorizer).centers is None:  # no colour probabilities to read suggestions from
-            raise StudioError(400, "this model suggests no colours (it is a regression model; suggested "
-                                   "colours need a classification one): pick a colour yourself")
+        runner = hint_network(self.colorizer)
+        if runner.centers is None:  # no colour probabilities to read suggestions from (the runner says why)
+            raise StudioError(400, f"this model suggests no colours ({runner.probabilities_refusal}): "
+                                   f"pick a colour yourself")
         return photo.session.suggest(x, y, k=k, hints=hints), photo.session.lightness_at(x, y)
 
     def download(self, photo: Photo, hints) -> bytes:
