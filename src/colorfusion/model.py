@@ -55,6 +55,10 @@ float32 even under mixed precision:
   expects, through the same path as the semantic branch
   (`color.gray_rgb_from_l(L) * 255`, then the backbone's own
   `preprocess_input`), so a saved model needs nothing else at inference.
+
+Why one file of over 700 lines: the network is one idea read top to bottom
+(blocks, the builder of each architecture, the decode layer, `ModelInfo`);
+split, every builder would import every block module back.
 """
 
 from __future__ import annotations
