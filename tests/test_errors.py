@@ -41,3 +41,17 @@ def test_the_catch_all_gives_a_results_exit_code_and_one_line_for_a_commands_bug
     assert run_reporting_errors("colorize", lambda: "done") == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("error: colorize failed: TypeError: a command returns None")
+
+
+def test_what_a_user_asked_of_evaluate_and_export_is_their_error_not_the_commands(photos, tiny_model_file, tmp_path,
+                                                                                    capsys, monkeypatch):
+    from colorfusion import cli
+
+    monkeypatch.setattr(cli, "import_backend_quietly", lambda training=False: None)  # tested in test_cli_startup
+    model = str(tiny_model_file())
+    assert cli.main(["evaluate", "--data", str(photos), "--out", str(tmp_path / "r"), "--model", model,
+                     "--size", "4"]) == 1
+    assert capsys.readouterr().err.strip() == "error: size must be an integer of at least 8. Received: size=4"
+    assert cli.main(["export", "--model", model, "-o", str(tmp_path / "m.onnx"), "--size", "250x300"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "failed" not in err and "32" in err, err

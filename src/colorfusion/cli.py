@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 from colorfusion import backbones
 from colorfusion.config import EMBEDDINGS, HEADS, HINT_BLENDS, TrainConfig
-from colorfusion.errors import UsageError, message_line, print_error, run_reporting_errors
+from colorfusion.errors import UsageError, print_error, run_reporting_errors
 from colorfusion.startup import import_backend_quietly
 
 
@@ -477,15 +477,12 @@ def cmd_fit_bins(args) -> int:
 
 def cmd_export(args) -> int:
     import_backend_quietly()  # before colorfusion.export, which imports Keras
-    from colorfusion.export import ExportError, export_model, parse_size, sidecar_path
+    from colorfusion.export import export_model, parse_size, sidecar_path
 
-    try:
-        size = None if args.size is None else parse_size(args.size)
-        path = export_model(args.model, args.output, format=args.format, size=size, hints=args.hints)
-    except (ExportError, ValueError) as e:
-        # export raises these for what was asked (--size, the suffix of -o, a model it cannot export), not
-        # yet as errors.USER_ERRORS: said as the user's, here only.
-        raise UsageError(message_line(e)) from None
+    # A bad --size, -o suffix or a model it cannot export raise the package's user errors (ExportError,
+    # UsageError), which the catch-all reports in one line.
+    size = None if args.size is None else parse_size(args.size)
+    path = export_model(args.model, args.output, format=args.format, size=size, hints=args.hints)
     print(f"done: {path} ({path.stat().st_size / 1e6:.1f} MB) and {sidecar_path(path).name}; "
           f"colorfusion colorize --model {path} runs it")
     return 0

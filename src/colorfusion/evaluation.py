@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from colorfusion import augment, color, datasets, figures, io, metrics
 from colorfusion import bins as bins_lib
 from colorfusion.bins import ABBins
+from colorfusion.errors import UsageError
 from colorfusion.hints.simulation import simulate_hints
 from colorfusion.inference.colorizer import as_colorizer
 from colorfusion.inference.engine import colorize_iter
@@ -88,7 +89,7 @@ def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int =
         ValueError: no photo could be read.
     """
     if not isinstance(size, int) or size < 8:
-        raise ValueError(f"size must be an integer of at least 8. Received: size={size!r}")
+        raise UsageError(f"size must be an integer of at least 8. Received: size={size!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
@@ -108,7 +109,7 @@ def evaluate(model, data, out_dir, size: int = 256, bins=None, batch_size: int =
         if truths:
             report.rows += score_batch(names, truths, colorizer.colorize_many(truths), bins)
     if not report.rows:
-        raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
+        raise UsageError(f"No readable photos to evaluate among {len(files)} file(s).")
     report.summary = summarize(report.rows, size, bins_source, report.failed)
     report.paths = write_report(report, out_dir, colorizer, files, root, size, grid_rows)
     return report
@@ -257,7 +258,7 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     colorizer = as_colorizer(model, size=size)
     if not colorizer.takes_hints:
-        raise ValueError("this model takes no colour hints: evaluate it with evaluate()")
+        raise UsageError("this model takes no colour hints: evaluate it with evaluate()")
     files, _ = _files(data)
     truths = []
     for path in files:
@@ -266,7 +267,7 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
         except io.ImageReadError as e:
             log(f"error: {e}")
     if not truths:
-        raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
+        raise UsageError(f"No readable photos to evaluate among {len(files)} file(s).")
     if bins is None:
         bins = ABBins.fit(iter(truths))
     prepared = [colorizer.read_lightness(truth) for truth in truths]  # read once, run at every count
@@ -341,7 +342,7 @@ def evaluate_hint_response(model, data, size: int = 256, seed: int = 0, batch_si
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     colorizer = as_colorizer(model, size=size)
     if not colorizer.takes_hints:
-        raise ValueError("this model takes no colour hints")
+        raise UsageError("this model takes no colour hints")
     files, _ = _files(data)
     truths = []
     for path in files:
@@ -350,7 +351,7 @@ def evaluate_hint_response(model, data, size: int = 256, seed: int = 0, batch_si
         except io.ImageReadError as e:
             log(f"error: {e}")
     if not truths:
-        raise ValueError(f"No readable photos to evaluate among {len(files)} file(s).")
+        raise UsageError(f"No readable photos to evaluate among {len(files)} file(s).")
     responses, spills, skipped = [], [], 0
     for begin in tqdm(range(0, len(truths), batch_size), desc="hint response", unit="batch", leave=False,
                       disable=not progress):
@@ -369,7 +370,7 @@ def evaluate_hint_response(model, data, size: int = 256, seed: int = 0, batch_si
             responses.append(response)
             spills.append(spill)
     if not responses:
-        raise ValueError(f"none of the {len(truths)} photos had a colour far enough from the model's own")
+        raise UsageError(f"none of the {len(truths)} photos had a colour far enough from the model's own")
     responses = np.array(responses)
     spills = np.array([spill for spill in spills if np.isfinite(spill)])  # photos with another object far away
     return {"photos": len(responses), "response_mean": float(responses.mean()),

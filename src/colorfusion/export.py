@@ -42,7 +42,7 @@ import keras
 import numpy as np
 
 from colorfusion import color, io
-from colorfusion.errors import first_line
+from colorfusion.errors import UsageError, first_line
 from colorfusion.inference.colorizer import Colorizer, ExportedModel, as_colorizer
 from colorfusion.inference.engine import INFERENCE_SIZE, INPUT_MULTIPLE, network_shape
 from colorfusion.inference.exported import (
@@ -68,15 +68,18 @@ DEFAULT_SIZE = network_shape(3000, 4000, INFERENCE_SIZE)  # (256, 352)
 _REQUIREMENTS = {"onnx": ("tf2onnx", "onnx"), "litert": ()}  # exporters beyond TensorFlow
 
 
-class ExportError(Exception):
-    """A model could not be exported (a missing exporter, a size it cannot take); the message is one line."""
+class ExportError(UsageError):
+    """A model could not be exported (a missing exporter, a size it cannot take); the message is one line.
+
+    A user error (`errors.USER_ERRORS`): what was asked cannot be exported, which the command reports as such.
+    """
 
 
 def parse_size(size) -> tuple[int, int]:
     """(height, width) from "256x352", (256, 352) or 256 (a square).
 
     Raises:
-        ValueError: not two positive integers.
+        UsageError: not two positive integers (a `ValueError`).
     """
     try:
         if isinstance(size, str):
@@ -89,7 +92,7 @@ def parse_size(size) -> tuple[int, int]:
     except (TypeError, ValueError):
         sides = ()
     if len(sides) != 2 or min(sides) < 1:
-        raise ValueError(f"size must be HEIGHTxWIDTH in pixels, e.g. 256x352. Received: size={size!r}")
+        raise UsageError(f"size must be HEIGHTxWIDTH in pixels, e.g. 256x352. Received: size={size!r}")
     return sides
 
 
@@ -138,9 +141,9 @@ def export_model(model="pretrained", path="colorizer.onnx", format=None, size=No
     if format is None:
         format = "litert" if path.suffix.lower() == FORMATS["litert"] else "onnx"
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {tuple(FORMATS)}. Received: format={format!r}")
+        raise UsageError(f"format must be one of {tuple(FORMATS)}. Received: format={format!r}")
     if path.suffix.lower() != FORMATS[format]:  # the runtime that reads a file is told by its suffix
-        raise ValueError(f"{path}: {format} files end in {FORMATS[format]}")
+        raise UsageError(f"{path}: {format} files end in {FORMATS[format]}")
     colorizer = model if isinstance(model, Colorizer) else as_colorizer(model, decode=decode, temperature=temperature)
     if isinstance(colorizer, ExportedModel):
         raise ExportError(f"{colorizer.path}: already an exported file; export the Keras model it came from")
@@ -193,7 +196,7 @@ def _check_size(colorizer: Colorizer, size, format: str) -> tuple[int, int] | No
         return None if format == "onnx" else DEFAULT_SIZE
     height, width = parse_size(size)
     if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
-        raise ValueError(f"size must be multiples of {INPUT_MULTIPLE} (the encoder's deepest stride), e.g. 256x352. "
+        raise UsageError(f"size must be multiples of {INPUT_MULTIPLE} (the encoder's deepest stride), e.g. 256x352. "
                          f"Received: size={height}x{width}")
     return height, width
 
