@@ -135,7 +135,7 @@ def _fading(gray, rng, scale):
     return cv2.LUT(gray, np.clip(np.rint(curve), 0, 255).astype(np.uint8))
 
 
-def _blend_marks(gray, rng, draw) -> np.ndarray:
+def _blend_marks(gray, draw) -> np.ndarray:
     """Draw marks (anti-aliased, into a coverage map) and blend each pixel toward the marks' tone."""
     coverage = np.zeros(gray.shape, np.uint8)
     tones = np.zeros(gray.shape, np.uint8)
@@ -171,7 +171,7 @@ def _scratches(gray, rng, scale):
             cv2.polylines(tones, polyline, False, _mark_tone(rng), thickness + 2, cv2.LINE_8, shift=4)
             np.maximum(coverage, mark, out=coverage)
 
-    return _blend_marks(gray, rng, draw)
+    return _blend_marks(gray, draw)
 
 
 def _dust(gray, rng, scale):
@@ -190,7 +190,7 @@ def _dust(gray, rng, scale):
                         cv2.LINE_8, shift=4)
             np.maximum(coverage, mark, out=coverage)
 
-    return _blend_marks(gray, rng, draw)
+    return _blend_marks(gray, draw)
 
 
 def _jpeg(gray, rng, scale):

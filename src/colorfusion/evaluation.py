@@ -255,19 +255,7 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
     Raises:
         ValueError: the model takes no hints, or no photo could be read.
     """
-    log = log or (lambda message: tqdm.write(message, file=sys.stderr))
-    colorizer = as_colorizer(model, size=size)
-    if not colorizer.takes_hints:
-        raise UsageError("this model takes no colour hints: evaluate it with evaluate()")
-    files, _ = _files(data)
-    truths = []
-    for path in files:
-        try:
-            truths.append(augment.load_square(path, size))
-        except io.ImageReadError as e:
-            log(f"error: {e}")
-    if not truths:
-        raise UsageError(f"No readable photos to evaluate among {len(files)} file(s).")
+    colorizer, truths = _hint_model_and_truths(model, data, size, log)
     if bins is None:
         bins = ABBins.fit(iter(truths))
     prepared = [colorizer.read_lightness(truth) for truth in truths]  # read once, run at every count
@@ -339,19 +327,7 @@ def evaluate_hint_response(model, data, size: int = 256, seed: int = 0, batch_si
     Raises:
         ValueError: the model takes no hints, or no photo could be read.
     """
-    log = log or (lambda message: tqdm.write(message, file=sys.stderr))
-    colorizer = as_colorizer(model, size=size)
-    if not colorizer.takes_hints:
-        raise UsageError("this model takes no colour hints")
-    files, _ = _files(data)
-    truths = []
-    for path in files:
-        try:
-            truths.append(augment.load_square(path, size))
-        except io.ImageReadError as e:
-            log(f"error: {e}")
-    if not truths:
-        raise UsageError(f"No readable photos to evaluate among {len(files)} file(s).")
+    colorizer, truths = _hint_model_and_truths(model, data, size, log)
     responses, spills, skipped = [], [], 0
     for begin in tqdm(range(0, len(truths), batch_size), desc="hint response", unit="batch", leave=False,
                       disable=not progress):
@@ -424,6 +400,28 @@ def _response_and_spill(truth, ask, ab_auto, ab_hint) -> tuple[float, float]:
         return response, float("nan")
     toward = np.maximum(0.0, moved[region] @ (change / norm))
     return response, float(toward.mean() / norm)
+
+
+def _hint_model_and_truths(model, data, size: int, log) -> tuple:
+    """(the hint model as a `Colorizer`, the readable photos as centred squares at `size`); unreadable ones logged.
+
+    Raises:
+        UsageError: the model takes no hints, or no photo could be read.
+    """
+    log = log or (lambda message: tqdm.write(message, file=sys.stderr))
+    colorizer = as_colorizer(model, size=size)
+    if not colorizer.takes_hints:
+        raise UsageError("this model takes no colour hints: evaluate it with evaluate()")
+    files, _ = _files(data)
+    truths = []
+    for path in files:
+        try:
+            truths.append(augment.load_square(path, size))
+        except io.ImageReadError as e:
+            log(f"error: {e}")
+    if not truths:
+        raise UsageError(f"No readable photos to evaluate among {len(files)} file(s).")
+    return colorizer, truths
 
 
 def _means(rows) -> dict:
