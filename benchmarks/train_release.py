@@ -68,9 +68,13 @@ def main(argv=None) -> int:
                              "0.2.0's hint recipe started from release 0.1.0's model (`git show aa51a22:src/"
                              "colorfusion/models/colorfusion.npz > release_0.1.0.npz`), release 0.3.0's affinity "
                              "recipe from release 0.2.0's (`git show 2b08289:...`, the same path)")
+    parser.add_argument("--extra-train", action="append", metavar="SPLIT_FILE",
+                        help="a split file whose training photos join the training (release 0.4.0: "
+                             "../shared/data/faces/SPLIT.tsv); its validation photos are never used here")
     parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
+    args.command = " ".join(["python benchmarks/train_release.py", *(sys.argv[1:] if argv is None else argv)])
 
     settings = presets.release_settings(args.variant, args.weights)
     settings.pop("time_limit_minutes", None)  # epochs and early stopping end it: reproducible
@@ -80,8 +84,12 @@ def main(argv=None) -> int:
         settings["time_limit_minutes"] = args.time_limit
     if args.init:
         settings["init"] = args.init
+    if settings.get("hints") and not settings.get("init") and not args.evaluate_only:
+        parser.error(f"--variant {args.variant} trains hint layers on a trained model: give it with --init MODEL")
     out = Path(args.out)
     train_files, val_files = datasets.read_split_file(args.split_file, args.data)
+    for extra in args.extra_train or []:
+        train_files = train_files + datasets.read_split_file(extra)[0]
     monitor, train_files = datasets.split_files(train_files, val_fraction=0.05, seed=1)[::-1]
     print(f"release recipe: {json.dumps(settings)}\n{len(train_files)} training photos, {len(monitor)} picking "
           f"the checkpoint, {len(val_files)} validation photos evaluated", flush=True)
@@ -146,8 +154,7 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
                  hints=run["hints"], hint_blend=run.get("hint_blend", "lightness"))
     architecture = {key: run.get(key) for key in ARCHITECTURE_KEYS}
     training = {
-        "command": "python benchmarks/train_release.py" + ("" if args.variant == "release" else
-                                                            f" --variant {args.variant}"),
+        "command": args.command,
         "recipe": {k: v for k, v in settings.items() if k not in ("encoder_weights", "time_limit_minutes")},
         "encoder_weights": Path(str(settings.get("encoder_weights"))).name,
         "photos": {"split_file": Path(args.split_file).name, "trained_on": len(train_files),

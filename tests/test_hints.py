@@ -503,6 +503,22 @@ def test_a_hint_run_from_an_automatic_model_starts_as_it_trains_and_resumes(tmp_
     assert result.epochs_done == 2
 
 
+def test_an_automatic_run_starts_a_hint_run_with_the_affinity_blend(tmp_path):
+    # Release 0.4.0's lineage: an automatic run folder (its config says hint_blend "lightness", a blend it
+    # does not have) starts a hint run with affinity: not a clash of architectures.
+    photos = tmp_path / "photos"
+    write_photos(photos, count=8)
+    settings = dict(image_size=32, batch_size=4, encoder="scratch", embedding=None, width=0.125, verbose=0,
+                    hardware="cpu")
+    train(photos, tmp_path / "automatic", epochs=1, **settings)
+    train(photos, tmp_path / "run", init=str(tmp_path / "automatic"), hints=True, train_only_hints=True,
+          hint_blend="affinity", epochs=1, learning_rate=1e-12, **settings)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["hints"] is True and config["hint_blend"] == "affinity"
+    trained = keras.saving.load_model(tmp_path / "run" / "best.keras")
+    assert any(isinstance(layer, hint_layers.HintAffinityBlend) for layer in trained.layers)
+
+
 def test_training_only_the_hints_keeps_the_automatic_colours_exactly_and_learns_to_follow_hints(tmp_path, tiny_model):
     photos = tmp_path / "photos"
     write_photos(photos, count=12)

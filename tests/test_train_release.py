@@ -26,3 +26,14 @@ def test_evaluate_only_without_a_run_folder_scores_the_shipped_model(tmp_path, c
     assert list(report["rows"]) == ["packed (float16)"] and "the packed model alone" in printed
     assert report["sha256"] == presets.file_sha256(presets.PRETRAINED_FILE)
     assert set(report["hints"]) == {"0", "1", "2", "5", "10", "20"}  # a hint release scored with points too
+
+
+def test_the_release_hint_recipe_needs_the_model_it_starts_from(tmp_path, capsys):
+    # release_hints_lite0 trains hint layers on release_auto_lite0's model: without --init it would train
+    # hint layers on a fresh, untrained decoder for an hour.
+    with pytest.raises(SystemExit) as exited:
+        load_script("benchmarks/train_release.py").main(["--variant", "release_hints_lite0",
+                                                         "--out", str(tmp_path / "run")])
+    assert exited.value.code == 2
+    assert "--init MODEL" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

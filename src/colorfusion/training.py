@@ -389,7 +389,9 @@ def _resolve_config(settings: dict, run: RunFolder, resume: bool) -> TrainConfig
         # The run takes the architecture of the model it starts from; asking for another is an error.
         architecture = init_architecture(settings["init"])
         if (settings.get("hints") or settings.get("train_only_hints")) and not architecture.get("hints"):
-            architecture.pop("hints", None)  # an automatic model can start a hint model (`expand_weights`)
+            # An automatic model can start a hint model (`expand_weights`), with any blend: it has none.
+            architecture.pop("hints", None)
+            architecture.pop("hint_blend", None)
         clashing = [k for k in architecture if k in settings and settings[k] != architecture[k]]
         if clashing:
             detail = ", ".join(f"{k}={architecture[k]!r} (asked {settings[k]!r})" for k in clashing)
