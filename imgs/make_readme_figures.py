@@ -16,6 +16,9 @@ the repository):
   places where the automatic colours are furthest from the original's, each
   hint the original's colour there (what someone who remembers the scene would
   give) | automatic | with the hints | original;
+- `old_prints.png`: the same photos made old (`damage.OLD_PRINT`: grain,
+  fading, blur, scratches, dust, JPEG; seeded) | colorized by each
+  `--previous` model | by MODEL | original;
 - `compare.png` (with `--compare`): the same B&W photos through each model;
 - `curves.png`: a copy of the training curves of MODEL's run folder (or of
   `--curves-from`, the release run for the shipped model).
@@ -30,13 +33,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorfusion import Colorizer, color, figures, io, metrics
+from colorfusion import Colorizer, color, damage, figures, io, metrics
 from colorfusion.callbacks import samples_from_images
 from colorfusion.datasets import sample_photos
 
 PREVIEW = ("astronaut", "chelsea", "coffee", "motorcycle_left")
 BEFORE_AFTER = ("rocket", "astronaut", "grace_hopper")
 HINTED = "motorcycle_left"
+OLD_PRINTS = ("grace_hopper", "chelsea", "coffee")
 
 
 def worst_points(original, automatic, count=3):
@@ -66,6 +70,8 @@ def main():
     parser.add_argument("--curves-from", help="run folder whose curves.png to copy (default: MODEL's)")
     parser.add_argument("--compare", nargs="*", default=[], metavar="NAME=RUN_DIR",
                         help="other models for compare.png, beside RUN_DIR")
+    parser.add_argument("--previous", nargs="*", default=[], metavar="NAME=MODEL",
+                        help="earlier models beside MODEL in old_prints.png (e.g. 0.3.0=release_0.3.0.npz)")
     parser.add_argument("--out", default=str(Path(__file__).parent))
     args = parser.parse_args()
     out = Path(args.out)
@@ -94,6 +100,8 @@ def main():
         fig = figures.hints_figure(original, automatic, colorizer(bw, hints=hints), hints,
                                    title=f"{HINTED}: three hints where the automatic colours are furthest off")
         written.append(figures.save_figure(fig, out / "hints.png", dpi=60))
+    previous = {name: Colorizer.from_path(path) for name, path in (item.split("=", 1) for item in args.previous)}
+    written.append(figures.save_figure(old_prints_figure(colorizer, previous), out / "old_prints.png", dpi=60))
     if args.compare:
         others = dict(item.split("=", 1) for item in args.compare)
         colorizers = {name: Colorizer.from_path(path) for name, path in others.items()}
@@ -108,6 +116,16 @@ def main():
     for path in written:
         shrink_png(path)
         print(f"{path}: {path.stat().st_size // 1024} KB")
+
+
+def old_prints_figure(colorizer, previous: dict):
+    """One row per photo: made old | each previous model's colours | this model's | original."""
+    rows = []
+    for seed, rgb in enumerate(by_name(OLD_PRINTS)):
+        old = color.gray_rgb_from_l(damage.damage_lightness(color.rgb_to_l(rgb), seed=[2026, seed]))
+        rows.append([old, *(other(old) for other in previous.values()), colorizer(old), rgb])
+    titles = ("made old (the input)", *previous, "this model" if previous else "colorized", "original")
+    return figures.before_after_figure(rows, names=list(OLD_PRINTS), titles=titles)
 
 
 def shrink_png(path: Path) -> None:

@@ -62,6 +62,10 @@ def test_before_after_figure_has_an_original_column_only_when_known(photo):
     with_original = figures.before_after_figure([(photo, photo, photo), (photo, photo, None)], names=["a", "b"])
     assert len(image_axes(with_original)) == 5 and image_axes(with_original)[0].get_title() == "B&W input: a"
     assert len(image_axes(figures.before_after_figure([(photo, photo, None)]))) == 2
+    # More models beside each other (the README's old prints): a column per title.
+    titles = ("made old", "0.3.0", "this model", "original")
+    four = figures.before_after_figure([(photo, photo, photo, photo)], names=["c"], titles=titles)
+    assert [ax.get_title() for ax in image_axes(four)] == ["made old: c", "0.3.0", "this model", "original"]
 
 
 def test_temperature_changes_a_classification_models_colours_but_not_a_regression_models(photo):

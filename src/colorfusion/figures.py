@@ -315,11 +315,12 @@ def before_after_figure(rows, names=None, titles=("B&W input", "colorized", "ori
     """One row per photo: B&W input | colorized | original (when known).
 
     Args:
-        rows: `(bw, colorized, original_or_None)` arrays or paths.
+        rows: `(bw, colorized, original_or_None)` arrays or paths; more
+            columns with as many `titles` (e.g. several models' colours).
         names: optional photo names, added to the titles.
     """
     rows = [[None if image is None else _rgb(image) for image in row] for row in rows]
-    cols = 3 if any(row[2] is not None for row in rows) else 2
+    cols = len(titles) if any(row[-1] is not None for row in rows) else len(titles) - 1
     fig, axes = _grid(len(rows), cols, cell=2.8)
     for r, row in enumerate(rows):
         for c in range(cols):
