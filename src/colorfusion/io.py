@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -233,6 +234,33 @@ def atomic_path(path):
     `model.save`); the temporary keeps the suffix so format detection works.
     """
     return _AtomicPath(Path(path))
+
+
+def atomic_leftovers(folder, names) -> list[Path]:
+    """The temporary files a killed writer left in `folder` for the files called `names`.
+
+    A writer killed outright (SIGKILL, a machine lost) between `atomic_write`'s
+    (or `atomic_path`'s) temporary file and its rename leaves that file; the
+    final name never holds a partial file. A job that knows which names it
+    writes sweeps these when it ends (`colorfusion.distributed`).
+    """
+    folder, names = Path(folder), set(names)
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in os.scandir(folder):
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None:
+            continue
+        # atomic_write's: ".NAME.XXXXXXXX.tmp"; atomic_path's: ".STEM.XXXXXXXX.SUFFIX"
+        name, suffix = match.group("name"), match.group("suffix") or ""
+        if (suffix == ".tmp" and name in names) or name + suffix in names:
+            found.append(Path(entry.path))
+    return found
+
+
+# mkstemp's names: the prefix, 8 characters of its alphabet, the suffix.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)?")
 
 
 class _AtomicPath:

@@ -41,10 +41,33 @@ class FolderReport:
     skipped: list = field(default_factory=list)
     failed: list = field(default_factory=list)  # (path, reason)
     outputs: dict = field(default_factory=dict)  # input path -> output path
+    workers: dict = field(default_factory=dict)  # a cluster's (`colorfusion.distributed`): worker -> its throughput
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def add(self, src, out, failure: str | None, log) -> None:
+        """Record one input's outcome: `out` written, or the one-line `failure`."""
+        if failure is None:
+            self.written.append(Path(out))
+            self.outputs[Path(src)] = Path(out)
+        else:
+            self.fail(src, failure, log)
+
+    def fail(self, src, reason: str, log) -> None:
+        """Record that `src` failed, and say so in one line: "error: <src>: <reason>"."""
+        self.failed.append((Path(src), reason))
+        log(f"error: {src}: {reason}")
+
+
+@dataclass
+class FolderPlan:
+    """What a folder job will do (`plan_folder`): photos and clips to colorize, with each input's hints."""
+
+    photos: list  # (input, output) pairs, in the order of `plan_outputs`
+    clips: list  # (input, output) pairs of videos
+    hints_of: dict  # input -> its points
 
 
 def plan_outputs(inputs, dst) -> list[tuple[Path, Path]]:
@@ -88,6 +111,37 @@ def refused_outputs(pairs) -> dict[Path, str]:
     return refused
 
 
+def plan_folder(inputs, dst, report: FolderReport, log, hints=None, overwrite: bool = False) -> FolderPlan:
+    """The plan of a folder job: every input's output, what is refused, skipped, and which hints go where.
+
+    The one plan of `colorize_folder` and of a cluster's job
+    (`colorfusion.distributed.colorize_dataset`), so both write the same
+    tree and refuse, skip and fail the same files with the same lines: a
+    missing input, an output that would replace an input or another's
+    output, and hints naming no photo are failed in `report` (one line each
+    through `log`); an existing output is skipped unless `overwrite`.
+    """
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    for item in map(Path, inputs):
+        if not item.exists():
+            report.fail(item, "no such file or folder", log)
+    pairs = plan_outputs(inputs, dst)
+    refused = refused_outputs(pairs)
+    hints_of = _hints_by_input(hints, pairs, dst, report, log)
+    todo = []
+    for src, out in pairs:
+        if src in refused:
+            report.fail(src, refused[src], log)
+        elif out.exists() and not overwrite:
+            report.skipped.append(out)
+            report.outputs[src] = out
+        else:
+            todo.append((src, out))
+    return FolderPlan(photos=[(src, out) for src, out in todo if not is_video_file(src)],
+                      clips=[(src, out) for src, out in todo if is_video_file(src)], hints_of=hints_of)
+
+
 def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = False,
                     progress: bool = True, log=None, hints=None, temporal: str = "flow",
                     **colorizer_kwargs) -> FolderReport:
@@ -126,47 +180,33 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     from colorfusion.inference.colorizer import as_colorizer  # Keras: see the top
 
-    log = log or (lambda message: tqdm.write(message, file=sys.stderr))
+    log = log or default_log
     colorizer = as_colorizer(model, **colorizer_kwargs)
     report = FolderReport()
-    for item in map(Path, inputs):
-        if not item.exists():
-            _fail(report, log, item, "no such file or folder")
-    pairs = plan_outputs(inputs, dst)
-    refused = refused_outputs(pairs)
-    hints_of = _hints_by_input(hints, pairs, dst, report, log)
-    todo = []
-    for src, out in pairs:
-        if src in refused:
-            _fail(report, log, src, refused[src])
-        elif out.exists() and not overwrite:
-            report.skipped.append(out)
-            report.outputs[src] = out
-        else:
-            todo.append((src, out))
-    clips = [(src, out) for src, out in todo if is_video_file(src)]
-    todo = [(src, out) for src, out in todo if not is_video_file(src)]
-    if todo:
-        with tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress) as bar:
-            _colorize_photos(todo, colorizer, report, log, hints_of, batch_size, bar)
-    for src, out in clips:  # each clip streams through the network in batches of its frames, with its own bar
-        _colorize_clip(src, out, colorizer, report, log, hints_of.get(src), temporal, batch_size, progress)
+    plan = plan_folder(inputs, dst, report, log, hints=hints, overwrite=overwrite)
+    if plan.photos:
+        with tqdm(total=len(plan.photos), unit="img", desc="colorize", disable=not progress) as bar:
+            for src, out, failure in colorize_photos(colorizer, plan.photos, plan.hints_of, batch_size):
+                report.add(src, out, failure, log)
+                bar.update(1)
+    colorize_clips(plan.clips, colorizer, report, log, plan.hints_of, temporal, batch_size, progress)
     return report
 
 
-def _colorize_clip(src, out, colorizer, report: FolderReport, log, hints, temporal, batch_size, progress) -> None:
-    try:
-        colorize_video(colorizer, src, out, temporal=temporal, hints=hints, batch_size=batch_size, overwrite=True,
-                       progress=progress, log=log)
-        report.written.append(out)
-        report.outputs[src] = out
-    except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
-        _fail(report, log, src, reason(e))
+def default_log(message: str) -> None:
+    """A job's one-line errors: on stderr, above its progress bar."""
+    tqdm.write(message, file=sys.stderr)
 
 
-def _fail(report: FolderReport, log, src, reason: str) -> None:
-    report.failed.append((Path(src), reason))
-    log(f"error: {src}: {reason}")
+def colorize_clips(clips, colorizer, report: FolderReport, log, hints_of, temporal, batch_size, progress) -> None:
+    """Colorize the (input, output) pairs of videos; each streams through the network with its own bar."""
+    for src, out in clips:
+        try:
+            colorize_video(colorizer, src, out, temporal=temporal, hints=hints_of.get(src), batch_size=batch_size,
+                           overwrite=True, progress=progress, log=log)
+            report.add(src, out, None, log)
+        except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
+            report.fail(src, reason(e), log)
 
 
 def _hints_by_input(hints, pairs, dst, report: FolderReport, log) -> dict:
@@ -181,23 +221,28 @@ def _hints_by_input(hints, pairs, dst, report: FolderReport, log) -> dict:
     used = set(keys.values())
     for key in hints:
         if key not in used:
-            _fail(report, log, key, "hints given for a photo that is not among the inputs")
+            report.fail(key, "hints given for a photo that is not among the inputs", log)
     return by_input
 
 
-def _colorize_photos(pairs, colorizer: Colorizer, report: FolderReport, log, hints_of, batch_size, bar) -> None:
-    # Any error is about one file (or, for the runner call, its batch): report it and go on.
-    photos = colorize_stream(colorizer, pairs, batch_size, read=lambda pair: io.read_rgb(pair[0]),
+def colorize_photos(engine: Colorizer, pairs, hints_of: dict, batch_size: int):
+    """Colorize (input, output) pairs of photos through the engine and write each: (input, output, failure) pairs.
+
+    `failure` is None when the output was written (atomically), else the
+    one line saying why not. Any error is about one file (or, for the
+    runner call, its batch): it is that file's failure and the rest go on.
+    The folder job's photos and a cluster worker's batch both go this way.
+    """
+    photos = colorize_stream(engine, pairs, batch_size, read=lambda pair: io.read_rgb(pair[0]),
                              hints_of=lambda pair: hints_of.get(pair[0]), errors="keep")
     for (src, out), done in photos:
         if done.error is not None:
-            _fail(report, log, src, f"model failed: {reason(done.error)}" if done.stage == "network"
-                  else reason(done.error))
+            failure = f"model failed: {reason(done.error)}" if done.stage == "network" else reason(done.error)
         else:
             try:
                 io.write_image(out, done.rgb)
-                report.written.append(out)
-                report.outputs[src] = out
+                failure = None
             except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
-                _fail(report, log, src, f"cannot write {out}: {reason(e)}")
-        bar.update(1)
+                failure = f"cannot write {out}: {reason(e)}"
+        done = None  # its full-resolution RGB is written: let it go before the next
+        yield src, out, failure

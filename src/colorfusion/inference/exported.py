@@ -34,7 +34,7 @@ import numpy as np
 
 from colorfusion.errors import ModelLoadError, first_line
 from colorfusion.hardware import available_cores
-from colorfusion.inference.runners import Runner
+from colorfusion.inference.interface import Runner
 
 FORMATS = {"onnx": ".onnx", "litert": ".tflite"}  # format -> file suffix
 EXPORT_FORMAT = "colorfusion-export"  # the "format" of the JSON beside an exported file

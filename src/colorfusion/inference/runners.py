@@ -14,6 +14,10 @@ photo being fixed with hints (the studio): that photo's inputs held, each new
 hints map run against them, with the classification head's distribution over
 its bins (`centers`) where the runner can give it.
 
+The interface (`Runner`, `Session`) lives in `inference.interface`, which
+needs no Keras, so that an exported file runs without it (a cluster's
+TensorFlow-free worker); it is importable from here too.
+
 Runners: `KerasRunner` here, a Keras model compiled once per input shape
 (`CompiledFunctions`, bounded), with its hint layers or, for a photo given
 none, without them (`without_hint_layers`); `inference.exported` runs an
@@ -32,60 +36,9 @@ from keras import ops
 
 from colorfusion import model as model_lib
 from colorfusion.hints.layers import ChooseByHints, HintAffinityBlend, HintBlend, is_hint_layer
+from colorfusion.inference.interface import Runner, Session  # noqa: F401 - re-exported: the runners' base
 
 MAX_COMPILED_SHAPES = 16  # input shapes a runner keeps compiled functions for (least recently used dropped)
-
-
-# === The interface ===
-
-
-class Runner:
-    """What the engine asks of a network: `forward` in the network's units, and what it takes.
-
-    A subclass sets the attributes that differ from these defaults and
-    implements `forward`; `session` runs the whole network at each new hints
-    map unless the subclass can do better.
-    """
-
-    takes_hints = False  # whether `forward` reads a "hints" map
-    fixed_shape: tuple[int, int] | None = None  # the one (h, w) it takes; None: any multiple of 32
-    short_side: int | None = None  # the short side its photos must be fed at, where the runner fixes it
-    embedding_dim: int | None = None  # the length of its "embedding" input (the engine's embedder fills it)
-    centers: np.ndarray | None = None  # (Q, 2) the ab bins of a session's probabilities; None: it gives none
-    decode = temperature = hint_temperature = None  # the decoding of a classification head, where it has one
-    split = False  # whether a session keeps the part of the network that the hints do not change
-    hints_refusal = "this model takes no colour hints"  # the line for hints given to a runner that takes none
-    probabilities_refusal = "this model gives no colour probabilities"  # the line for suggestions it cannot give
-
-    def forward(self, inputs: dict) -> np.ndarray:
-        """ab / 128 (N, h, w, 2) for the network's inputs (numpy float32, by input name), batch of any size."""
-        raise NotImplementedError
-
-    def session(self, inputs: dict) -> Session:
-        """A `Session` for one photo's inputs that do not change with the hints (batch of one)."""
-        return Session(self, inputs)
-
-
-class Session:
-    """One photo's inputs held for a runner: each hints map runs the whole network again.
-
-    `forward(hint_map)` -> (probabilities (1, h/4, w/4, Q) or None, ab / 128 (1, h, w, 2)).
-    """
-
-    def __init__(self, runner: Runner, inputs: dict):
-        self.runner = runner
-        self.inputs = inputs
-
-    def forward(self, hint_map: np.ndarray | None = None):
-        feeds = dict(self.inputs)
-        if hint_map is not None and self.runner.takes_hints:
-            feeds["hints"] = hint_map
-        return None, self.runner.forward(feeds)
-
-    @property
-    def nbytes(self) -> int:
-        """Memory it holds (what a bounded cache of sessions counts)."""
-        return int(sum(np.asarray(value).nbytes for value in self.inputs.values()))
 
 
 # === A Keras model ===
