@@ -256,6 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("--hints", metavar="HINTS.json",
                           help='per-photo hints: {"photo.jpg": [[320, 140, "#c0392b"], ...], ...}, a photo named '
                                "by its path as given, inside its input folder, or its file name")
+    colorize.add_argument("--engine", choices=("local", "ray"), default="local",
+                          help="local: this machine (default); ray: the photos on a Ray cluster's workers, each "
+                               "loading the model itself (pip install 'colorfusion[distributed]'; clips stay local)")
+    colorize.add_argument("--address", metavar="auto|HOST:PORT",
+                          help="--engine ray: the cluster (auto: the one `ray start` runs here; default: a new "
+                               "local one)")
+    colorize.add_argument("--workers", type=_positive_int, metavar="N",
+                          help="--engine ray: workers (default: as many as the cluster's CPUs, or GPUs, allow)")
+    colorize.add_argument("--gpus-per-worker", type=_positive_float, default=0, metavar="G",
+                          help="--engine ray: GPUs each worker reserves, e.g. 1 (default 0: CPU workers)")
 
     evaluate = commands.add_parser(
         "evaluate", help="measure a model against grayscale and ground truth",
@@ -388,9 +398,10 @@ def _check_train_settings(settings: dict) -> None:
             raise UsageError(f"{flags[field]}: {e}") from None
 
 
-def _load_colorizer(args):
-    from colorfusion.export import ExportedModel, is_exported
-    from colorfusion.inference.colorizer import INPUT_MULTIPLE, Colorizer
+def _model_options(args) -> dict:
+    """The model options given, checked: {} for an exported file (its runtime runs the network as exported)."""
+    from colorfusion.inference.engine import INPUT_MULTIPLE
+    from colorfusion.inference.exported import is_exported
 
     if args.inference_size is not None and args.inference_size < INPUT_MULTIPLE:
         raise UsageError(f"--inference-size must be at least {INPUT_MULTIPLE} (the encoder's deepest stride). "
@@ -404,9 +415,16 @@ def _load_colorizer(args):
         if fixed:
             raise UsageError(f"{', '.join(fixed)}: an exported file's decoding and size were fixed when it was "
                              f"exported (colorfusion export)")
-        return ExportedModel(args.model)
-    return Colorizer.from_path(args.model, decode=args.decode, temperature=args.temperature, weights=args.weights,
-                               size=args.inference_size, hint_temperature=args.hint_temperature)
+        return {}
+    return dict(decode=args.decode, temperature=args.temperature, weights=args.weights, size=args.inference_size,
+                hint_temperature=args.hint_temperature)
+
+
+def _load_colorizer(args):
+    from colorfusion.inference.colorizer import Colorizer, ExportedModel
+
+    options = _model_options(args)
+    return Colorizer.from_path(args.model, **options) if options else ExportedModel(args.model)
 
 
 def cmd_colorize(args) -> int:
@@ -426,9 +444,17 @@ def cmd_colorize(args) -> int:
         raise UsageError("give hints with --hint or with --hints, not both")
     hints = read_hints_file(args.hints) if args.hints else args.hint
     import_backend_quietly()
-    colorizer = _load_colorizer(args)
-    report = colorize_folder(args.inputs, args.output, colorizer, batch_size=args.batch_size,
-                             overwrite=args.overwrite, progress=not args.quiet, hints=hints, temporal=args.temporal)
+    if args.engine == "ray":  # each worker loads the model; Ray is imported there only
+        from colorfusion.distributed import colorize_dataset
+
+        report = colorize_dataset(args.inputs, args.output, args.model, address=args.address, workers=args.workers,
+                                  gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
+                                  overwrite=args.overwrite, progress=not args.quiet, hints=hints,
+                                  temporal=args.temporal, **_model_options(args))
+    else:
+        report = colorize_folder(args.inputs, args.output, _load_colorizer(args), batch_size=args.batch_size,
+                                 overwrite=args.overwrite, progress=not args.quiet, hints=hints,
+                                 temporal=args.temporal)
     print(f"done: {len(report.written)} written, {len(report.skipped)} skipped (exist; --overwrite replaces), "
           f"{len(report.failed)} failed -> {args.output}")
     return 0 if report.ok else 1

@@ -1,0 +1,158 @@
+"""The ray engine (`colorfusion.distributed`) on a real local cluster: the folder job's plan, each photo written once.
+
+A worker is killed with SIGKILL in the middle of a batch (tests/ray_hooks.py, run in every worker of the
+module's cluster): after its temporary file holds a photo and before the rename. Not in the Kaggle suite:
+Ray is not installed there.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from photos import make_photo  # noqa: E402 - after the skip: nothing to set up without Ray
+
+from colorfusion import io  # noqa: E402
+from colorfusion.distributed import colorize_dataset  # noqa: E402
+from colorfusion.inference.batch import colorize_folder, plan_outputs  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+BATCH = 8
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A local cluster of 2 CPUs whose workers obey tests/ray_hooks.py; yields the hook's control file."""
+    control = tmp_path_factory.mktemp("kill") / "control.json"
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             runtime_env={"worker_process_setup_hook": "ray_hooks.kill_on_write",
+                          "env_vars": {"PYTHONPATH": path, "COLORFUSION_TEST_KILL": str(control)}})
+    yield control
+    ray.shutdown()
+
+
+def kill_at(control, output, marker, every=False):
+    control.write_text(json.dumps({"output": str(output), "marker": str(marker), "every": every}))
+
+
+def write_archive(root, count=200):
+    """`count` files in nested folders: photos of two shapes (PNG and JPEG), a GIF and a corrupt file."""
+    rng = np.random.default_rng(0)
+    folders = ["", "1900s", "1900s/weddings", "1950s/harbour"]
+    for i in range(count - 2):
+        height, width = (48, 64) if i % 2 else (64, 40)
+        io.write_image(root / folders[i % 4] / f"scan_{i:03d}{'.jpg' if i % 3 == 0 else '.png'}",
+                       make_photo(rng, height, width))
+    Image.fromarray(make_photo(rng, 40, 56)).convert("P").save(root / "1950s" / "postcard.gif")
+    (root / "1900s" / "torn.jpg").write_bytes(b"\xff\xd8\xff\xe0 torn in half")
+    return root
+
+
+def journal_lines(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()] if Path(path).exists() else []
+
+
+def test_a_killed_worker_rewrites_only_its_batch_and_every_photo_ends_written_once(cluster, tiny_model_file,
+                                                                                   tmp_path):
+    archive = write_archive(tmp_path / "scans")
+    out, journal, marker = tmp_path / "out", tmp_path / "journal.jsonl", tmp_path / "killed"
+    pairs = plan_outputs([archive], out)
+    assert len(pairs) == 200
+    killed_batch = pairs[12 * BATCH: 13 * BATCH]
+    kill_at(cluster, killed_batch[3][1], marker)  # the 4th photo of the 13th batch: three are written by then
+    model = tiny_model_file()
+
+    report = colorize_dataset([archive], out, model=model, workers=2, batch_size=BATCH, journal=journal,
+                              progress=False, log=lambda line: None)
+    cluster.unlink()
+
+    assert len(marker.read_text().splitlines()) == 1  # one worker was killed, once
+    local = colorize_folder([archive], tmp_path / "local", str(model), batch_size=BATCH, progress=False,
+                            log=lambda line: None)
+    assert report.failed == local.failed and [src.name for src, _ in report.failed] == ["torn.jpg"]
+    assert report.written == [out / path.relative_to(tmp_path / "local") for path in local.written]
+    assert len(report.written) == 199 and report.outputs == {src: o for src, o in pairs if src.name != "torn.jpg"}
+    for path in local.written:  # the same pixels, the same bytes
+        assert (out / path.relative_to(tmp_path / "local")).read_bytes() == path.read_bytes(), path
+    assert not [p for p in out.rglob(".*")], "a temporary file was left"
+
+    writes = journal_lines(journal)
+    written = [Path(line["output"]) for line in writes]
+    assert set(written) == set(report.written)  # no photo missing from the log, nothing else in it
+    twice = {path for path in written if written.count(path) > 1}
+    assert twice == {o for _, o in killed_batch[:3]}  # only the killed batch was rewritten: what it had written
+    assert all(written.count(path) <= 2 for path in written)
+    assert sum(w["photos"] for w in report.workers.values()) == 200
+    assert all(w["runtime"] == "tensorflow" and w["photos_per_s"] > 0 for w in report.workers.values())
+
+    again = colorize_dataset([archive], out, model=model, workers=2, batch_size=BATCH, journal=journal,
+                             progress=False, log=lambda line: None)
+    assert again.written == [] and len(again.skipped) == 199 and again.failed == local.failed
+    assert len(journal_lines(journal)) == len(writes)  # the rerun wrote nothing
+
+
+def test_the_shipped_model_on_workers_gives_the_bytes_of_colorize_folder(cluster, tmp_path):
+    from photos import write_photos
+
+    write_photos(tmp_path / "photos", count=3, sizes=(60, 100))
+    report = colorize_dataset([tmp_path / "photos"], tmp_path / "ray", workers=1, batch_size=2, progress=False)
+    local = colorize_folder([tmp_path / "photos"], tmp_path / "local", "pretrained", batch_size=2, progress=False)
+    assert report.ok and len(report.written) == 3
+    for path in local.written:
+        assert (tmp_path / "ray" / path.name).read_bytes() == path.read_bytes()
+    [(worker, entry)] = report.workers.items()
+    assert entry["photos"] == 3 and entry["runtime"] == "tensorflow"
+
+
+@pytest.mark.slow
+def test_an_exported_file_runs_without_tensorflow_and_a_photo_that_kills_every_worker_fails_after_max_tries(
+        cluster, tiny_model, tmp_path):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    from photos import write_photos
+
+    from colorfusion.export import export_model
+
+    model = export_model(tiny_model(seed=0), tmp_path / "tiny.onnx")
+    photos = write_photos(tmp_path / "photos", count=6)
+    out, marker = tmp_path / "out", tmp_path / "killed"
+    kill_at(cluster, out / photos[1].name, marker, every=True)
+    lines = []
+    report = colorize_dataset([tmp_path / "photos"], out, model=model, workers=1, batch_size=4, max_tries=2,
+                              progress=False, log=lines.append)
+    cluster.unlink()
+
+    kills = journal_lines(marker)
+    assert len(kills) == 2 and not any(kill["tensorflow"] for kill in kills)  # each try killed a TF-free worker
+    assert len(report.failed) == 1, report.failed
+    [(src, reason)] = report.failed
+    assert src == photos[1] and "died each of the 2 times" in reason
+    assert lines == [f"error: {photos[1]}: {reason}"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in photos if p != photos[1])
+    assert {w["runtime"] for w in report.workers.values()} == {"onnx"}
+
+
+def test_the_command_with_the_ray_engine_prints_its_own_lines_only(tiny_model_file, tmp_path):
+    from photos import write_photos
+
+    write_photos(tmp_path / "photos" / "sub", count=3)
+    (tmp_path / "photos" / "torn.jpg").write_bytes(b"\xff\xd8\xff\xe0 torn")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local cluster
+    done = subprocess.run([sys.executable, "-m", "colorfusion.cli", "colorize", str(tmp_path / "photos"), "-o",
+                           str(tmp_path / "out"), "--model", str(tiny_model_file()), "--engine", "ray",
+                           "--workers", "1", "--quiet"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()  # no Ray, no TensorFlow line, no bar (--quiet): the one failure
+    assert line.startswith(f"error: {tmp_path / 'photos' / 'torn.jpg'}: "), done.stderr
+    assert done.stdout.splitlines() == [f"done: 3 written, 0 skipped (exist; --overwrite replaces), 1 failed -> "
+                                        f"{tmp_path / 'out'}"]
+    assert sorted(p.name for p in (tmp_path / "out" / "sub").iterdir()) == [f"photo_{i:02d}.png" for i in range(3)]
