@@ -313,8 +313,12 @@ class _Ledger:
     def __init__(self):
         self.unfinished = {}
 
-    def tries(self, keys) -> list[int]:
-        return [self.unfinished.get(key, 0) for key in keys]
+    def start(self, keys, whole: int) -> list[int]:
+        """The tries of `keys` so far; when all have fewer than `whole`, the batch's try begins for all of them."""
+        tries = [self.unfinished.get(key, 0) for key in keys]
+        if max(tries) < whole:
+            self.begin(keys)
+        return tries
 
     def begin(self, keys) -> None:
         for key in keys:
@@ -368,9 +372,8 @@ class _Worker:
         start = time.perf_counter()
         keys = [src for src, _, _ in rows]
         whole = max(1, min(WHOLE_TRIES, self.max_tries - 1))
-        tries = ray.get(self.ledger.tries.remote(keys))
+        tries = ray.get(self.ledger.start.remote(keys, whole))  # one call: a batch's try begun where it runs whole
         if max(tries) < whole:
-            ray.get(self.ledger.begin.remote(keys))
             photos = self._colorize(rows)
         else:
             photos = []
@@ -388,7 +391,7 @@ class _Worker:
     def _colorize(self, rows) -> list:
         import ray
 
-        done = []
+        done, finished = [], None
         for part in _within_budget(rows, self.memory):
             pairs = [(Path(src), Path(out)) for src, out, _ in part]
             hints_of = {Path(src): points for src, _, points in part if points}
@@ -396,8 +399,12 @@ class _Worker:
                 if failure is None and self.journal:
                     _append_line(self.journal, {"input": str(src), "output": str(out), "worker": self.name,
                                                 "time": time.time()})
-                ray.get(self.ledger.finish.remote([str(src)]))  # done: a death from now on is not its doing
+                # Done: a death from now on is not its doing. Not waited for (a call a photo would cost a
+                # round trip each): an actor runs one caller's calls in order, and the last one is waited for.
+                finished = self.ledger.finish.remote([str(src)])
                 done.append([str(src), str(out), failure])
+        if finished is not None:
+            ray.get(finished)
         return done
 
 
