@@ -24,6 +24,8 @@ from colorfusion import io  # noqa: E402
 from colorfusion.distributed import colorize_dataset  # noqa: E402
 from colorfusion.inference.batch import colorize_folder, plan_outputs  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning:ray.*")
+
 TESTS = Path(__file__).resolve().parent
 BATCH = 8
 
@@ -38,6 +40,16 @@ def cluster(tmp_path_factory):
                           "env_vars": {"PYTHONPATH": path, "COLORFUSION_TEST_KILL": str(control)}})
     yield control
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_model, tmp_path_factory):
+    """The tiny colorizer (seed 0) exported to ONNX: a worker without TensorFlow, which starts again in a second."""
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    from colorfusion.export import export_model
+
+    return export_model(tiny_model(seed=0), tmp_path_factory.mktemp("onnx") / "tiny.onnx")
 
 
 def kill_at(control, output, marker, every=False):
@@ -61,15 +73,14 @@ def journal_lines(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()] if Path(path).exists() else []
 
 
-def test_a_killed_worker_rewrites_only_its_batch_and_every_photo_ends_written_once(cluster, tiny_model_file,
-                                                                                   tmp_path):
+def test_a_killed_worker_rewrites_only_its_batch_and_every_photo_ends_written_once(cluster, tiny_onnx, tmp_path):
     archive = write_archive(tmp_path / "scans")
     out, journal, marker = tmp_path / "out", tmp_path / "journal.jsonl", tmp_path / "killed"
     pairs = plan_outputs([archive], out)
     assert len(pairs) == 200
     killed_batch = pairs[12 * BATCH: 13 * BATCH]
     kill_at(cluster, killed_batch[3][1], marker)  # the 4th photo of the 13th batch: three are written by then
-    model = tiny_model_file()
+    model = tiny_onnx
 
     report = colorize_dataset([archive], out, model=model, workers=2, batch_size=BATCH, journal=journal,
                               progress=False, log=lambda line: None)
@@ -84,6 +95,7 @@ def test_a_killed_worker_rewrites_only_its_batch_and_every_photo_ends_written_on
     for path in local.written:  # the same pixels, the same bytes
         assert (out / path.relative_to(tmp_path / "local")).read_bytes() == path.read_bytes(), path
     assert not [p for p in out.rglob(".*")], "a temporary file was left"
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted(report.written)  # no second name
 
     writes = journal_lines(journal)
     written = [Path(line["output"]) for line in writes]
@@ -92,12 +104,32 @@ def test_a_killed_worker_rewrites_only_its_batch_and_every_photo_ends_written_on
     assert twice == {o for _, o in killed_batch[:3]}  # only the killed batch was rewritten: what it had written
     assert all(written.count(path) <= 2 for path in written)
     assert sum(w["photos"] for w in report.workers.values()) == 200
-    assert all(w["runtime"] == "tensorflow" and w["photos_per_s"] > 0 for w in report.workers.values())
+    assert all(w["runtime"] == "onnx" and w["photos_per_s"] > 0 for w in report.workers.values())
 
     again = colorize_dataset([archive], out, model=model, workers=2, batch_size=BATCH, journal=journal,
                              progress=False, log=lambda line: None)
     assert again.written == [] and len(again.skipped) == 199 and again.failed == local.failed
     assert len(journal_lines(journal)) == len(writes)  # the rerun wrote nothing
+
+
+def test_a_batch_that_comes_back_twice_counts_once_and_a_photo_that_never_came_back_fails(tmp_path):
+    from colorfusion.distributed import _collect
+    from colorfusion.inference.batch import FolderReport
+
+    photos = [(tmp_path / f"{i}.png", tmp_path / "out" / f"{i}.png") for i in range(4)]
+
+    def outcome(worker, *done):
+        return {"worker": worker, "runtime": "onnx", "seconds": 1.0,
+                "photos": [[str(photos[i][0]), str(photos[i][1]), failure] for i, failure in done]}
+
+    first = outcome("a:1", (1, None), (0, "not an image"))
+    report, lines = FolderReport(), []
+    _collect([outcome("b:2", (2, None)), first, dict(first, worker="c:3")], photos, report, lines.append)
+    assert report.written == [photos[1][1], photos[2][1]]  # the plan's order, each once
+    assert report.failed == [(photos[0][0], "not an image"), (photos[3][0], "no result came back from the cluster")]
+    assert lines == [f"error: {photos[0][0]}: not an image",
+                     f"error: {photos[3][0]}: no result came back from the cluster"]
+    assert report.workers["c:3"]["photos"] == 2  # the work it did, though its batch counted once
 
 
 def test_the_shipped_model_on_workers_gives_the_bytes_of_colorize_folder(cluster, tmp_path):
@@ -110,19 +142,14 @@ def test_the_shipped_model_on_workers_gives_the_bytes_of_colorize_folder(cluster
     for path in local.written:
         assert (tmp_path / "ray" / path.name).read_bytes() == path.read_bytes()
     [(worker, entry)] = report.workers.items()
-    assert entry["photos"] == 3 and entry["runtime"] == "tensorflow"
+    assert entry["photos"] == 3 and entry["runtime"] == "tensorflow"  # the workers' Keras path, threads pinned
 
 
-@pytest.mark.slow
 def test_an_exported_file_runs_without_tensorflow_and_a_photo_that_kills_every_worker_fails_after_max_tries(
-        cluster, tiny_model, tmp_path):
-    pytest.importorskip("tf2onnx")
-    pytest.importorskip("onnxruntime")
+        cluster, tiny_onnx, tmp_path):
     from photos import write_photos
 
-    from colorfusion.export import export_model
-
-    model = export_model(tiny_model(seed=0), tmp_path / "tiny.onnx")
+    model = tiny_onnx
     photos = write_photos(tmp_path / "photos", count=6)
     out, marker = tmp_path / "out", tmp_path / "killed"
     kill_at(cluster, out / photos[1].name, marker, every=True)

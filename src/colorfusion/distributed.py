@@ -171,12 +171,9 @@ def _on_ray(plan, report: FolderReport, log, settings: dict, *, address, workers
         raise UsageError(f"the ray engine needs Ray: {INSTALL_HINT}") from None
     photos = plan.photos
     _sweep(photos)  # what a writer killed in an earlier run left
-    order = {src: index for index, (src, _) in enumerate(photos)}
     batches = [[[str(src), str(out), plan.hints_of.get(src)] for src, out in photos[start:start + batch_size]]
                for start in range(0, len(photos), batch_size)]
     ray_log = Path(tempfile.mkstemp(prefix="colorfusion-ray-", suffix=".log")[1])
-    planned_failures = len(report.failed)
-    done = set()
     with _ray_quiet(ray_log, enabled=not ray_output):
         started = not ray.is_initialized()
         try:
@@ -198,16 +195,8 @@ def _on_ray(plan, report: FolderReport, log, settings: dict, *, address, workers
                     _worker_class({**settings, "ledger": ledger}), batch_size=1, batch_format="numpy",
                     compute=ray.data.ActorPoolStrategy(size=count), num_cpus=settings["threads"], **reserve)
                 with tqdm(total=len(photos), unit="img", desc="colorize", disable=not progress) as bar:
-                    for row in results.iter_rows():
-                        outcome = json.loads(row["outcome"])
-                        _add_worker(report.workers, outcome)
-                        for src, out, failure in outcome["photos"]:
-                            src, out = Path(src), Path(out)
-                            if src in done:  # a batch that came back twice: its photo counts once
-                                continue
-                            done.add(src)
-                            report.add(src, out, failure, log)
-                            bar.update(1)
+                    _collect((json.loads(row["outcome"]) for row in results.iter_rows()), photos, report, log,
+                             bar.update)
             finally:
                 context.enable_progress_bars, context.print_on_execution_start = saved
                 with contextlib.suppress(Exception):
@@ -218,15 +207,36 @@ def _on_ray(plan, report: FolderReport, log, settings: dict, *, address, workers
         finally:
             if started:
                 ray.shutdown()
-    for src, _ in photos:
-        if src not in done:  # never came back (it should not happen): failed, not silently missing
-            report.fail(src, "no result came back from the cluster", log)
     _sweep(photos)
+    with contextlib.suppress(OSError):
+        ray_log.unlink()
+
+
+def _collect(outcomes, photos, report: FolderReport, log, advance=None) -> None:
+    """The workers' outcomes into `report`, in the plan's order, each input once.
+
+    A batch that comes back twice (a task Ray ran again) counts once; a
+    photo that never came back is failed, not silently missing. `advance(n)`
+    moves the progress bar.
+    """
+    order = {src: index for index, (src, _) in enumerate(photos)}
+    planned_failures = len(report.failed)
+    done = set()
+    for outcome in outcomes:
+        _add_worker(report.workers, outcome)
+        for src, out, failure in outcome["photos"]:
+            if Path(src) in done:
+                continue
+            done.add(Path(src))
+            report.add(Path(src), Path(out), failure, log)
+            if advance is not None:
+                advance(1)
+    for src, _ in photos:
+        if src not in done:
+            report.fail(src, "no result came back from the cluster", log)
     report.failed[planned_failures:] = sorted(report.failed[planned_failures:], key=lambda item: order[item[0]])
     written = {out: index for index, (_, out) in enumerate(photos)}
     report.written.sort(key=written.__getitem__)
-    with contextlib.suppress(OSError):
-        ray_log.unlink()
 
 
 def _workers_available(resources: dict, threads: int, gpus: float) -> int:
