@@ -236,7 +236,7 @@ def _collect(outcomes, photos, report: FolderReport, log, advance=None) -> None:
             report.fail(src, "no result came back from the cluster", log)
     report.failed[planned_failures:] = sorted(report.failed[planned_failures:], key=lambda item: order[item[0]])
     written = {out: index for index, (_, out) in enumerate(photos)}
-    report.written.sort(key=written.__getitem__)
+    report.written.sort(key=lambda out: written.get(out, len(written)))
 
 
 def _workers_available(resources: dict, threads: int, gpus: float) -> int:
