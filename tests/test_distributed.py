@@ -168,6 +168,20 @@ def test_an_exported_file_runs_without_tensorflow_and_a_photo_that_kills_every_w
     assert {w["runtime"] for w in report.workers.values()} == {"onnx"}
 
 
+def test_a_model_no_worker_can_load_stops_the_job_with_its_one_line(cluster, tmp_path):
+    from photos import write_photos
+
+    from colorfusion.errors import ModelLoadError
+
+    write_photos(tmp_path / "photos", count=2)
+    (tmp_path / "broken.onnx").write_bytes(b"not an ONNX file")  # and no JSON beside it
+    with pytest.raises(ModelLoadError, match=r"broken\.onnx") as raised:
+        colorize_dataset([tmp_path / "photos"], tmp_path / "out", model=tmp_path / "broken.onnx", workers=1,
+                         progress=False)
+    assert "\n" not in str(raised.value) and "Actor" not in str(raised.value)
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
 def test_the_command_with_the_ray_engine_prints_its_own_lines_only(tiny_model_file, tmp_path):
     from photos import write_photos
 

@@ -49,6 +49,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from colorfusion import io
+from colorfusion.errors import USER_ERRORS, ModelLoadError, UsageError, message_line
 from colorfusion.inference.batch import FolderReport, colorize_clips, colorize_photos, default_log, plan_folder
 
 MAX_TRIES = 3  # tries of a photo whose worker dies on it before it is reported failed
@@ -138,7 +139,6 @@ def _check_settings(batch_size, workers, threads_per_worker, gpus_per_worker, ma
 
 def _model_for_workers(model, options: dict) -> str:
     """The model as each worker will load it: "pretrained" or an absolute path (checked here, in one line)."""
-    from colorfusion.errors import ModelLoadError
     from colorfusion.inference.exported import is_exported
     from colorfusion.presets import PRETRAINED  # Keras, on the driver only: a worker never imports it for a file
 
@@ -166,15 +166,13 @@ def _on_ray(plan, report: FolderReport, log, settings: dict, *, address, workers
         import ray
         import ray.data
     except ImportError:
-        from colorfusion.errors import UsageError
-
         raise UsageError(f"the ray engine needs Ray: {INSTALL_HINT}") from None
     photos = plan.photos
     _sweep(photos)  # what a writer killed in an earlier run left
     batches = [[[str(src), str(out), plan.hints_of.get(src)] for src, out in photos[start:start + batch_size]]
                for start in range(0, len(photos), batch_size)]
-    ray_log = Path(tempfile.mkstemp(prefix="colorfusion-ray-", suffix=".log")[1])
-    with _ray_quiet(ray_log, enabled=not ray_output):
+    ray_log = None if ray_output else Path(tempfile.mkstemp(prefix="colorfusion-ray-", suffix=".log")[1])
+    with _ray_quiet(ray_log):
         started = not ray.is_initialized()
         try:
             if started:
@@ -194,22 +192,28 @@ def _on_ray(plan, report: FolderReport, log, settings: dict, *, address, workers
                 results = dataset.map_batches(
                     _worker_class({**settings, "ledger": ledger}), batch_size=1, batch_format="numpy",
                     compute=ray.data.ActorPoolStrategy(size=count), num_cpus=settings["threads"], **reserve)
-                with tqdm(total=len(photos), unit="img", desc="colorize", disable=not progress) as bar:
-                    _collect((json.loads(row["outcome"]) for row in results.iter_rows()), photos, report, log,
-                             bar.update)
+                rows = iter(results.iter_rows())
+                try:
+                    with tqdm(total=len(photos), unit="img", desc="colorize", disable=not progress) as bar:
+                        _collect((json.loads(row["outcome"]) for row in rows), photos, report, log, bar.update)
+                finally:  # a job stopped early ends its stream now, while Ray runs, not when it is collected
+                    getattr(rows, "close", lambda: None)()
             finally:
                 context.enable_progress_bars, context.print_on_execution_start = saved
                 with contextlib.suppress(Exception):
                     ray.kill(ledger_actor)
+        except ModelLoadError:
+            raise
         except Exception:
-            log(f"note: Ray's own output is in {ray_log}")
+            if ray_log is not None:
+                log(f"note: Ray's own output is in {ray_log}")
             raise
         finally:
             if started:
                 ray.shutdown()
     _sweep(photos)
-    with contextlib.suppress(OSError):
-        ray_log.unlink()
+    if ray_log is not None:
+        ray_log.unlink(missing_ok=True)
 
 
 def _collect(outcomes, photos, report: FolderReport, log, advance=None) -> None:
@@ -223,6 +227,8 @@ def _collect(outcomes, photos, report: FolderReport, log, advance=None) -> None:
     planned_failures = len(report.failed)
     done = set()
     for outcome in outcomes:
+        if outcome.get("unusable"):
+            raise ModelLoadError(outcome["unusable"])
         _add_worker(report.workers, outcome)
         for src, out, failure in outcome["photos"]:
             if Path(src) in done:
@@ -234,7 +240,8 @@ def _collect(outcomes, photos, report: FolderReport, log, advance=None) -> None:
     for src, _ in photos:
         if src not in done:
             report.fail(src, "no result came back from the cluster", log)
-    report.failed[planned_failures:] = sorted(report.failed[planned_failures:], key=lambda item: order[item[0]])
+    report.failed[planned_failures:] = sorted(report.failed[planned_failures:],
+                                              key=lambda item: order.get(item[0], len(order)))
     written = {out: index for index, (_, out) in enumerate(photos)}
     report.written.sort(key=lambda out: written.get(out, len(written)))
 
@@ -266,14 +273,15 @@ def _sweep(photos) -> None:
 
 
 @contextlib.contextmanager
-def _ray_quiet(path: Path, enabled: bool):
-    """Ray's output to `path`: file descriptors 1 and 2 (its C++ core, its prints) and its loggers.
+def _ray_quiet(path: Path | None):
+    """Ray's output to `path` (None: left as it is): file descriptors 1 and 2 (its C++ core, its prints), its
+    loggers and its warnings.
 
     `sys.stderr`, where the job's bar and its lines go, stays on the
     terminal when it was file descriptor 2 (a command line); a notebook's or
     a test's own `sys.stderr` is left as it is.
     """
-    if not enabled:
+    if path is None:
         yield
         return
     loggers = {name: logging.getLogger(name).level for name in ("ray", "ray.data")}
@@ -357,7 +365,11 @@ class _Worker:
 
         # The driver's relative paths mean the same here: storage is shared, mounted at the same path.
         os.chdir(cwd)
-        self.engine, self.runtime = _load_engine(model, options, threads, gpus)
+        try:
+            self.engine, self.runtime = _load_engine(model, options, threads, gpus)
+            self.unusable = None
+        except USER_ERRORS as e:  # a model no worker can use: its one line stops the job on the driver
+            self.engine, self.runtime, self.unusable = None, None, message_line(e)
         self.memory, self.max_tries, self.journal = memory, max_tries, journal
         self.ledger = ray.get_actor(ledger)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -379,6 +391,8 @@ class _Worker:
         """
         import ray
 
+        if self.unusable is not None:
+            return {"unusable": self.unusable, "photos": [], "worker": self.name, "runtime": None, "seconds": 0.0}
         start = time.perf_counter()
         keys = [src for src, _, _ in rows]
         whole = max(1, min(WHOLE_TRIES, self.max_tries - 1))
