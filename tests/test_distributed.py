@@ -132,6 +132,19 @@ def test_a_batch_that_comes_back_twice_counts_once_and_a_photo_that_never_came_b
     assert report.workers["c:3"]["photos"] == 2  # the work it did, though its batch counted once
 
 
+def test_a_memory_budget_cuts_a_batch_of_huge_scans_into_smaller_network_calls(tmp_path):
+    from colorfusion.distributed import HELD_BYTES_PER_PIXEL, PEAK_BYTES_PER_PIXEL, _within_budget
+
+    sizes = [(100, 100), (100, 100), (400, 300), (100, 100)]
+    rows = [[str(io.write_image(tmp_path / f"{i}.png", np.zeros((h, w, 3), np.uint8))), "out", None]
+            for i, (h, w) in enumerate(sizes)]
+    assert _within_budget(rows, None) == [rows]  # no budget: the batch as it is
+    two_small = 2 * 10_000 * HELD_BYTES_PER_PIXEL + 10_000 * PEAK_BYTES_PER_PIXEL
+    parts = _within_budget(rows, two_small)
+    assert parts == [rows[:2], [rows[2]], [rows[3]]]  # the huge scan alone; never an empty call
+    assert _within_budget(rows, 1) == [[row] for row in rows]  # less than one photo: one at a time
+
+
 def test_the_shipped_model_on_workers_gives_the_bytes_of_colorize_folder(cluster, tmp_path):
     from photos import write_photos
 

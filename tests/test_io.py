@@ -338,3 +338,20 @@ def test_resize_averages_areas_below_half_size_and_is_bilinear_otherwise():
         np.testing.assert_array_equal(out, cv2.resize(image, (width, height), interpolation=flag))
     # The rule decides on the stronger of the two scales: a squash to a square shrinks a wide photo by 1/3.
     np.testing.assert_array_equal(io.resize(image, 20, 20), cv2.resize(image, (20, 20), interpolation=cv2.INTER_AREA))
+
+
+def test_atomic_leftovers_finds_a_killed_writers_temporary_files_of_the_named_files_only(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    from colorfusion.io import atomic_leftovers
+
+    # What atomic_write and atomic_path create, left behind as a writer killed mid-write leaves them.
+    written = tempfile.mkstemp(dir=tmp_path, prefix=".photo.png.", suffix=".tmp")[1]
+    path_style = tempfile.mkstemp(dir=tmp_path, prefix=".model.", suffix=".keras")[1]
+    other = tempfile.mkstemp(dir=tmp_path, prefix=".notes.txt.", suffix=".tmp")[1]
+    for name in ("photo.png", ".hidden.png", ".photo.png.backup.tmp"):
+        (tmp_path / name).write_bytes(b"mine")
+    found = atomic_leftovers(tmp_path, ["photo.png", "model.keras"])
+    assert sorted(found) == sorted(map(Path, [written, path_style]))
+    assert Path(other).exists() and atomic_leftovers(tmp_path / "missing", ["photo.png"]) == []

@@ -9,6 +9,7 @@ The public API, imported lazily (the first use of a name imports Keras, not
     colorizer = Colorizer.from_path("runs/exp1")
     rgb = colorizer("old_photo.jpg")                  # uint8 RGB at the photo's own size
     colorize_folder(["scans/"], "colorized/", colorizer)
+    colorize_dataset(["scans/"], "colorized/", address="auto")   # the same job on a Ray cluster's workers
     report = evaluate(colorizer, "held_out/", "report/")
     rgb = Colorizer.pretrained()("car.jpg", hints=[(320, 140, "#c0392b")])  # colour hints
     Colorizer.pretrained().colorize_video("film.mp4", "film_colour.mp4")   # steady from frame to frame
@@ -37,6 +38,7 @@ _API = {
     "TrainConfig": "config",
     "Colorizer": "inference.colorizer",
     "colorize_folder": "inference.batch",
+    "colorize_dataset": "distributed",
     "load_model": "loading",
     "export_model": "export",
     "ExportedModel": "export",
