@@ -195,6 +195,35 @@ def test_a_model_no_worker_can_load_stops_the_job_with_its_one_line(cluster, tmp
     assert not list((tmp_path / "out").rglob("*.png"))
 
 
+def test_a_clip_given_to_the_ray_engine_goes_to_the_local_engine_and_a_line_says_so(cluster, tiny_onnx, tmp_path):
+    pytest.importorskip("av")
+    from fractions import Fraction
+
+    from photos import write_photos
+
+    from colorfusion.testing import clips
+
+    write_photos(tmp_path / "in", count=2)
+    clips.write_clip(tmp_path / "in" / "film.mp4", [make_photo(np.random.default_rng(i), 48, 64) for i in range(6)],
+                     rate=Fraction(25))
+    lines = []
+    report = colorize_dataset([tmp_path / "in"], tmp_path / "out", model=tiny_onnx, workers=1, progress=False,
+                              log=lines.append)
+    assert report.ok and sorted(p.name for p in report.written) == ["film.mp4", "photo_00.png", "photo_01.png"]
+    assert lines == ["note: 1 clip colorized on this machine, not on the cluster (the ray engine takes photos; "
+                     "a clip is one long task)"]
+    assert sum(w["photos"] for w in report.workers.values()) == 2  # the photos went to the workers
+
+
+def test_a_keras_worker_sets_tensorflow_thread_pools_to_its_cpus():
+    code = ("import tensorflow as tf; from colorfusion.distributed import _configure_tensorflow; "
+            "_configure_tensorflow(3, 0); "
+            "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+            "tf.config.threading.get_inter_op_parallelism_threads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["3", "3"], done.stderr
+
+
 def test_the_command_with_the_ray_engine_prints_its_own_lines_only(tiny_model_file, tmp_path):
     from photos import write_photos
 
