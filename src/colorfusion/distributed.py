@@ -202,7 +202,9 @@ def _on_ray(plan, report: FolderReport, log, settings: dict, *, address, workers
                 context.enable_progress_bars, context.print_on_execution_start = saved
                 with contextlib.suppress(Exception):
                     ray.kill(ledger_actor)
-        except ModelLoadError:
+        except ModelLoadError:  # its line says it all: Ray's log is not needed
+            if ray_log is not None:
+                ray_log.unlink(missing_ok=True)
             raise
         except Exception:
             if ray_log is not None:
