@@ -260,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="local: this machine (default); ray: the photos on a Ray cluster's workers, each "
                                "loading the model itself (pip install 'colorfusion[distributed]'; clips stay local)")
     colorize.add_argument("--address", metavar="auto|HOST:PORT",
-                          help="--engine ray: the cluster (auto: the one `ray start` runs here; default: a new "
-                               "local one)")
+                          help="--engine ray: the cluster (auto: the one `ray start` runs here; default: $RAY_ADDRESS, "
+                               "else the one `ray start` runs here, else a new local one)")
     colorize.add_argument("--workers", type=_positive_int, metavar="N",
                           help="--engine ray: workers (default: as many as the cluster's CPUs, or GPUs, allow)")
     colorize.add_argument("--gpus-per-worker", type=_positive_float, default=0, metavar="G",

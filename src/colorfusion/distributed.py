@@ -74,9 +74,10 @@ def colorize_dataset(inputs, dst, model="pretrained", *, address=None, workers=N
             file, a run folder or an exported `.onnx` / `.tflite` file that
             every worker can read (shared storage, the same path). Each
             worker loads it itself.
-        address: the cluster: None (a running `ray.init`, $RAY_ADDRESS, or
-            a new local cluster), "auto" (the one started on this machine
-            with `ray start`), or "HOST:PORT".
+        address: the cluster: None (this process's `ray.init` if it made
+            one, else $RAY_ADDRESS, else the one `ray start` runs on this
+            machine, else a new local cluster), "auto" (the one `ray start`
+            runs here), or "HOST:PORT".
         workers: workers in the pool; None: as many as the cluster's CPUs
             (or GPUs) allow at `threads_per_worker` (`gpus_per_worker`) each.
         threads_per_worker: CPUs a worker reserves; its TensorFlow, OpenCV
