@@ -86,6 +86,7 @@ HINTS_NAME = "hints"  # the optional input: (H, W, 3) = hinted a / 128, b / 128 
 OUTPUT_NAME = "ab"  # the layer giving ab / 128 at S x S (regression or decoded)
 PROBS_NAME = "ab_probs"  # the classification head's softmax
 ENCODER_NAME = "encoder_backbone"  # the pretrained encoder, one nested model (frozen / fine-tuned as a whole)
+SCRATCH_FEATURES = "encoder_conv8"  # the scratch encoder's last convolution (its features at stride 8)
 _UNET_FILTERS = {16: 256, 8: 128, 4: 64, 2: 32}  # decoder filters at each stride (times width)
 DECODE_METHODS = ("expectation", "annealed_mean", "mode")
 # The annealed-mean temperature everything decodes with unless told otherwise. Zhang et
@@ -362,7 +363,7 @@ def scratch_encoder(l_input, conv: Convs):
         x = conv(x, n, f"encoder_block{block}_conv1", strides=2)
         x = conv(x, n, f"encoder_block{block}_conv2")
     x = conv(x, 512, "encoder_conv7")
-    return conv(x, 256, "encoder_conv8")
+    return conv(x, 256, SCRATCH_FEATURES)
 
 
 def pretrained_encoder(l_input, encoder, image_size, weights, seed, any_size) -> dict:

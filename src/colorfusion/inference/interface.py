@@ -28,8 +28,11 @@ class Runner:
     centers: np.ndarray | None = None  # (Q, 2) the ab bins of a session's probabilities; None: it gives none
     decode = temperature = hint_temperature = None  # the decoding of a classification head, where it has one
     split = False  # whether a session keeps the part of the network that the hints do not change
+    gives_features = False  # whether `features` gives the encoder's maps (a reference photo is matched in them)
     hints_refusal = "this model takes no colour hints"  # the line for hints given to a runner that takes none
     probabilities_refusal = "this model gives no colour probabilities"  # the line for suggestions it cannot give
+    features_refusal = ("a reference photo is matched in the network's own features, which this model does not "
+                        "give; use the Keras model (--model pretrained, a run folder or a .keras file)")
 
     def forward(self, inputs: dict) -> np.ndarray:
         """ab / 128 (N, h, w, 2) for the network's inputs (numpy float32, by input name), batch of any size."""
@@ -38,6 +41,14 @@ class Runner:
     def session(self, inputs: dict) -> Session:
         """A `Session` for one photo's inputs that do not change with the hints (batch of one)."""
         return Session(self, inputs)
+
+    def features(self, inputs: dict) -> dict:
+        """{stride: (N, h/stride, w/stride, C)}: the encoder's feature maps of "L" (reference matching).
+
+        Raises:
+            ValueError: the runner gives none (`features_refusal` says why).
+        """
+        raise ValueError(self.features_refusal)
 
 
 class Session:

@@ -65,6 +65,7 @@ class KerasRunner(Runner):
                      "or a run trained with hints")
     probabilities_refusal = ("suggested colours need a classification model (its colour probabilities); "
                              "this one is a regression model")
+    gives_features = True
 
     def __init__(self, model, decode="annealed_mean", temperature=None, hint_temperature=None):
         info = model_lib.model_info(model)
@@ -85,6 +86,7 @@ class KerasRunner(Runner):
         self.compiled = CompiledFunctions()
         self._automatic = None  # `automatic_network`, built at its first use
         self._session_networks = None  # `_SessionNetworks`, built at the first session
+        self._features = None  # `feature_network`, built at its first use
         self._lock = threading.Lock()
 
     @property
@@ -130,6 +132,16 @@ class KerasRunner(Runner):
 
     def session(self, inputs: dict) -> KerasSession:
         return KerasSession(self, self.session_networks(), inputs)
+
+    def features(self, inputs: dict) -> dict:
+        """The encoder's feature maps of "L" at `FEATURE_STRIDES` (`feature_network`), compiled once per shape."""
+        with self._lock:
+            if self._features is None:
+                self._features = feature_network(self.model)
+        network = self._features
+        found = self.compiled.run("features", lambda l_scaled: network(l_scaled, training=False), [inputs["L"]])
+        found = found if isinstance(found, list) else [found]
+        return dict(zip(network.strides, found))
 
     @property
     def split(self) -> bool:
@@ -231,6 +243,40 @@ def cut_at_hints(network):
     encoder = keras.Model(fixed, cut, name="studio_encoder")
     head = keras.Model([*head_fixed, *cut, hints], clone.outputs, name="studio_head")
     return encoder, head, [t.name for t in fixed], [t.name for t in head_fixed]
+
+
+# === The encoder's features ===
+
+FEATURE_STRIDES = (8, 16)  # the encoder's maps a reference photo is matched in: parts of objects, and objects
+
+
+def feature_network(model):
+    """L / 50 - 1 (N, h, w, 1) -> the encoder's features at `FEATURE_STRIDES` (those it has), weights shared.
+
+    A pretrained encoder (`model.encoder_layer`, whatever its backbone) gives
+    its taps, fed as the colorizer feeds it (`GrayToBackbone`); a scratch
+    encoder its deepest map (stride 8). `strides` on the result says which
+    stride each output is.
+
+    Raises:
+        ValueError: the model has no encoder to read (not a colorizer).
+    """
+    l_input = next(t for t in model.inputs if t.name == "L")
+    inputs = keras.Input(batch_shape=l_input.shape, dtype=l_input.dtype, name="L")
+    encoder = model_lib.encoder_layer(model)
+    if encoder is not None:
+        gray = next(layer for layer in model.layers if isinstance(layer, model_lib.GrayToBackbone))
+        taps = {int(stride): tensor for stride, tensor in encoder(gray(inputs)).items()}
+        strides = tuple(s for s in FEATURE_STRIDES if s in taps)
+        outputs = [taps[s] for s in strides]
+    else:
+        deepest = [layer for layer in model.layers if layer.name.startswith(model_lib.SCRATCH_FEATURES)]
+        if not deepest:
+            raise ValueError("this model has no encoder whose features a reference photo can be matched in")
+        strides, outputs = (8,), [keras.Model(l_input, deepest[-1].output)(inputs)]
+    network = keras.Model(inputs, outputs, name="reference_features")
+    network.strides = strides
+    return network
 
 
 # === Compiled once per shape ===
