@@ -266,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="--engine ray: workers (default: as many as the cluster's CPUs, or GPUs, allow)")
     colorize.add_argument("--gpus-per-worker", type=_positive_float, default=0, metavar="G",
                           help="--engine ray: GPUs each worker reserves, e.g. 1 (default 0: CPU workers)")
+    colorize.add_argument("--reference", metavar="REF.jpg",
+                          help="a colour photo of the same scene or things (a clip: a colour still of the shot): "
+                               "its colours are given as hints where it matches each photo or frame; your own "
+                               "hints win (a model that takes hints, the Keras one: docs/reference.md)")
 
     evaluate = commands.add_parser(
         "evaluate", help="measure a model against grayscale and ground truth",
@@ -443,6 +447,13 @@ def cmd_colorize(args) -> int:
     if args.hint and args.hints:
         raise UsageError("give hints with --hint or with --hints, not both")
     hints = read_hints_file(args.hints) if args.hints else args.hint
+    reference = None
+    if args.reference:  # read before the model loads: an unusable file fails at once
+        if args.engine == "ray":
+            raise UsageError("--reference runs with --engine local only (the ray engine's workers take no reference)")
+        from colorfusion.inference.reference import read_reference
+
+        reference = read_reference(args.reference)
     import_backend_quietly()
     if args.engine == "ray":  # each worker loads the model; Ray is imported there only
         from colorfusion.distributed import colorize_dataset
@@ -452,9 +463,14 @@ def cmd_colorize(args) -> int:
                                   overwrite=args.overwrite, progress=not args.quiet, hints=hints,
                                   temporal=args.temporal, **_model_options(args))
     else:
-        report = colorize_folder(args.inputs, args.output, _load_colorizer(args), batch_size=args.batch_size,
+        colorizer = _load_colorizer(args)
+        if reference is not None:
+            from colorfusion.inference.reference import Reference
+
+            reference = Reference(colorizer, reference, name=args.reference)
+        report = colorize_folder(args.inputs, args.output, colorizer, batch_size=args.batch_size,
                                  overwrite=args.overwrite, progress=not args.quiet, hints=hints,
-                                 temporal=args.temporal)
+                                 temporal=args.temporal, reference=reference)
     print(f"done: {len(report.written)} written, {len(report.skipped)} skipped (exist; --overwrite replaces), "
           f"{len(report.failed)} failed -> {args.output}")
     return 0 if report.ok else 1

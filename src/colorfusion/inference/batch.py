@@ -23,6 +23,7 @@ from colorfusion.datasets import find_images
 from colorfusion.errors import reason
 from colorfusion.hints import match_hints
 from colorfusion.inference.engine import colorize_stream
+from colorfusion.inference.reference import as_reference
 from colorfusion.inference.video import OUTPUT_SUFFIX as VIDEO_SUFFIX
 from colorfusion.inference.video import colorize_video, find_videos, is_video_file
 
@@ -143,7 +144,7 @@ def plan_folder(inputs, dst, report: FolderReport, log, hints=None, overwrite: b
 
 
 def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = False,
-                    progress: bool = True, log=None, hints=None, temporal: str = "flow",
+                    progress: bool = True, log=None, hints=None, temporal: str = "flow", reference=None,
                     **colorizer_kwargs) -> FolderReport:
     """Colorize files and folders (recursively) into `dst`, mirroring the tree.
 
@@ -168,6 +169,10 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
             "none" (frame by frame); see `inference.video.colorize_video`.
             A video's hints are points `[x, y, colour, frame]`
             (`(x, y, colour)`: frame 0).
+        reference: a colour photo (path, pixels or `inference.reference.Reference`)
+            whose colours every photo and clip takes where it matches
+            (docs/reference.md); read once. One that cannot be used fails the
+            whole job, in one line, before any photo.
         **colorizer_kwargs: `decode`, `temperature`, ... for a model not yet
             a `Colorizer`.
 
@@ -182,14 +187,17 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
 
     log = log or default_log
     colorizer = as_colorizer(model, **colorizer_kwargs)
+    reference = as_reference(colorizer, reference)
     report = FolderReport()
     plan = plan_folder(inputs, dst, report, log, hints=hints, overwrite=overwrite)
     if plan.photos:
         with tqdm(total=len(plan.photos), unit="img", desc="colorize", disable=not progress) as bar:
-            for src, out, failure in colorize_photos(colorizer, plan.photos, plan.hints_of, batch_size):
+            for src, out, failure in colorize_photos(colorizer, plan.photos, plan.hints_of, batch_size,
+                                                      reference=reference):
                 report.add(src, out, failure, log)
                 bar.update(1)
-    colorize_clips(plan.clips, colorizer, report, log, plan.hints_of, temporal, batch_size, progress)
+    colorize_clips(plan.clips, colorizer, report, log, plan.hints_of, temporal, batch_size, progress,
+                   reference=reference)
     return report
 
 
@@ -198,12 +206,13 @@ def default_log(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def colorize_clips(clips, colorizer, report: FolderReport, log, hints_of, temporal, batch_size, progress) -> None:
+def colorize_clips(clips, colorizer, report: FolderReport, log, hints_of, temporal, batch_size, progress,
+                   reference=None) -> None:
     """Colorize the (input, output) pairs of videos; each streams through the network with its own bar."""
     for src, out in clips:
         try:
             colorize_video(colorizer, src, out, temporal=temporal, hints=hints_of.get(src), batch_size=batch_size,
-                           overwrite=True, progress=progress, log=log)
+                           overwrite=True, progress=progress, log=log, reference=reference)
             report.add(src, out, None, log)
         except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
             report.fail(src, reason(e), log)
@@ -225,16 +234,17 @@ def _hints_by_input(hints, pairs, dst, report: FolderReport, log) -> dict:
     return by_input
 
 
-def colorize_photos(engine: Colorizer, pairs, hints_of: dict, batch_size: int):
+def colorize_photos(engine: Colorizer, pairs, hints_of: dict, batch_size: int, reference=None):
     """Colorize (input, output) pairs of photos through the engine and write each: (input, output, failure) pairs.
 
     `failure` is None when the output was written (atomically), else the
     one line saying why not. Any error is about one file (or, for the
     runner call, its batch): it is that file's failure and the rest go on.
-    The folder job's photos and a cluster worker's batch both go this way.
+    The folder job's photos and a cluster worker's batch both go this way;
+    `reference`: an `inference.reference.Reference` matched on each photo.
     """
     photos = colorize_stream(engine, pairs, batch_size, read=lambda pair: io.read_rgb(pair[0]),
-                             hints_of=lambda pair: hints_of.get(pair[0]), errors="keep")
+                             hints_of=lambda pair: hints_of.get(pair[0]), errors="keep", reference=reference)
     for (src, out), done in photos:
         if done.error is not None:
             failure = f"model failed: {reason(done.error)}" if done.stage == "network" else reason(done.error)

@@ -170,14 +170,15 @@ class Colorizer(Engine):
 
     # --- Conveniences: the clients above the engine, in one call ---
 
-    def colorize_video(self, src, dst, temporal="flow", hints=None, batch_size=8, overwrite=False, progress=True):
+    def colorize_video(self, src, dst, temporal="flow", hints=None, batch_size=8, overwrite=False, progress=True,
+                       reference=None):
         """Colorize a clip into an MP4 (same size, exact frame rate, audio copied): `inference.video.colorize_video`.
 
         Example:
             Colorizer.pretrained().colorize_video("film.mp4", "film_colour.mp4", hints=[(320, 140, "#c0392b", 48)])
         """
         return video.colorize_video(self, src, dst, temporal=temporal, hints=hints, batch_size=batch_size,
-                                    overwrite=overwrite, progress=progress)
+                                    overwrite=overwrite, progress=progress, reference=reference)
 
     def suggest_colours(self, image, x: float, y: float, k: int = suggest.SUGGESTIONS, hints=None) -> list:
         """The colours the model finds likely at pixel (x, y), most likely first: `inference.suggest.suggest_colours`.

@@ -29,7 +29,10 @@ else:
   clicks), and `HeldPhoto` keeps what the runner computes once for a photo
   (`Runner.session`) and gives the head's probabilities for suggestions;
 - evaluation: each `Colorized` carries the ab at the network's size beside
-  the RGB, and `rgb=False` skips the full-resolution join.
+  the RGB, and `rgb=False` skips the full-resolution join;
+- a reference photo (`inference.reference`): `reference=` adds, before the
+  hints map, the points matched in it to each item's hints (the person's
+  win), in the encoder's features (`Engine.features`).
 
 The scaling into and out of the network's units lives here and nowhere else
 (`network_inputs`, `ab_from_network`): a runner sees L / 50 - 1 and gives
@@ -48,6 +51,7 @@ from colorfusion import color, io
 from colorfusion.errors import HintError
 from colorfusion.fastlab import as_pixels, lab_to_rgb_uint8, lightness_pair, small_lightness
 from colorfusion.hints import hint_map
+from colorfusion.inference.reference import as_reference
 
 INTERPOLATIONS = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
 # The short side a photo is colorized at by a model that takes any size (docs/experiments.md, "Colour
@@ -132,22 +136,30 @@ class Engine:
 
     # === The pipeline ===
 
-    def __call__(self, image, return_lab: bool = False, hints=None):
+    def __call__(self, image, return_lab: bool = False, hints=None, reference=None):
         """Colorize one image (path, PIL image or array) at its full resolution.
 
         Args:
             hints: for a model that takes hints, points `(x, y, colour)` in
                 the photo's pixels whose colour the user knows, the colour
                 "#rrggbb" or (r, g, b); e.g. `[(320, 140, "#c0392b")]`.
+            reference: a colour photo (path, PIL image, array, or a
+                `reference.Reference`) whose colours to take where it shows
+                the same things (`inference.reference`); `hints` win.
         """
-        return self.colorize_many([image], return_lab=return_lab, hints=None if hints is None else [hints])[0]
+        return self.colorize_many([image], return_lab=return_lab, hints=None if hints is None else [hints],
+                                  reference=reference)[0]
 
-    def colorize_many(self, images, return_lab: bool = False, hints=None) -> list:
-        """Colorize several images (any sizes) with one model call a shape; `hints`: one list (or None) per image."""
+    def colorize_many(self, images, return_lab: bool = False, hints=None, reference=None) -> list:
+        """Colorize several images (any sizes) with one model call a shape; `hints`: one list (or None) per image.
+
+        `reference`: one colour photo for all (`__call__`), read once.
+        """
         if hints is not None and len(hints) != len(images):
             raise ValueError(f"hints must hold one list per image ({len(images)}). Received: {len(hints)} lists")
         return [(done.rgb, done.lab) if return_lab else done.rgb
-                for done in colorize_iter(self, images, hints, return_lab=return_lab)]
+                for done in colorize_iter(self, images, hints, return_lab=return_lab,
+                                          reference=as_reference(self, reference))]
 
     def hold(self, image) -> HeldPhoto:
         """`image` read once and held for runs with one hints map after another (the studio's clicks)."""
@@ -183,6 +195,10 @@ class Engine:
         if hints and not self.takes_hints:
             raise HintError(self.runner.hints_refusal)
         return hint_map(hints, l_full, shape)
+
+    def features(self, l_small: np.ndarray) -> dict:
+        """{stride: (N, h/s, w/s, C)}: the encoder's features of L (N, h, w, 1) in [0, 100] (`Runner.features`)."""
+        return self.runner.features(self.network_inputs(np.asarray(l_small, np.float32)))
 
     def predict_ab_many(self, l_smalls, hint_maps=None) -> list[np.ndarray]:
         """`predict_ab` of L maps of several shapes: one runner call per shape, results in input order.
@@ -251,7 +267,7 @@ class Engine:
 
 
 def colorize_iter(engine, items, hints=None, *, hint_maps=None, read=None, adjust_ab=None, rgb: bool = True,
-                  return_lab: bool = False, errors: str = "raise"):
+                  return_lab: bool = False, errors: str = "raise", reference=None):
     """Each item through the pipeline, in order, one `Colorized` at a time; one runner call a shape for all.
 
     Args:
@@ -271,6 +287,8 @@ def colorize_iter(engine, items, hints=None, *, hint_maps=None, read=None, adjus
         errors: "raise", or "keep": an item that cannot be read (or whose
             hints are bad) and, when the runner fails, the items it held come
             out with `error` and `stage` set; the others go on.
+        reference: a `reference.Reference`: its points matched on each item
+            are added after the item's own hints (which win), before the map.
 
     Yields:
         `Colorized`, one per item, in order. Reading and the runner call
@@ -295,11 +313,13 @@ def colorize_iter(engine, items, hints=None, *, hint_maps=None, read=None, adjus
                 done.lightness = item
             else:
                 done.lightness = Lightness(*engine.read_lightness(item if read is None else read(item)))
+            given = hints[index]
+            if reference is not None and hint_maps[index] is None:  # the reference's points, after the person's
+                given = reference.hints_for(engine, done.lightness, given)
             if hint_maps[index] is not None:
                 maps[index] = hint_maps[index]
-            elif hints[index]:
-                maps[index] = engine.hints_input(list(hints[index]), done.lightness.full,
-                                                 done.lightness.small.shape[:2])
+            elif given:
+                maps[index] = engine.hints_input(list(given), done.lightness.full, done.lightness.small.shape[:2])
         except Exception as e:  # kept for the item when asked to; raised otherwise
             if errors == "raise":
                 raise
@@ -330,14 +350,14 @@ def colorize_iter(engine, items, hints=None, *, hint_maps=None, read=None, adjus
 
 
 def colorize_stream(engine, sources, batch_size: int, *, read=None, hints_of=None, adjust_ab=None,
-                    errors: str = "raise"):
+                    errors: str = "raise", reference=None):
     """`colorize_iter` over an iterable of any length, `batch_size` items at a time: (source, `Colorized`) pairs.
 
     Args:
         sources: items (frames of a clip, files of a folder), pulled as
             needed: memory holds one batch.
         hints_of: source -> its points, or None.
-        read, adjust_ab, errors: as `colorize_iter`.
+        read, adjust_ab, errors, reference: as `colorize_iter`.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
@@ -345,15 +365,16 @@ def colorize_stream(engine, sources, batch_size: int, *, read=None, hints_of=Non
     for source in sources:
         batch.append(source)
         if len(batch) == batch_size:
-            yield from _one_batch(engine, batch, read, hints_of, adjust_ab, errors)
+            yield from _one_batch(engine, batch, read, hints_of, adjust_ab, errors, reference)
             batch = []
     if batch:
-        yield from _one_batch(engine, batch, read, hints_of, adjust_ab, errors)
+        yield from _one_batch(engine, batch, read, hints_of, adjust_ab, errors, reference)
 
 
-def _one_batch(engine, batch, read, hints_of, adjust_ab, errors):
+def _one_batch(engine, batch, read, hints_of, adjust_ab, errors, reference):
     hints = None if hints_of is None else [hints_of(source) for source in batch]
-    yield from zip(batch, colorize_iter(engine, batch, hints, read=read, adjust_ab=adjust_ab, errors=errors))
+    yield from zip(batch, colorize_iter(engine, batch, hints, read=read, adjust_ab=adjust_ab, errors=errors,
+                                        reference=reference))
 
 
 # === A photo held between runs ===

@@ -61,6 +61,7 @@ from colorfusion import io
 from colorfusion.errors import HintError, VideoError
 from colorfusion.inference.engine import colorize_stream
 from colorfusion.inference.motion import SteadyColour, parse_video_hints, track_hints
+from colorfusion.inference.reference import as_reference
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".wmv",
                     ".flv", ".3gp", ".ogv", ".y4m")
@@ -376,7 +377,7 @@ def output_path(src, dst) -> Path:
 
 
 def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batch_size: int = BATCH_SIZE,
-                   overwrite: bool = False, progress: bool = True, log=None) -> VideoReport:
+                   overwrite: bool = False, progress: bool = True, log=None, reference=None) -> VideoReport:
     """Colorize a clip into an MP4 at the same size, frame rate and timestamps, with its audio.
 
     Args:
@@ -396,6 +397,9 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
         overwrite: replace an existing output (default: refuse).
         progress: a progress bar (frames/s, time left).
         log: called with each warning line (default: stderr, above the bar).
+        reference: a colour still of the shot (path, pixels or
+            `inference.reference.Reference`), read once and matched on every
+            frame (docs/reference.md, "Clips"); the hints win.
 
     Returns:
         A `VideoReport`.
@@ -427,6 +431,7 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
         raise ValueError(f"{dst}: the output would replace its input; choose another output")
     info = probe(src)
     points = parse_video_hints(hints)
+    reference = as_reference(colorizer, reference)
     if points and not getattr(colorizer, "takes_hints", True):
         raise HintError("this model takes no colour hints (it was trained without hints=True); use the shipped model "
                         "or a run trained with hints")
@@ -446,7 +451,7 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
         report.encoder = writer.encoder
         frames = colorize_stream(colorizer, read_frames(src, log=warn), batch_size, read=lambda frame: frame.rgb,
                                  hints_of=lambda frame: reached.get(frame.index),
-                                 adjust_ab=None if steady is None else steady.step)
+                                 adjust_ab=None if steady is None else steady.step, reference=reference)
         for frame, done in frames:
             writer.write(done.rgb, frame.pts)
             bar.update(1)
