@@ -14,6 +14,7 @@ No colour is decided here. The page (`static/`) asks for:
     POST /api/photos/ID/suggest      {"x", "y", "k", "hints"}  -> likely colours at (x, y)
     POST /api/photos/ID/download     {"hints"} -> the full-resolution file (= colorize --hints)
     POST /api/photos/ID/hints-file?name=N  a hints file (the body) -> the points it gives each photo
+    POST /api/photos/ID/reference?name=N   a colour photo (the body) + {"hints"} in ?hints= -> its matched points
     GET  /api/gamut?l=L              the ab plane at lightness L (PNG with alpha)
 
 Each handler is a plain function of the request; the `Studio` it serves is
@@ -175,25 +176,29 @@ async def folder_open(request):
     return JSONResponse(photo.record())
 
 
-async def upload(request):
-    studio, name = studio_of(request), file_name(request, "photo.png")
-    limit = studio.max_upload_bytes
+async def _receive(request, path: Path, name: str, limit: int) -> None:
+    """The request's body (a file the page sends) written to `path`: 413 beyond `limit` bytes, 400 when empty."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise StudioError(413, f"{name}: too large ({_megabytes(declared)}; the studio takes files up to "
                                f"{limit // 1_000_000} MB)")
+    size = 0
+    with open(path, "wb") as f:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise StudioError(413, f"{name}: too large (the studio takes files up to "
+                                       f"{limit // 1_000_000} MB)")
+            f.write(chunk)
+    if size == 0:
+        raise StudioError(400, f"{name}: empty file (0 bytes)")
+
+
+async def upload(request):
+    studio, name = studio_of(request), file_name(request, "photo.png")
     path = studio.workdir / f"upload-{secrets.token_hex(8)}"
     try:
-        size = 0
-        with open(path, "wb") as f:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise StudioError(413, f"{name}: too large (the studio takes files up to "
-                                           f"{limit // 1_000_000} MB)")
-                f.write(chunk)
-        if size == 0:
-            raise StudioError(400, f"{name}: empty file (0 bytes)")
+        await _receive(request, path, name, studio.max_upload_bytes)
         photo = await studio.work(studio.open_photo, path, name)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is listening; the file is gone below
@@ -243,6 +248,25 @@ async def download(request):
         **NOT_CACHED, "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+async def reference(request):
+    studio, photo = studio_of(request), open_photo_of(request)
+    name = file_name(request, "reference.jpg")
+    try:
+        given = json.loads(request.query_params.get("hints", "[]"))
+    except ValueError:
+        given = None
+    hints = hints_of({"hints": given})
+    path = studio.workdir / f"reference-{secrets.token_hex(8)}"
+    try:
+        await _receive(request, path, name, studio.max_upload_bytes)
+        points = await studio.work(studio.reference_points, photo, path, name, hints)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    finally:
+        path.unlink(missing_ok=True)
+    return JSONResponse({"name": name, "points": points})
+
+
 async def hints_file(request):
     studio, photo = studio_of(request), open_photo_of(request)
     name = file_name(request, "hints.json")
@@ -283,6 +307,7 @@ ROUTES = [
     Route("/api/photos/{id}/suggest", suggest, methods=["POST"]),
     Route("/api/photos/{id}/download", download, methods=["POST"]),
     Route("/api/photos/{id}/hints-file", hints_file, methods=["POST"]),
+    Route("/api/photos/{id}/reference", reference, methods=["POST"]),
     Route("/api/gamut", gamut),
     Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
 ]

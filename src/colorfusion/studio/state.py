@@ -34,6 +34,7 @@ from PIL import Image
 from colorfusion import color, io
 from colorfusion.errors import HintError, ImageReadError
 from colorfusion.hints import match_hints, parse_hint
+from colorfusion.inference.reference import Reference
 from colorfusion.inference.suggest import DISPLAY_SIDE, HintSession, hint_network
 from colorfusion.io import ImageTooLargeError
 from colorfusion.studio import CACHE_PHOTOS, MAX_MEGAPIXELS, MAX_UPLOAD_MB, MAX_WAITING
@@ -285,6 +286,21 @@ class Studio:
             raise StudioError(400, f"this model suggests no colours ({runner.probabilities_refusal}): "
                                    f"pick a colour yourself")
         return photo.session.suggest(x, y, k=k, hints=hints), photo.session.lightness_at(x, y)
+
+    def reference_points(self, photo: Photo, path: Path, name: str, hints) -> list:
+        """The points a reference photo (the file at `path`, called `name`) gives `photo`, away from `hints`.
+
+        Each point is [x, y, "#rrggbb", weight] in the photo's pixels, strongest
+        first (`inference.reference.Reference.points`): the page adds them as
+        points of its own, which the person may move or delete.
+        """
+        try:
+            pixels = io.read_rgb(path, max_pixels=self.max_pixels)
+        except ImageReadError as e:
+            raise StudioError(user_error_status(e), f"{name}: cannot use as a reference photo: {e.reason}") from None
+        reference = Reference(self.colorizer, pixels, name=name)
+        found = reference.points(self.colorizer, photo.session.held.lightness, _points(hints, name))
+        return [[point.x, point.y, point.hex, point.weight] for point in found]
 
     def download(self, photo: Photo, hints) -> bytes:
         """The full-resolution file of `photo` with `hints`, written by the CLI's own writer (= `colorize --hints`)."""

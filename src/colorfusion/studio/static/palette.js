@@ -78,6 +78,7 @@ export function setColour(hex, record = true) {
   hex = hex.toLowerCase();
   if (record) snapshot();
   state.hints[state.selected].hex = hex;
+  delete state.hints[state.selected].reference;  // recoloured: the person's point now
   state.recent = [hex, ...state.recent.filter((c) => c !== hex)].slice(0, 10);
   update();
 }

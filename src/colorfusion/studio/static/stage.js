@@ -42,12 +42,12 @@ function drawMarks() {
     const layer = $(id);
     layer.replaceChildren(...state.hints.map((hint, index) => {
       const mark = document.createElement("div");
-      mark.className = "mark" + (index === state.selected ? " selected" : "");
+      mark.className = "mark" + (index === state.selected ? " selected" : "") + (hint.reference ? " reference" : "");
       mark.style.left = `${(hint.x + 0.5) / state.photo.width * 100}%`;
       mark.style.top = `${(hint.y + 0.5) / state.photo.height * 100}%`;
       mark.style.background = hint.hex;
       mark.dataset.index = String(index);
-      mark.title = `(${hint.x}, ${hint.y}) ${hint.hex}`;
+      mark.title = `(${hint.x}, ${hint.y}) ${hint.hex}` + (hint.reference ? ` from ${hint.reference}` : "");
       mark.addEventListener("pointerdown", (event) => dragPoint(event, index, mark));
       return mark;
     }));
@@ -152,7 +152,7 @@ function dragPoint(event, index, mark) {
     if (moved) {
       const [x, y] = photoPoint(e, stage);
       snapshot();
-      state.hints[index] = {...state.hints[index], x, y};
+      state.hints[index] = {...state.hints[index], x, y, reference: undefined};  // moved: the person's now
     }
     selectPoint(index);
   };

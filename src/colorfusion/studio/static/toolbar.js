@@ -1,4 +1,5 @@
-// The toolbar: open a photo (or drop one on the page), undo / redo, the hints file, the download.
+// The toolbar: open a photo (or drop one on the page), undo / redo, the hints file, a reference photo,
+// the download.
 
 import {busy, clearMessage, post, send, showError, wireHints} from "./api.js";
 import {$, restore, setPhoto, snapshot, state, update} from "./state.js";
@@ -7,6 +8,7 @@ export function draw() {
   $("undo").disabled = !state.undo.length;
   $("redo").disabled = !state.redo.length;
   for (const id of ["download", "save-hints", "load-hints"]) $(id).disabled = !state.photo;
+  $("reference").disabled = !state.photo || !(state.info && state.info.takes_hints);
 }
 
 export function undo() {
@@ -91,6 +93,26 @@ async function loadHints(file) {
   });
 }
 
+// A colour photo of the same scene: the server matches it and answers points, which replace those of the
+// previous reference and stay the person's to move or delete (one undo step). The person's own points win.
+async function loadReference(file) {
+  clearMessage();
+  await busy("Matching the reference…", async () => {
+    try {
+      const own = state.hints.filter((h) => !h.reference);
+      const query = `name=${encodeURIComponent(file.name)}&hints=${encodeURIComponent(JSON.stringify(wireHints(own)))}`;
+      const found = await send(`/api/photos/${state.photo.id}/reference?${query}`, file);
+      if (!found.points.length) throw new Error(`${found.name}: no part of it matches this photo`);
+      snapshot();
+      state.hints = [...own, ...found.points.map(([x, y, hex, weight]) => ({x, y, hex, weight, reference: found.name}))];
+      state.selected = -1;
+      update();
+    } catch (error) {
+      showError(error);
+    }
+  });
+}
+
 export function wire() {
   const pick = () => $("file").click();
   $("open").addEventListener("click", pick);
@@ -110,6 +132,12 @@ export function wire() {
     const file = event.target.files[0];
     event.target.value = "";
     if (file) loadHints(file);
+  });
+  $("reference").addEventListener("click", () => $("reference-file").click());
+  $("reference-file").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    event.target.value = "";
+    if (file) loadReference(file);
   });
   // Drop a photo anywhere on the page.
   document.addEventListener("dragover", (event) => {
