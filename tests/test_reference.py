@@ -175,7 +175,8 @@ def test_a_folder_job_matches_the_reference_on_each_photo(colorizer, photo, tmp_
         assert np.array_equal(io.read_rgb(tmp_path / "out" / f"p{index}.png"), colorizer(source, reference=reference))
 
 
-def test_a_clip_matches_its_reference_on_every_frame(colorizer, photo, tmp_path):
+def test_a_clips_reference_is_matched_once_a_shot_and_carried_to_every_frame(colorizer, photo, tmp_path,
+                                                                            monkeypatch):
     pytest.importorskip("av")
     from colorfusion.testing import clips
 
@@ -188,6 +189,16 @@ def test_a_clip_matches_its_reference_on_every_frame(colorizer, photo, tmp_path)
 
     for a, b in zip(read_frames(plain.output), read_frames(matched.output)):
         assert np.abs(a.rgb.astype(int) - b.rgb).mean() > 0.5  # every frame took colours from the reference
+    calls = []
+    original = Reference.points
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Reference, "points", counting)
+    colorizer.colorize_video(clip, tmp_path / "again.mp4", progress=False, reference=photo)
+    assert len(calls) == 1  # one shot: matched once
 
 
 def test_colorize_reference_on_the_command_line(tiny_model, photo, tmp_path, capsys):
@@ -234,3 +245,51 @@ def test_colorize_reference_as_the_docs_show_it_prints_its_own_lines_only(photo,
                            "-o", str(tmp_path / "out2")], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == f"error: {tmp_path / 'no.jpg'}: cannot use as a reference photo: no such file\n"
+
+
+# === The studio's route (the page itself: test_studio_browser_reference.py) ===
+
+
+def test_the_studio_answers_a_references_points_away_from_the_persons(colorizer, tiny_model, tmp_path):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    import json
+    from urllib.parse import quote
+
+    from test_studio import Client
+
+    from colorfusion.studio.serving import running
+    from colorfusion.studio.state import Studio
+
+    photo, _ = quadrants(SIDE * 2, SIDE * 3)
+    data = io.write_image(tmp_path / "photo.png", photo).read_bytes()
+    for model, takes_hints in ((colorizer, True), (Colorizer(tiny_model(image_size=SIDE)), False)):
+        studio = Studio(model)
+        with running(studio) as url:
+            client = Client(url)
+            status, _, body = client.call("POST", "/api/photos?name=photo.png", body=data)
+            assert status == 200
+            photo_id = json.loads(body)["id"]
+
+            def ask(body, name="ref.png", hints=(), client=client, photo_id=photo_id):
+                return client.call("POST", f"/api/photos/{photo_id}/reference?name={quote(name)}&hints="
+                                           f"{quote(json.dumps(list(hints)))}", body=body)
+
+            if not takes_hints:
+                assert client.error("POST", f"/api/photos/{photo_id}/reference?name=ref.png", body=data) == (
+                    400, "a reference photo reaches the model as hints: this model takes no colour hints (it was "
+                         "trained without hints=True); use the shipped model or a run trained with hints")
+                continue
+            status, _, body = ask(data)
+            found = json.loads(body)
+            assert status == 200 and found["name"] == "ref.png" and found["points"]
+            expected = Reference(colorizer, photo).points(colorizer, colorizer.read_lightness(photo))
+            assert found["points"] == [[p.x, p.y, p.hex, p.weight] for p in expected]
+            x, y = found["points"][0][:2]
+            status, _, body = ask(data, hints=[[x, y, "#00ff00"]])
+            assert status == 200 and [x, y] not in [p[:2] for p in json.loads(body)["points"]]
+            status, message = client.error("POST", f"/api/photos/{photo_id}/reference?name=notes.jpg",
+                                           body=b"not a photo")
+            assert status == 415 and message.startswith("notes.jpg: cannot use as a reference photo: not an image")
+            assert client.error("POST", f"/api/photos/{photo_id}/reference?name=r.png&hints=%7B", body=data)[0] == 400
+        studio.close()

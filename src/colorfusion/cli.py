@@ -12,6 +12,8 @@ them as "error: <reason>"; anything else reads "<command> failed: Type: ...".
 `--model` names another. `colorize --hint X,Y,#RRGGBB` (repeated) or
 `--hints hints.json` (per photo) give a hint model colour points; a bad
 hint fails its photo with one line, and the rest are colorized.
+`colorize --reference REF.jpg` takes colours from a colour photo of the
+same scene where it matches (`inference.reference`), for photos and clips.
 `colorize` takes video clips too (`inference.video`): each becomes an MP4
 at its own frame rate with its audio; `--temporal flow` (default) carries
 the colour along the motion, `none` colours every frame on its own.

@@ -211,7 +211,7 @@ def parse_video_hints(hints) -> list[tuple[int, tuple]]:
     return parsed
 
 
-def track_hints(frames, hints, width: int, height: int, src="clip") -> dict[int, list]:
+def track_hints(frames, hints, width: int, height: int, src="clip", shot_points=None) -> dict[int, list]:
     """Carry each hint through its shot; {frame: [(x, y, rgb), ...]} for every frame some hint reaches.
 
     Args:
@@ -219,6 +219,11 @@ def track_hints(frames, hints, width: int, height: int, src="clip") -> dict[int,
         hints: `parse_video_hints` output.
         width, height: the clip's size (the points' pixels).
         src: the clip, named in errors.
+        shot_points: `shot_points(frame, l_input)` -> points `(x, y, rgb)`
+            given at the first frame of each shot (a reference photo's, matched
+            there) and carried through the shot like the others; a hint of the
+            same frame or carried back onto it comes after them (it wins where
+            their patches overlap).
 
     Forward, each point moves with the flow from frame to frame until a cut
     or until it leaves the picture. Backward, from its frame through the
@@ -249,6 +254,9 @@ def track_hints(frames, hints, width: int, height: int, src="clip") -> dict[int,
                 active = []
             else:
                 active = _move(active, step.forward, gray.shape)
+        if not shot and shot_points is not None:  # a new shot: its own points first
+            active += [[(x + 0.5) * scale[0] - 0.5, (y + 0.5) * scale[1] - 0.5, rgb]
+                       for x, y, rgb in shot_points(index, l_input)]
         shot.append((index, gray))
         for x, y, rgb in by_frame.get(index, []):
             fx, fy = (x + 0.5) * scale[0] - 0.5, (y + 0.5) * scale[1] - 0.5

@@ -64,6 +64,7 @@ RATIO = 0.9  # Lowe's ratio: the best match's distance / the best one's outside 
 EXCLUDE = 2  # cells around the best match where the second best is not looked for (its own neighbours)
 MAX_POINTS = 32  # points given at most
 SPACING = 3  # feature cells a side of the grid cell that holds at most one point
+MIN_WEIGHT = 0.0  # a weaker point is not given (a hint switches the whole photo to the hinted decoding)
 MAX_LIGHTNESS = 10.0  # L units two matched cells' mean lightness may differ by (more: another material)
 USER_RADIUS = 2  # feature cells around a person's hint where no reference point is given
 PATCH = 15  # pixels (at the network's size) the reference's ab is averaged over at a point
@@ -199,7 +200,7 @@ class Reference:
 
     def __init__(self, engine, image, name=None, max_points: int = MAX_POINTS, min_similarity: float = MIN_SIMILARITY,
                  ratio: float = RATIO, spacing: int = SPACING, max_lightness: float = MAX_LIGHTNESS,
-                 full_similarity: float = FULL_SIMILARITY, blend: bool = True):
+                 full_similarity: float = FULL_SIMILARITY, blend: bool = True, min_weight: float = MIN_WEIGHT):
         if not engine.takes_hints:
             raise HintError(f"a reference photo reaches the model as hints: {engine.runner.hints_refusal}")
         if not engine.runner.gives_features:
@@ -210,6 +211,7 @@ class Reference:
             raise ImageReadError(self.name, "cannot use as a reference photo: it has no colour")
         self.max_points, self.min_similarity, self.ratio, self.spacing = max_points, min_similarity, ratio, spacing
         self.max_lightness, self.full_similarity, self.blend = max_lightness, full_similarity, blend
+        self.min_weight = min_weight
         height, width = engine.input_shape(*pixels.shape[:2])
         small = io.resize(pixels, width, height)
         lab = color.rgb_to_lab(small.astype(np.float32) / 255.0 if small.dtype == np.uint8 else small)
@@ -217,16 +219,18 @@ class Reference:
         self.lightness = cell_means(lab[..., 0], self.features.shape[:2])
         self.colours = at_centres(lab, self.features.shape[:2])  # each cell's Lab, averaged over PATCH pixels
 
-    def points(self, engine, lightness, hints=()) -> list[ReferencePoint]:
+    def points(self, engine, lightness, hints=(), size=None) -> list[ReferencePoint]:
         """The matched points on a photo: hints in its pixels, strongest first, away from the person's `hints`.
 
         Args:
             engine: the engine the reference was made for.
             lightness: the photo's `Lightness` (`Engine.read_lightness`).
             hints: the person's own points `(x, y, colour)`, which win.
+            size: (height, width) of the photo, when `lightness.full` is None
+                (a clip's first pass reads the network's L alone).
         """
         l_small = lightness.small
-        height, width = (lightness.full.shape if lightness.full is not None else l_small.shape[:2])
+        height, width = lightness.full.shape if lightness.full is not None else (size or l_small.shape[:2])
         h, w = l_small.shape[:2]
         photo = describe(engine, l_small)
         cells, found, weights = match(photo, self.features, self.min_similarity, self.ratio,
@@ -235,7 +239,7 @@ class Reference:
         apart = np.abs(cell_means(l_small[..., 0], photo.shape[:2])[cells[:, 0], cells[:, 1]]
                        - self.lightness[found[:, 0], found[:, 1]])
         weights = weights * np.clip(1.0 - apart / self.max_lightness, 0.0, 1.0)
-        order = np.flatnonzero(apart <= self.max_lightness)
+        order = np.flatnonzero((apart <= self.max_lightness) & (weights >= self.min_weight) & (weights > 0))
         order = order[np.argsort(-weights[order], kind="stable")]
         cells, found, weights = cells[order], found[order], weights[order]
         taken = []

@@ -59,7 +59,8 @@ import numpy as np
 
 from colorfusion import io
 from colorfusion.errors import HintError, VideoError
-from colorfusion.inference.engine import colorize_stream
+from colorfusion.hints import parse_hint
+from colorfusion.inference.engine import Lightness, colorize_stream
 from colorfusion.inference.motion import SteadyColour, parse_video_hints, track_hints
 from colorfusion.inference.reference import as_reference
 
@@ -398,8 +399,9 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
         progress: a progress bar (frames/s, time left).
         log: called with each warning line (default: stderr, above the bar).
         reference: a colour still of the shot (path, pixels or
-            `inference.reference.Reference`), read once and matched on every
-            frame (docs/reference.md, "Clips"); the hints win.
+            `inference.reference.Reference`), read once, matched on the first
+            frame of each shot and its points carried through the shot with
+            the hints (`track_hints`); the hints win (docs/reference.md, "Clips").
 
     Returns:
         A `VideoReport`.
@@ -432,6 +434,12 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
     info = probe(src)
     points = parse_video_hints(hints)
     reference = as_reference(colorizer, reference)
+    shot_points = None
+    if reference is not None:  # matched once a shot, on its first frame, then carried along the motion
+
+        def shot_points(index, l_input):
+            found = reference.points(colorizer, Lightness(None, l_input), size=(info.height, info.width))
+            return [parse_hint(point.hint) for point in found]
     if points and not getattr(colorizer, "takes_hints", True):
         raise HintError("this model takes no colour hints (it was trained without hints=True); use the shipped model "
                         "or a run trained with hints")
@@ -439,11 +447,11 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
         raise VideoError(src, f"a hint is on frame {max(frame for frame, _ in points)}, past the end of the clip "
                               f"(frames 0 to {info.frames - 1})")
     reached = {}
-    if points:
+    if points or reference is not None:
         with tqdm(total=info.expected, unit="frame", desc=f"{src.name}: hints", disable=not progress,
                   leave=False) as bar:
             reached = track_hints(_network_lightness(colorizer, read_frames(src, log=lambda message: None), bar),
-                                  points, info.width, info.height, src=src)
+                                  points, info.width, info.height, src=src, shot_points=shot_points)
     report = VideoReport(output=dst, rate=info.rate)
     steady = SteadyColour() if temporal == "flow" else None
     with _writable(dst) as tmp, VideoWriter(tmp, info, source=src, log=warn) as writer, \
@@ -451,7 +459,7 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
         report.encoder = writer.encoder
         frames = colorize_stream(colorizer, read_frames(src, log=warn), batch_size, read=lambda frame: frame.rgb,
                                  hints_of=lambda frame: reached.get(frame.index),
-                                 adjust_ab=None if steady is None else steady.step, reference=reference)
+                                 adjust_ab=None if steady is None else steady.step)
         for frame, done in frames:
             writer.write(done.rgb, frame.pts)
             bar.update(1)
