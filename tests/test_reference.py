@@ -77,9 +77,11 @@ def photo():
 def test_feature_network_reads_the_encoder_at_strides_8_and_16(tiny_model):
     scratch = feature_network(tiny_model(hints=True, image_size=SIDE))
     assert scratch.strides == (8,) and tuple(scratch.outputs[0].shape[1:3]) == (SIDE // 8, SIDE // 8)
-    pretrained = feature_network(tiny_model(hints=True, image_size=SIDE, encoder="mobilenet_v2",
-                                            encoder_weights=None))
-    assert pretrained.strides == (8, 16)
+    for encoder in ("mobilenet_v2", "efficientnet_lite0"):  # the shipped encoder, and the next release's
+        pretrained = feature_network(tiny_model(hints=True, image_size=SIDE, encoder=encoder, encoder_weights=None))
+        assert pretrained.strides == (8, 16), encoder
+        l_scaled = np.zeros((1, SIDE, SIDE * 2, 1), np.float32)
+        assert [tuple(found.shape[1:3]) for found in pretrained(l_scaled)] == [(8, 16), (4, 8)], encoder
 
 
 def quadrants(height, width, seed=0):
