@@ -158,6 +158,11 @@ def test_an_unreadable_reference_names_the_file_and_why(colorizer, tmp_path):
     assert str(unreadable.value).startswith(f"{bad}: cannot use as a reference photo: ")
     with pytest.raises(ImageReadError, match="missing.jpg: cannot use as a reference photo: "):
         Reference(colorizer, tmp_path / "missing.jpg")
+    black_and_white = np.repeat(make_photo(np.random.default_rng(2), 64, 64)[..., :1], 3, -1)
+    gray = io.write_image(tmp_path / "gray.png", black_and_white)
+    with pytest.raises(ImageReadError) as colourless:
+        Reference(colorizer, gray)
+    assert str(colourless.value) == f"{gray}: cannot use as a reference photo: it has no colour (black and white)"
 
 
 # === A folder, a clip, the command line ===

@@ -68,6 +68,8 @@ MIN_WEIGHT = 0.0  # a weaker point is not given (a hint switches the whole photo
 MAX_LIGHTNESS = 10.0  # L units two matched cells' mean lightness may differ by (more: another material)
 USER_RADIUS = 2  # feature cells around a person's hint where no reference point is given
 PATCH = 15  # pixels (at the network's size) the reference's ab is averaged over at a point
+MIN_CHROMA = 2.0  # mean ab distance from gray below which a reference has no colour to give
+NO_COLOUR = "cannot use as a reference photo: it has no colour (black and white)"
 STRIDE = 16  # a matched cell, pixels at the network's size (the stride-8 map averaged over it)
 
 
@@ -208,13 +210,15 @@ class Reference:
         self.name = str(name or (image if isinstance(image, (str, Path)) else "the reference photo"))
         pixels = read_reference(image, name)
         if pixels.ndim == 2 or pixels.shape[-1] != 3:
-            raise ImageReadError(self.name, "cannot use as a reference photo: it has no colour")
+            raise ImageReadError(self.name, NO_COLOUR)
         self.max_points, self.min_similarity, self.ratio, self.spacing = max_points, min_similarity, ratio, spacing
         self.max_lightness, self.full_similarity, self.blend = max_lightness, full_similarity, blend
         self.min_weight = min_weight
         height, width = engine.input_shape(*pixels.shape[:2])
         small = io.resize(pixels, width, height)
         lab = color.rgb_to_lab(small.astype(np.float32) / 255.0 if small.dtype == np.uint8 else small)
+        if np.hypot(lab[..., 1], lab[..., 2]).mean() < MIN_CHROMA:  # its colours would be gray hints
+            raise ImageReadError(self.name, NO_COLOUR)
         self.features = describe(engine, lab[..., :1])
         self.lightness = cell_means(lab[..., 0], self.features.shape[:2])
         self.colours = at_centres(lab, self.features.shape[:2])  # each cell's Lab, averaged over PATCH pixels
