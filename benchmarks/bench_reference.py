@@ -63,7 +63,8 @@ VAL_KINDS = {"n02102040_English_springer.jpg": "imagenette/n02102040",
 TARGETS = {"same scene gain": 3.0, "other photo gain": 0.0, "other photo p5": -0.5, "correspondence ms": 150.0}
 # Each setting's default first (`inference.reference`), then the values tried beside it, one at a time.
 TUNE_GRID = {"blend": (True, False), "full_similarity": (0.9, 0.95), "min_similarity": (0.85, 0.8),
-             "ratio": (0.9, 0.95), "max_lightness": (10.0, 5.0), "max_points": (32, 64), "spacing": (3, 2)}
+             "ratio": (0.9, 0.95), "max_lightness": (10.0, 5.0), "max_points": (32, 64), "spacing": (3, 2),
+             "min_points": (7, 1, 5)}
 
 
 def changed(rgb: np.ndarray, rng) -> np.ndarray:
@@ -225,6 +226,7 @@ def main(argv=None) -> int:
         FULL_SIMILARITY,
         MAX_LIGHTNESS,
         MAX_POINTS,
+        MIN_POINTS,
         MIN_SIMILARITY,
         RATIO,
         SPACING,
@@ -251,7 +253,8 @@ def main(argv=None) -> int:
     print(f"model {args.model}; photos at {args.size} x {args.size}; load average {load:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
     print(f"settings: cell {STRIDE} px, ratio {RATIO}, similarity {MIN_SIMILARITY} (weight 0) to {FULL_SIMILARITY} "
-          f"(1), lightness within {MAX_LIGHTNESS}, at most {MAX_POINTS} points, one per {SPACING} x {SPACING} cells")
+          f"(1), lightness within {MAX_LIGHTNESS}, {MIN_POINTS} to {MAX_POINTS} points, one per {SPACING} x {SPACING} "
+          f"cells")
     print(f"{'':<44}{'photos':>7}{'mean gain':>10}{'median':>8}{'5th pct':>9}{'< -0.5':>7}{'target':>16}")
     print(f"{'(a) same scene, changed (validation)':<44}{scene['n']:>7}{scene['mean']:>+10.2f}{scene['median']:>+8.2f}"
           f"{scene['p5']:>+9.2f}{scene['worse_than_-0.5']:>7}{'mean >= +3 dB':>16}")
@@ -273,7 +276,8 @@ def main(argv=None) -> int:
                       "matching_ms": matching, "network_ms": network, "ratio": step / network,
                       "settings": {"cell": STRIDE, "ratio": RATIO, "min_similarity": MIN_SIMILARITY,
                                    "full_similarity": FULL_SIMILARITY, "max_lightness": MAX_LIGHTNESS,
-                                   "max_points": MAX_POINTS, "spacing": SPACING}, "targets": TARGETS}))
+                                   "max_points": MAX_POINTS, "min_points": MIN_POINTS, "spacing": SPACING},
+                      "targets": TARGETS}))
     return 0
 
 

@@ -21,7 +21,7 @@ from colorfusion.inference.colorizer import Colorizer
 from colorfusion.inference.reference import Reference, match, spread
 from colorfusion.inference.runners import Runner, feature_network
 
-SIDE = 64  # the tiny models' input: 4 x 4 matched cells of 16 px
+SIDE = 128  # the tiny models' input: 8 x 8 matched cells of 16 px, room for `MIN_POINTS`
 
 
 def unit_grid(rng, rows, cols, depth=32):
@@ -80,7 +80,7 @@ def test_feature_network_reads_the_encoder_at_strides_8_and_16(tiny_model):
     for encoder in ("mobilenet_v2", "efficientnet_lite0"):  # the shipped encoder, and the next release's
         pretrained = feature_network(tiny_model(hints=True, image_size=SIDE, encoder=encoder, encoder_weights=None))
         assert pretrained.strides == (8, 16), encoder
-        l_scaled = np.zeros((1, SIDE, SIDE * 2, 1), np.float32)
+        l_scaled = np.zeros((1, 64, 128, 1), np.float32)
         assert [tuple(found.shape[1:3]) for found in pretrained(l_scaled)] == [(8, 16), (4, 8)], encoder
 
 
@@ -120,6 +120,14 @@ def test_the_reference_is_a_step_of_the_pipeline_its_points_as_hints(colorizer, 
     assert np.array_equal(with_reference, colorizer(photo, hints=[p.hint for p in points]))
     assert not np.array_equal(with_reference, colorizer(photo))
     assert np.array_equal(colorizer(photo, reference=photo), colorizer(photo, reference=Reference(colorizer, photo)))
+
+
+def test_a_reference_matching_too_few_places_gives_no_point_at_all(colorizer, photo):
+    lightness = colorizer.read_lightness(photo)
+    found = len(Reference(colorizer, photo, min_points=1).points(colorizer, lightness))
+    assert found >= reference_lib.MIN_POINTS
+    assert len(Reference(colorizer, photo, min_points=found).points(colorizer, lightness)) == found
+    assert Reference(colorizer, photo, min_points=found + 1).points(colorizer, lightness) == []
 
 
 def test_the_persons_hints_win_over_the_references_nearby_points(colorizer, photo):

@@ -63,8 +63,8 @@ FULL_SIMILARITY = 0.9  # and from it, a match of full weight
 RATIO = 0.9  # Lowe's ratio: the best match's distance / the best one's outside EXCLUDE cells
 EXCLUDE = 2  # cells around the best match where the second best is not looked for (its own neighbours)
 MAX_POINTS = 32  # points given at most
+MIN_POINTS = 7  # fewer places matched: not the same scene, and no point is given (hints cost a photo something)
 SPACING = 3  # feature cells a side of the grid cell that holds at most one point
-MIN_WEIGHT = 0.0  # a weaker point is not given (a hint switches the whole photo to the hinted decoding)
 MAX_LIGHTNESS = 10.0  # L units two matched cells' mean lightness may differ by (more: another material)
 USER_RADIUS = 2  # feature cells around a person's hint where no reference point is given
 PATCH = 15  # pixels (at the network's size) the reference's ab is averaged over at a point
@@ -202,7 +202,7 @@ class Reference:
 
     def __init__(self, engine, image, name=None, max_points: int = MAX_POINTS, min_similarity: float = MIN_SIMILARITY,
                  ratio: float = RATIO, spacing: int = SPACING, max_lightness: float = MAX_LIGHTNESS,
-                 full_similarity: float = FULL_SIMILARITY, blend: bool = True, min_weight: float = MIN_WEIGHT):
+                 full_similarity: float = FULL_SIMILARITY, blend: bool = True, min_points: int = MIN_POINTS):
         if not engine.takes_hints:
             raise HintError(f"a reference photo reaches the model as hints: {engine.runner.hints_refusal}")
         if not engine.runner.gives_features:
@@ -213,7 +213,7 @@ class Reference:
             raise ImageReadError(self.name, NO_COLOUR)
         self.max_points, self.min_similarity, self.ratio, self.spacing = max_points, min_similarity, ratio, spacing
         self.max_lightness, self.full_similarity, self.blend = max_lightness, full_similarity, blend
-        self.min_weight = min_weight
+        self.min_points = min_points
         height, width = engine.input_shape(*pixels.shape[:2])
         small = io.resize(pixels, width, height)
         lab = color.rgb_to_lab(small.astype(np.float32) / 255.0 if small.dtype == np.uint8 else small)
@@ -243,13 +243,15 @@ class Reference:
         apart = np.abs(cell_means(l_small[..., 0], photo.shape[:2])[cells[:, 0], cells[:, 1]]
                        - self.lightness[found[:, 0], found[:, 1]])
         weights = weights * np.clip(1.0 - apart / self.max_lightness, 0.0, 1.0)
-        order = np.flatnonzero((apart <= self.max_lightness) & (weights >= self.min_weight) & (weights > 0))
+        order = np.flatnonzero((apart <= self.max_lightness) & (weights > 0))
         order = order[np.argsort(-weights[order], kind="stable")]
         cells, found, weights = cells[order], found[order], weights[order]
         taken = []
         for hint in hints or ():
             x, y, _ = parse_hint(hint)
             taken.append(((y + 0.5) * h / height / STRIDE - 0.5, (x + 0.5) * w / width / STRIDE - 0.5))
+        if len(spread(cells, self.spacing, self.max_points)) < self.min_points:  # the person's points aside
+            return []
         kept = spread(cells, self.spacing, self.max_points, taken=taken)
         if not kept:
             return []
