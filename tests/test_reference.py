@@ -236,6 +236,11 @@ def test_colorize_reference_on_the_command_line(tiny_model, photo, tmp_path, cap
     assert len(err) == 1 and err[0].startswith(f"error: {bad}: cannot use as a reference photo: "), err
     assert not (tmp_path / "out2").exists()
 
+    assert cli.main(["colorize", str(source), "-o", str(tmp_path / "out2"), "--engine", "ray", "--reference",
+                     str(ref), "--quiet"]) == 1
+    assert capsys.readouterr().err == ("error: --reference runs with --engine local only (the ray engine's workers "
+                                       "take no reference)\n")
+
     automatic = tmp_path / "automatic.keras"
     tiny_model("classification", seed=0, image_size=SIDE).save(automatic)
     assert cli.main(["colorize", str(source), "-o", str(tmp_path / "out3"), "--model", str(automatic),
