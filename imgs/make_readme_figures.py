@@ -122,7 +122,7 @@ def old_prints_figure(colorizer, previous: dict):
     """One row per photo: made old | each previous model's colours | this model's | original."""
     rows = []
     for seed, rgb in enumerate(by_name(OLD_PRINTS)):
-        old = color.gray_rgb_from_l(damage.damage_lightness(color.rgb_to_l(rgb), seed=[2026, seed]))
+        old = color.gray_rgb_from_l(damage.damage_lightness(color.rgb_to_l(rgb)[..., 0], seed=[2026, seed]))
         rows.append([old, *(other(old) for other in previous.values()), colorizer(old), rgb])
     titles = ("made old (the input)", *previous, "this model" if previous else "colorized", "original")
     return figures.before_after_figure(rows, names=list(OLD_PRINTS), titles=titles)
