@@ -214,16 +214,22 @@ def _click_photo(page, stage: str, point, size):
 
 def _colour_at(page, point, radius: int = 3) -> np.ndarray:
     """Mean RGB of the result image (the page's own pixels) around a point of the photo."""
-    values = page.evaluate("""([x, y, r]) => {
-        const image = document.getElementById("result");
+    x, y = point
+    return image_pixels(page, "result")[y - radius:y + radius + 1, x - radius:x + radius + 1, :3].mean((0, 1))
+
+
+def image_pixels(page, element_id: str) -> np.ndarray:
+    """The RGBA pixels (H, W, 4) of an image of the page, as the page decoded them."""
+    width, height, data = page.evaluate("""(id) => {
+        const image = document.getElementById(id);
         const canvas = document.createElement("canvas");
         canvas.width = image.naturalWidth;
         canvas.height = image.naturalHeight;
         const context = canvas.getContext("2d");
         context.drawImage(image, 0, 0);
-        return Array.from(context.getImageData(x - r, y - r, 2 * r + 1, 2 * r + 1).data);
-    }""", [point[0], point[1], radius])
-    return np.asarray(values, np.float64).reshape(-1, 4)[:, :3].mean(0)
+        return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
+    }""", element_id)
+    return np.asarray(data, np.float64).reshape(height, width, 4)
 
 
 def _redness(rgb) -> float:

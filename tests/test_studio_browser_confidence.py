@@ -20,7 +20,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 import test_studio_browser as studio_browser  # after the skips: it needs the studio's server
-from test_studio_browser import _wait, _wait_result, studio_page
+from test_studio_browser import _wait, _wait_result, image_pixels, studio_page
 
 # The browser test's fixtures: Chromium, the shipped model's studio on a free port, the cat photo.
 chromium, studio_url, files = studio_browser.chromium, studio_browser.studio_url, studio_browser.files
@@ -83,17 +83,7 @@ def _place(mark):
 
 def _shade(page) -> np.ndarray:
     """The shading's opacity (0-255) at display size, read from the page's own image."""
-    values = page.evaluate("""() => {
-        const image = document.getElementById("unsure");
-        const canvas = document.createElement("canvas");
-        canvas.width = image.naturalWidth;
-        canvas.height = image.naturalHeight;
-        const context = canvas.getContext("2d");
-        context.drawImage(image, 0, 0);
-        return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
-    }""")
-    width, height, data = values
-    return np.asarray(data, np.float64).reshape(height, width, 4)[..., 3]
+    return image_pixels(page, "unsure")[..., 3]
 
 
 def _shade_at(shade, place, photo=(451, 300), radius=4) -> float:
