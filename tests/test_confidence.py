@@ -146,7 +146,7 @@ def test_cli_writes_a_gray_confidence_png_beside_each_output(tiny_model_file, ph
         gray = io.read_rgb(confidence_path(photo))
         assert confidence_path(photo).name == f"photo_{i:02d}.confidence.png"
         assert gray.shape == io.read_rgb(photo).shape and np.array_equal(gray[..., 0], gray[..., 1])
-    assert "6 written" in capsys.readouterr().out
+    assert "3 written" in capsys.readouterr().out  # photos: each with its map
 
 
 def test_cli_confidence_never_replaces_a_users_file_and_fills_in_a_missing_map(tiny_model_file, photo_tree,
@@ -185,4 +185,12 @@ def test_cli_confidence_with_a_regression_model_is_one_line_before_any_file(tiny
     err = capsys.readouterr().err
     assert code == 1 and err.strip().count("\n") == 0
     assert err.startswith("error: ") and "regression model" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_confidence_and_no_provenance_are_for_the_local_engine_only(photo_tree, tmp_path, capsys):
+    for option in ("--confidence", "--no-provenance"):
+        code = cli.main(["colorize", str(photo_tree), "-o", str(tmp_path / "out"), "--engine", "ray", option])
+        err = capsys.readouterr().err
+        assert code == 1 and err.strip() == "error: --confidence and --no-provenance work with --engine local only"
     assert not (tmp_path / "out").exists()

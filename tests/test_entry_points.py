@@ -113,7 +113,7 @@ def test_colorize_with_confidence_prints_its_own_lines_only_and_writes_both_file
     done = run([console_script(), "colorize", tmp_path / "photo.jpg", "-o", tmp_path / "out", "--confidence",
                 "--quiet"], tmp_path)
     assert_quiet(done)
-    assert done.stderr == "" and done.stdout.startswith("done: 2 written")
+    assert done.stderr == "" and done.stdout.startswith("done: 1 written")
     assert io.read_rgb(tmp_path / "out" / "photo.confidence.png").shape == (64, 96, 3)
     with Image.open(tmp_path / "out" / "photo.jpg") as image:
         assert image.getexif()[0x0131].startswith("colorized by colorfusion ")
