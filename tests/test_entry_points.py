@@ -103,3 +103,17 @@ def test_evaluate_and_fit_bins_print_their_own_lines_only(tmp_path):
                 "--num-bins", "8"], tmp_path)
     assert_quiet(done)
     assert done.stdout.startswith("done: ") and (tmp_path / "bins.json").is_file()
+
+
+@pytest.mark.slow
+def test_colorize_with_confidence_prints_its_own_lines_only_and_writes_both_files_marked(tmp_path):
+    from PIL import Image
+
+    io.write_image(tmp_path / "photo.jpg", make_photo(np.random.default_rng(2), 64, 96))
+    done = run([console_script(), "colorize", tmp_path / "photo.jpg", "-o", tmp_path / "out", "--confidence",
+                "--quiet"], tmp_path)
+    assert_quiet(done)
+    assert done.stderr == "" and done.stdout.startswith("done: 1 written")
+    assert io.read_rgb(tmp_path / "out" / "photo.confidence.png").shape == (64, 96, 3)
+    with Image.open(tmp_path / "out" / "photo.jpg") as image:
+        assert image.getexif()[0x0131].startswith("colorized by colorfusion ")

@@ -1,5 +1,6 @@
 """Export to ONNX / LiteRT: parity with Colorizer, the JSON beside the file, one-line errors, the CLI."""
 
+import hashlib
 import json
 
 import keras
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 from photos import make_photo
 
-from colorfusion import cli, color
+from colorfusion import cli, color, provenance
 from colorfusion import model as model_lib
-from colorfusion.errors import HintError, ModelLoadError
+from colorfusion.errors import HintError, ModelLoadError, UsageError
 from colorfusion.export import ExportedModel, ExportError, export_model, parse_size, sidecar_path
 from colorfusion.hints.layers import BilinearUpSampling2D
 from colorfusion.inference.colorizer import Colorizer
@@ -511,3 +512,12 @@ def test_the_studio_colours_and_hints_an_exported_file_and_refuses_suggestions_i
             assert "holds the decoded colours only" in message and "regression" not in message  # the file's reason
     finally:
         studio.close()
+
+
+def test_an_exported_files_confidence_is_refused_in_its_words_and_its_mark_is_the_files_sha256(exported):
+    path = exported("onnx")
+    colorizer = Colorizer.from_path(path)
+    with pytest.raises(UsageError, match="holds the decoded colours only") as caught:
+        colorizer.confidence(np.zeros((32, 32, 3), np.uint8))
+    assert "\n" not in str(caught.value) and "confidence" in str(caught.value)
+    assert provenance.model_sha256(colorizer) == f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"

@@ -17,6 +17,7 @@ Two switches for people, not for CI:
 - STUDIO_SCREENSHOT=imgs/studio.png saves the page, red point and all, for the README.
 """
 
+import contextlib
 import os
 import shutil
 import time
@@ -91,6 +92,64 @@ def files(tmp_path):
 
 
 def test_fix_a_colour_with_a_click_in_chromium(chromium, studio_url, files):
+    with studio_page(chromium, studio_url) as (page, problems):
+        # A photo: its automatic colorization comes at once.
+        page.set_input_files("#file", str(files["photo"]))
+        _wait_result(page, 1)
+        assert page.locator("#bw").is_visible() and page.locator("#result").is_visible()
+        automatic = _colour_at(page, POINT)
+        assert _redness(automatic) < 20, automatic
+
+        # A click on the B&W photo: a point, the model's likely colours there.
+        _click_photo(page, "#stage-bw", POINT, (451, 300))
+        _wait_result(page, 2)
+        swatches = page.locator("#suggestions .swatch")
+        assert swatches.count() >= 2
+        picked = swatches.nth(1).get_attribute("data-hex")
+        swatches.nth(1).click()
+        _wait_result(page, 3)
+        assert picked in page.inner_text("#point-info")
+        suggested = _colour_at(page, POINT)
+
+        # A custom red: the region around the point turns red.
+        page.locator("#custom").fill("#ff0000")
+        _wait_result(page, 4)
+        red = _colour_at(page, POINT)
+        assert _redness(red) > 40 and _redness(red) > _redness(suggested) + 15, (suggested, red)
+        for dx, dy in ((-6, 0), (6, 0), (0, -6), (0, 6)):  # a region, not one pixel
+            assert _redness(_colour_at(page, (POINT[0] + dx, POINT[1] + dy))) > 30
+        assert _redness(_colour_at(page, FAR)) < _redness(red) - 15  # and not the whole photo
+        if os.environ.get("STUDIO_SCREENSHOT"):
+            _screenshot(page, Path(os.environ["STUDIO_SCREENSHOT"]))
+
+        # Undo: the suggested colour again.
+        page.click("#undo")
+        _wait_result(page, 5)
+        assert np.abs(_colour_at(page, POINT) - suggested).max() < 3
+
+        # A bad file: its message in the page, and the next photo still works.
+        page.set_input_files("#file", str(files["bad"]))
+        page.wait_for_selector("#message:not([hidden])", timeout=30_000)
+        message = page.inner_text("#message-text")
+        assert "notes.jpg" in message and "not an image" in message
+        page.set_input_files("#file", str(files["next"]))
+        _wait_result(page, 6)
+        assert page.locator("#message").is_hidden()
+        assert "cat_mirrored.png" in page.title()
+        assert page.locator("#marks-bw .mark").count() == 0  # a new photo, its own points
+        assert _redness(_colour_at(page, POINT)) < 20
+        assert not problems, problems
+
+
+# === Helpers ===
+
+
+@contextlib.contextmanager
+def studio_page(chromium, url, variable="STUDIO_BREAK", breakages=BREAKAGES):
+    """The studio's page in Chromium, started; the bug the environment variable names put in (`breakages`).
+
+    Yields (page, problems): the page, and the errors its scripts raised.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -99,63 +158,14 @@ def test_fix_a_colour_with_a_click_in_chromium(chromium, studio_url, files):
             page = browser.new_page(viewport={"width": 1180, "height": 620})
             problems = []
             page.on("pageerror", lambda error: problems.append(str(error)))
-            breakage = os.environ.get("STUDIO_BREAK")
-            broken = _break_on_purpose(page, breakage)
-            page.goto(studio_url)
+            breakage = os.environ.get(variable)
+            broken = _break_on_purpose(page, breakage, breakages)
+            page.goto(url)
             _wait(page, "document.body.dataset.ready === '1'")
-            assert not breakage or broken, f"STUDIO_BREAK={breakage}: the page's code changed; update BREAKAGES"
-
-            # A photo: its automatic colorization comes at once.
-            page.set_input_files("#file", str(files["photo"]))
-            _wait_result(page, 1)
-            assert page.locator("#bw").is_visible() and page.locator("#result").is_visible()
-            automatic = _colour_at(page, POINT)
-            assert _redness(automatic) < 20, automatic
-
-            # A click on the B&W photo: a point, the model's likely colours there.
-            _click_photo(page, "#stage-bw", POINT, (451, 300))
-            _wait_result(page, 2)
-            swatches = page.locator("#suggestions .swatch")
-            assert swatches.count() >= 2
-            picked = swatches.nth(1).get_attribute("data-hex")
-            swatches.nth(1).click()
-            _wait_result(page, 3)
-            assert picked in page.inner_text("#point-info")
-            suggested = _colour_at(page, POINT)
-
-            # A custom red: the region around the point turns red.
-            page.locator("#custom").fill("#ff0000")
-            _wait_result(page, 4)
-            red = _colour_at(page, POINT)
-            assert _redness(red) > 40 and _redness(red) > _redness(suggested) + 15, (suggested, red)
-            for dx, dy in ((-6, 0), (6, 0), (0, -6), (0, 6)):  # a region, not one pixel
-                assert _redness(_colour_at(page, (POINT[0] + dx, POINT[1] + dy))) > 30
-            assert _redness(_colour_at(page, FAR)) < _redness(red) - 15  # and not the whole photo
-            if os.environ.get("STUDIO_SCREENSHOT"):
-                _screenshot(page, Path(os.environ["STUDIO_SCREENSHOT"]))
-
-            # Undo: the suggested colour again.
-            page.click("#undo")
-            _wait_result(page, 5)
-            assert np.abs(_colour_at(page, POINT) - suggested).max() < 3
-
-            # A bad file: its message in the page, and the next photo still works.
-            page.set_input_files("#file", str(files["bad"]))
-            page.wait_for_selector("#message:not([hidden])", timeout=30_000)
-            message = page.inner_text("#message-text")
-            assert "notes.jpg" in message and "not an image" in message
-            page.set_input_files("#file", str(files["next"]))
-            _wait_result(page, 6)
-            assert page.locator("#message").is_hidden()
-            assert "cat_mirrored.png" in page.title()
-            assert page.locator("#marks-bw .mark").count() == 0  # a new photo, its own points
-            assert _redness(_colour_at(page, POINT)) < 20
-            assert not problems, problems
+            assert not breakage or broken, f"{variable}={breakage}: the page's code changed; update its breakages"
+            yield page, problems
         finally:
             browser.close()
-
-
-# === Helpers ===
 
 
 def _write(path, data: bytes) -> Path:
@@ -163,11 +173,11 @@ def _write(path, data: bytes) -> Path:
     return path
 
 
-def _break_on_purpose(page, breakage):
+def _break_on_purpose(page, breakage, breakages=BREAKAGES):
     """Serve the page's scripts with the bug `breakage` put in (the modules of static/, whichever holds it)."""
     if not breakage:
         return
-    old, new = BREAKAGES[breakage]
+    old, new = breakages[breakage]
     broken = []
 
     def serve_broken(route):
@@ -204,16 +214,22 @@ def _click_photo(page, stage: str, point, size):
 
 def _colour_at(page, point, radius: int = 3) -> np.ndarray:
     """Mean RGB of the result image (the page's own pixels) around a point of the photo."""
-    values = page.evaluate("""([x, y, r]) => {
-        const image = document.getElementById("result");
+    x, y = point
+    return image_pixels(page, "result")[y - radius:y + radius + 1, x - radius:x + radius + 1, :3].mean((0, 1))
+
+
+def image_pixels(page, element_id: str) -> np.ndarray:
+    """The RGBA pixels (H, W, 4) of an image of the page, as the page decoded them."""
+    width, height, data = page.evaluate("""(id) => {
+        const image = document.getElementById(id);
         const canvas = document.createElement("canvas");
         canvas.width = image.naturalWidth;
         canvas.height = image.naturalHeight;
         const context = canvas.getContext("2d");
         context.drawImage(image, 0, 0);
-        return Array.from(context.getImageData(x - r, y - r, 2 * r + 1, 2 * r + 1).data);
-    }""", [point[0], point[1], radius])
-    return np.asarray(values, np.float64).reshape(-1, 4)[:, :3].mean(0)
+        return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
+    }""", element_id)
+    return np.asarray(data, np.float64).reshape(height, width, 4)
 
 
 def _redness(rgb) -> float:

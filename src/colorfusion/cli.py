@@ -273,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a colour photo of the same scene or things (a clip: a colour still of the shot): "
                                "its colours are given as hints where it matches each photo or frame; your own "
                                "hints win (a model that takes hints, the Keras one: docs/reference.md)")
+    colorize.add_argument("--confidence", action="store_true",
+                          help="also write where the model is sure of the colour: NAME.confidence.png beside each "
+                               "photo's output, gray, 255 = sure (a classification model: the shipped one)")
+    colorize.add_argument("--no-provenance", action="store_true",
+                          help="leave out the mark saying the file was colorized (colorfusion's version, the "
+                               "model's sha256, the number of hints); the input's own metadata is kept either way")
 
     evaluate = commands.add_parser(
         "evaluate", help="measure a model against grayscale and ground truth",
@@ -450,6 +456,8 @@ def cmd_colorize(args) -> int:
     if args.hint and args.hints:
         raise UsageError("give hints with --hint or with --hints, not both")
     hints = read_hints_file(args.hints) if args.hints else args.hint
+    if args.engine == "ray" and (args.confidence or args.no_provenance):
+        raise UsageError("--confidence and --no-provenance work with --engine local only")
     reference = None
     if args.reference:  # read before the model loads: an unusable file fails at once
         if args.engine == "ray":
@@ -473,7 +481,8 @@ def cmd_colorize(args) -> int:
             reference = Reference(colorizer, reference, name=args.reference)
         report = colorize_folder(args.inputs, args.output, colorizer, batch_size=args.batch_size,
                                  overwrite=args.overwrite, progress=not args.quiet, hints=hints,
-                                 temporal=args.temporal, reference=reference)
+                                 temporal=args.temporal, reference=reference, confidence=args.confidence,
+                                 provenance=not args.no_provenance)
     print(f"done: {len(report.written)} written, {len(report.skipped)} skipped (exist; --overwrite replaces), "
           f"{len(report.failed)} failed -> {args.output}")
     return 0 if report.ok else 1

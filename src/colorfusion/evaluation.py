@@ -260,8 +260,7 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
         bins = ABBins.fit(iter(truths))
     prepared = [colorizer.read_lightness(truth) for truth in truths]  # read once, run at every count
     # The points are drawn on the photo as the network sees it (its input size).
-    true_ab = [color.ab_to_model(color.split_lab(color.rgb_to_lab(
-        io.resize(truth, l_small.shape[1], l_small.shape[0])))[1]) for truth, (_, l_small) in zip(truths, prepared)]
+    true_ab = [true_ab_scaled(truth, l_small.shape[:2]) for truth, (_, l_small) in zip(truths, prepared)]
 
     def score(scorer, maps, label):
         rows, start = [], time.perf_counter()
@@ -291,6 +290,12 @@ def evaluate_hints(model, data, counts=HINT_COUNTS, size: int = 256, automatic=N
         results["hints"][str(count)] = {**means, "psnr_gain_mean": float(gains.mean()),
                                         "psnr_gain_p5": float(np.percentile(gains, 5))}
     return results
+
+
+def true_ab_scaled(truth: np.ndarray, shape) -> np.ndarray:
+    """The true ab / 128 (h, w, 2) of a colour photo resized to the network's input `shape` (h, w): what
+    simulated points are drawn from (`hints.simulation.simulate_hints`)."""
+    return color.ab_to_model(color.split_lab(color.rgb_to_lab(io.resize(truth, shape[1], shape[0])))[1])
 
 
 # What a person asks: a vivid colour the model did not give at a point (Lab ab units and pixels at `size`).

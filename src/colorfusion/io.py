@@ -323,8 +323,11 @@ def output_suffix(path) -> str:
     return ".png" if suffix.lower() == ".gif" or suffix.lower() not in _PIL_FORMATS else suffix
 
 
-def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
+def write_image(path, rgb: np.ndarray, quality: int = 95, options: dict | None = None) -> Path:
     """Write uint8 RGB (or gray) to `path` atomically; the format follows the suffix (`image_format`).
+
+    Args:
+        options: more PIL save options: the metadata of `provenance.save_options`.
 
     Returns:
         The path written.
@@ -335,7 +338,7 @@ def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
     if rgb.dtype != np.uint8:
         raise ValueError(f"write_image expects uint8 pixels. Received: dtype={rgb.dtype}")
     image = Image.fromarray(rgb)
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options = {**({"quality": quality} if fmt in ("JPEG", "WEBP") else {}), **(options or {})}
     with atomic_write(path, "wb") as f:
         image.save(f, format=fmt, **options)
     return path

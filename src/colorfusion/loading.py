@@ -19,7 +19,7 @@ import keras
 from colorfusion import model as model_lib  # also registers the custom layers a .keras file names
 from colorfusion.embeddings import Embedder
 from colorfusion.errors import ModelLoadError, first_line
-from colorfusion.presets import PRETRAINED, is_pretrained, load_pretrained
+from colorfusion.presets import PRETRAINED, PRETRAINED_FILE, is_pretrained, load_pretrained
 from colorfusion.runs import MODEL_FILES, RunFolder
 
 
@@ -75,6 +75,16 @@ def load_model(path):
         raise ModelLoadError(f"{path}: not a colorfusion colorizer (its 'L' input is neither a fixed square nor "
                              f"of any size: {tuple(loaded.inputs[0].shape)})")
     return loaded
+
+
+def model_file(path) -> Path:
+    """The file `load_model(path)` reads: the shipped model's, a `.npz`, a `.keras` file, a run folder's checkpoint.
+
+    What a written file's mark hashes (`provenance.model_sha256`).
+    """
+    if is_pretrained(path):
+        return PRETRAINED_FILE if str(path).lower() == PRETRAINED else Path(path)
+    return resolve_model_path(path)
 
 
 def run_config_for(path) -> dict:

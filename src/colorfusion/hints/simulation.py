@@ -24,7 +24,7 @@ PREVIEW_HINTS = 5  # points a hint run's preview photos get, simulated from thei
 
 
 def simulate_hints(ab_scaled: np.ndarray, rng: np.random.Generator, count: int | None = None,
-                   hint_free_fraction: float = 0.0) -> np.ndarray:
+                   hint_free_fraction: float = 0.0, places=None) -> np.ndarray:
     """Colour points a user might give, drawn from the true ab of one image.
 
     Args:
@@ -33,6 +33,10 @@ def simulate_hints(ab_scaled: np.ndarray, rng: np.random.Generator, count: int |
         count: the number of points; None draws it: 0 with probability
             `hint_free_fraction`, else geometric(`HINT_POINTS_P`) (1, 2, ...).
         hint_free_fraction: see `count`.
+        places: (row, col) of each point's centre on the map's grid, instead
+            of random places (`count` is then their number); the patch sides
+            are drawn as for random places (the "click here" places of
+            `inference.confidence.unsure_places`, measured against random ones).
 
     Returns:
         float32 (H, W, 3): each point's patch (side 1 to 9 pixels) holds the
@@ -40,12 +44,19 @@ def simulate_hints(ab_scaled: np.ndarray, rng: np.random.Generator, count: int |
     """
     height, width = ab_scaled.shape[:2]
     hints = np.zeros((height, width, 3), np.float32)
-    if count is None:
+    if places is not None:
+        count = len(places)
+    elif count is None:
         count = 0 if rng.random() < hint_free_fraction else int(min(rng.geometric(HINT_POINTS_P), 64))
-    for _ in range(count):
+    for index in range(count):
         side = int(rng.integers(HINT_PATCH_SIDES[0], HINT_PATCH_SIDES[1] + 1))
         side = min(side, height, width)
-        top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+        if places is None:
+            top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+        else:  # the patch centred on the place, inside the map
+            row, col = (int(value) for value in places[index])
+            top = min(max(0, row - side // 2), height - side)
+            left = min(max(0, col - side // 2), width - side)
         patch = (slice(top, top + side), slice(left, left + side))
         hints[patch + (slice(0, 2),)] = ab_scaled[patch].reshape(-1, 2).mean(axis=0)
         hints[patch + (2,)] = 1.0

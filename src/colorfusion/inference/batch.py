@@ -22,10 +22,14 @@ from colorfusion import io
 from colorfusion.datasets import find_images
 from colorfusion.errors import reason
 from colorfusion.hints import match_hints
+from colorfusion.inference.confidence import as_gray, require_probabilities
 from colorfusion.inference.engine import colorize_stream
 from colorfusion.inference.reference import as_reference
 from colorfusion.inference.video import OUTPUT_SUFFIX as VIDEO_SUFFIX
 from colorfusion.inference.video import colorize_video, find_videos, is_video_file
+from colorfusion.provenance import Mark, Source, write_image
+
+CONFIDENCE_SUFFIX = ".confidence.png"  # `colorize --confidence`: NAME.confidence.png beside NAME.jpg
 
 if TYPE_CHECKING:  # `colorizer` imports Keras: the CLI plans a folder's outputs before Keras starts
     from colorfusion.inference.colorizer import Colorizer
@@ -97,22 +101,37 @@ def plan_outputs(inputs, dst) -> list[tuple[Path, Path]]:
             for src, out in pairs]
 
 
-def refused_outputs(pairs) -> dict[Path, str]:
-    """{input: reason} for pairs whose output would replace an input or another pair's output."""
+def confidence_path(out) -> Path:
+    """The confidence map written beside a photo's output `out` (`colorize --confidence`): NAME.confidence.png."""
+    out = Path(out)
+    return out.with_name(out.stem + CONFIDENCE_SUFFIX)
+
+
+def files_of(src, out, confidence: bool = False) -> list[Path]:
+    """The files a pair writes: its output, and with `confidence` a photo's map beside it (a clip has none)."""
+    return [out, confidence_path(out)] if confidence and not is_video_file(src) else [out]
+
+
+def refused_outputs(pairs, confidence: bool = False) -> dict[Path, str]:
+    """{input: reason} for pairs whose output (or confidence map) would replace an input or another pair's file."""
     inputs = {src.resolve() for src, _ in pairs}
     claimed, refused = {}, {}
     for src, out in pairs:
-        target = out.resolve()
-        if target in inputs:
-            refused[src] = f"output {out} would replace an input; choose another output folder"
-        elif target in claimed:
-            refused[src] = f"output {out} is already the output of {claimed[target]}"
+        targets = files_of(src, out, confidence)
+        for target in targets:
+            if target.resolve() in inputs:
+                refused[src] = f"output {target} would replace an input; choose another output folder"
+                break
+            if target.resolve() in claimed:
+                refused[src] = f"output {target} is already the output of {claimed[target.resolve()]}"
+                break
         else:
-            claimed[target] = src
+            claimed.update((target.resolve(), src) for target in targets)
     return refused
 
 
-def plan_folder(inputs, dst, report: FolderReport, log, hints=None, overwrite: bool = False) -> FolderPlan:
+def plan_folder(inputs, dst, report: FolderReport, log, hints=None, overwrite: bool = False,
+                confidence: bool = False) -> FolderPlan:
     """The plan of a folder job: every input's output, what is refused, skipped, and which hints go where.
 
     The one plan of `colorize_folder` and of a cluster's job
@@ -120,7 +139,9 @@ def plan_folder(inputs, dst, report: FolderReport, log, hints=None, overwrite: b
     tree and refuse, skip and fail the same files with the same lines: a
     missing input, an output that would replace an input or another's
     output, and hints naming no photo are failed in `report` (one line each
-    through `log`); an existing output is skipped unless `overwrite`.
+    through `log`); an existing output is skipped unless `overwrite`. With
+    `confidence`, each photo's map (`confidence_path`) is planned with its
+    output: refused alike, and the photo skipped only when both exist.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -128,13 +149,13 @@ def plan_folder(inputs, dst, report: FolderReport, log, hints=None, overwrite: b
         if not item.exists():
             report.fail(item, "no such file or folder", log)
     pairs = plan_outputs(inputs, dst)
-    refused = refused_outputs(pairs)
+    refused = refused_outputs(pairs, confidence)
     hints_of = _hints_by_input(hints, pairs, dst, report, log)
     todo = []
     for src, out in pairs:
         if src in refused:
             report.fail(src, refused[src], log)
-        elif out.exists() and not overwrite:
+        elif not overwrite and all(path.exists() for path in files_of(src, out, confidence)):
             report.skipped.append(out)
             report.outputs[src] = out
         else:
@@ -145,7 +166,7 @@ def plan_folder(inputs, dst, report: FolderReport, log, hints=None, overwrite: b
 
 def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = False,
                     progress: bool = True, log=None, hints=None, temporal: str = "flow", reference=None,
-                    **colorizer_kwargs) -> FolderReport:
+                    confidence: bool = False, provenance: bool = True, **colorizer_kwargs) -> FolderReport:
     """Colorize files and folders (recursively) into `dst`, mirroring the tree.
 
     A file that cannot be read or written gets one line in `log` and the
@@ -173,6 +194,13 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
             whose colours every photo and clip takes where it matches
             (docs/reference.md); read once. One that cannot be used fails the
             whole job, in one line, before any photo.
+        confidence: also write each photo's confidence map beside its
+            output, `NAME.confidence.png` (`confidence_path`: gray, 255 =
+            sure; `Colorizer.confidence`), skipped and refused as outputs
+            are. Needs a model with colour probabilities (`UsageError`).
+        provenance: mark each file as colorized (`provenance`: the version,
+            the model's sha256, the number of hints); False leaves the mark
+            out. The input's own metadata (EXIF, ICC profile) is kept either way.
         **colorizer_kwargs: `decode`, `temperature`, ... for a model not yet
             a `Colorizer`.
 
@@ -188,16 +216,19 @@ def colorize_folder(inputs, dst, model, batch_size: int = 8, overwrite: bool = F
     log = log or default_log
     colorizer = as_colorizer(model, **colorizer_kwargs)
     reference = as_reference(colorizer, reference)
+    if confidence:
+        require_probabilities(colorizer.runner)  # one line, before any file: a regression model, an exported file
     report = FolderReport()
-    plan = plan_folder(inputs, dst, report, log, hints=hints, overwrite=overwrite)
+    plan = plan_folder(inputs, dst, report, log, hints=hints, overwrite=overwrite, confidence=confidence)
     if plan.photos:
         with tqdm(total=len(plan.photos), unit="img", desc="colorize", disable=not progress) as bar:
             for src, out, failure in colorize_photos(colorizer, plan.photos, plan.hints_of, batch_size,
-                                                      reference=reference):
+                                                      reference=reference, provenance=provenance,
+                                                      confidence=confidence, overwrite=overwrite):
                 report.add(src, out, failure, log)
                 bar.update(1)
     colorize_clips(plan.clips, colorizer, report, log, plan.hints_of, temporal, batch_size, progress,
-                   reference=reference)
+                   reference=reference, provenance=provenance)
     return report
 
 
@@ -207,12 +238,12 @@ def default_log(message: str) -> None:
 
 
 def colorize_clips(clips, colorizer, report: FolderReport, log, hints_of, temporal, batch_size, progress,
-                   reference=None) -> None:
+                   reference=None, provenance: bool = True) -> None:
     """Colorize the (input, output) pairs of videos; each streams through the network with its own bar."""
     for src, out in clips:
         try:
             colorize_video(colorizer, src, out, temporal=temporal, hints=hints_of.get(src), batch_size=batch_size,
-                           overwrite=True, progress=progress, log=log, reference=reference)
+                           overwrite=True, progress=progress, log=log, reference=reference, provenance=provenance)
             report.add(src, out, None, log)
         except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
             report.fail(src, reason(e), log)
@@ -234,7 +265,8 @@ def _hints_by_input(hints, pairs, dst, report: FolderReport, log) -> dict:
     return by_input
 
 
-def colorize_photos(engine: Colorizer, pairs, hints_of: dict, batch_size: int, reference=None):
+def colorize_photos(engine: Colorizer, pairs, hints_of: dict, batch_size: int, reference=None,
+                    provenance: bool = True, confidence: bool = False, overwrite: bool = True):
     """Colorize (input, output) pairs of photos through the engine and write each: (input, output, failure) pairs.
 
     `failure` is None when the output was written (atomically), else the
@@ -242,17 +274,30 @@ def colorize_photos(engine: Colorizer, pairs, hints_of: dict, batch_size: int, r
     runner call, its batch): it is that file's failure and the rest go on.
     The folder job's photos and a cluster worker's batch both go this way;
     `reference`: an `inference.reference.Reference` matched on each photo.
+    Each file is marked as colorized unless not `provenance`
+    (`provenance.Mark`) and keeps its input's metadata; with `confidence`
+    the photo's map is written beside it (`confidence_path`). Without
+    `overwrite`, a file that exists is left as it is (a map planned for an
+    output kept).
     """
+    mark = Mark.of(engine) if provenance else None
     photos = colorize_stream(engine, pairs, batch_size, read=lambda pair: io.read_rgb(pair[0]),
                              hints_of=lambda pair: hints_of.get(pair[0]), errors="keep", reference=reference)
     for (src, out), done in photos:
         if done.error is not None:
             failure = f"model failed: {reason(done.error)}" if done.stage == "network" else reason(done.error)
         else:
+            hints = hints_of.get(src) or []
+            marked = mark and mark.with_hints(len(hints))
+            target = out
             try:
-                io.write_image(out, done.rgb)
+                if overwrite or not out.exists():
+                    write_image(out, done.rgb, marked, Source.of(src))
+                if confidence and (overwrite or not confidence_path(out).exists()):
+                    target = confidence_path(out)
+                    write_image(target, as_gray(engine.confidence(done.lightness, hints=hints)), marked)
                 failure = None
             except Exception as e:  # noqa: BLE001 - a batch job never stops for one file
-                failure = f"cannot write {out}: {reason(e)}"
+                failure = f"cannot write {target}: {reason(e)}"
         done = None  # its full-resolution RGB is written: let it go before the next
         yield src, out, failure

@@ -35,7 +35,7 @@ from colorfusion.inference.engine import (
 )
 from colorfusion.inference.exported import is_exported, open_exported
 from colorfusion.inference.runners import KerasRunner, Runner, without_hint_layers
-from colorfusion.loading import load_embedder, load_model
+from colorfusion.loading import load_embedder, load_model, model_file
 from colorfusion.model import model_info
 from colorfusion.presets import PRETRAINED
 
@@ -72,6 +72,8 @@ class Colorizer(Engine):
         rgb = colorizer(photo)                       # uint8 (H, W, 3)
         rgb, lab = colorizer(photo, return_lab=True)  # lab[..., 0] is the photo's own L
     """
+
+    model_file = None  # the file the model came from (`from_path`); None: built in memory
 
     def __init__(self, model, decode="annealed_mean", temperature=None, embedder=None,
                  interpolation="bicubic", size=None, hint_temperature=None):
@@ -148,7 +150,9 @@ class Colorizer(Engine):
         info = model_info(model)
         if embedder is None and info.embedding_dim:
             embedder = load_embedder(path, info, weights=weights)
-        return cls(model, decode=decode, temperature=temperature, embedder=embedder, **kwargs)
+        colorizer = cls(model, decode=decode, temperature=temperature, embedder=embedder, **kwargs)
+        colorizer.model_file = model_file(path)  # the file a written photo's mark hashes (`provenance`)
+        return colorizer
 
     @classmethod
     def pretrained(cls, decode="annealed_mean", temperature=None, **kwargs) -> Colorizer:
@@ -161,24 +165,29 @@ class Colorizer(Engine):
 
     def with_decoding(self, decode="annealed_mean", temperature=None, hint_temperature=None) -> Colorizer:
         """The same model and embedder with another decoding of a classification head."""
-        return Colorizer(self.model, decode=decode, temperature=temperature, embedder=self.embedder,
-                         interpolation=self.interpolation, size=self.size, hint_temperature=hint_temperature)
+        other = Colorizer(self.model, decode=decode, temperature=temperature, embedder=self.embedder,
+                          interpolation=self.interpolation, size=self.size, hint_temperature=hint_temperature)
+        other.model_file = self.model_file
+        return other
 
     def with_size(self, size) -> Colorizer:
         """The same runner (its compiled networks shared) and embedder, run at another short side (any-size models)."""
-        return Colorizer(self.runner, embedder=self.embedder, interpolation=self.interpolation, size=size)
+        other = Colorizer(self.runner, embedder=self.embedder, interpolation=self.interpolation, size=size)
+        other.model_file = self.model_file
+        return other
 
     # --- Conveniences: the clients above the engine, in one call ---
 
     def colorize_video(self, src, dst, temporal="flow", hints=None, batch_size=8, overwrite=False, progress=True,
-                       reference=None):
+                       reference=None, provenance=True):
         """Colorize a clip into an MP4 (same size, exact frame rate, audio copied): `inference.video.colorize_video`.
 
         Example:
             Colorizer.pretrained().colorize_video("film.mp4", "film_colour.mp4", hints=[(320, 140, "#c0392b", 48)])
         """
         return video.colorize_video(self, src, dst, temporal=temporal, hints=hints, batch_size=batch_size,
-                                    overwrite=overwrite, progress=progress, reference=reference)
+                                    overwrite=overwrite, progress=progress, reference=reference,
+                                    provenance=provenance)
 
     def suggest_colours(self, image, x: float, y: float, k: int = suggest.SUGGESTIONS, hints=None) -> list:
         """The colours the model finds likely at pixel (x, y), most likely first: `inference.suggest.suggest_colours`.

@@ -28,6 +28,8 @@ else:
 - the studio: a `Lightness` item skips the read (a photo held between
   clicks), and `HeldPhoto` keeps what the runner computes once for a photo
   (`Runner.session`) and gives the head's probabilities for suggestions;
+- confidence: `confidence(photo)`, how sure the model is of each pixel's
+  colour, from the head's probabilities (`inference.confidence`);
 - evaluation: each `Colorized` carries the ab at the network's size beside
   the RGB, and `rgb=False` skips the full-resolution join;
 - a reference photo (`inference.reference`): `reference=` adds, before the
@@ -51,6 +53,7 @@ from colorfusion import color, io
 from colorfusion.errors import HintError
 from colorfusion.fastlab import as_pixels, lab_to_rgb_uint8, lightness_pair, small_lightness
 from colorfusion.hints import hint_map
+from colorfusion.inference.confidence import at_size, confidence_grid, require_probabilities
 from colorfusion.inference.reference import as_reference
 
 INTERPOLATIONS = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
@@ -160,6 +163,21 @@ class Engine:
         return [(done.rgb, done.lab) if return_lab else done.rgb
                 for done in colorize_iter(self, images, hints, return_lab=return_lab,
                                           reference=as_reference(self, reference))]
+
+    def confidence(self, image, hints=None) -> np.ndarray:
+        """float32 (H, W) in [0, 1], at the photo's size: how sure the model is of each pixel's colour (1 = sure).
+
+        The probability the classification head puts near the colour it
+        shows (`inference.confidence`); with `hints`, of the colours those
+        hints give. One more run of the network (a photo held: of its head).
+
+        Raises:
+            UsageError: the model gives no colour probabilities (a regression
+                model, an exported file): the runner's one line says why.
+        """
+        require_probabilities(self.runner)
+        held = image if isinstance(image, HeldPhoto) else self.hold(image)
+        return held.confidence(hints)
 
     def hold(self, image) -> HeldPhoto:
         """`image` read once and held for runs with one hints map after another (the studio's clicks)."""
@@ -404,6 +422,15 @@ class HeldPhoto:
             self._session = self.engine.runner.session(self.engine.network_inputs(self.lightness.small[None]))
         probs, ab = self._session.forward(None if hint_map is None else np.asarray(hint_map, np.float32)[None])
         return (None if probs is None else np.asarray(probs)[0]), self.engine.ab_from_network(ab)[0]
+
+    def confidence(self, hints=None) -> np.ndarray:
+        """`Engine.confidence` of the held photo with `hints`: float32 (H, W) in [0, 1] at its full size."""
+        runner = self.engine.runner
+        require_probabilities(runner)
+        l_full, l_small = self.lightness
+        hint_map = self.engine.hints_input(list(hints), l_full, l_small.shape[:2]) if hints else None
+        probs, ab = self.run(hint_map)
+        return at_size(confidence_grid(probs, runner.centers, ab), *l_full.shape)
 
     def colorize(self, hints=None) -> np.ndarray:
         """uint8 RGB (H, W, 3) at full resolution with `hints`: the pipeline itself on the held lightness."""

@@ -121,8 +121,8 @@ class ExportedRunner(Runner):
         self.hints_refusal = (f"{self.path.name} was exported without the hints input; export a hint model with "
                               f"--hints (hints=True)")
         self.probabilities_refusal = (f"{self.path.name} holds the decoded colours only, not the colour "
-                                      "probabilities suggestions need; run the Keras model it was exported from "
-                                      "(a .keras file, a run folder or the shipped model)")
+                                      "probabilities suggestions and confidence need; run the Keras model it was "
+                                      "exported from (a .keras file, a run folder or the shipped model)")
 
     def forward(self, inputs: dict) -> np.ndarray:
         l_scaled = np.asarray(inputs["L"], np.float32)

@@ -30,7 +30,7 @@ class Runner:
     split = False  # whether a session keeps the part of the network that the hints do not change
     gives_features = False  # whether `features` gives the encoder's maps (a reference photo is matched in them)
     hints_refusal = "this model takes no colour hints"  # the line for hints given to a runner that takes none
-    probabilities_refusal = "this model gives no colour probabilities"  # the line for suggestions it cannot give
+    probabilities_refusal = "this model gives no colour probabilities"  # for suggestions and confidence it cannot give
     features_refusal = ("a reference photo is matched in the network's own features, which this model does not "
                         "give; use the Keras model (--model pretrained, a run folder or a .keras file)")
 

@@ -63,8 +63,8 @@ class KerasRunner(Runner):
 
     hints_refusal = ("this model takes no colour hints (it was trained without hints=True); use the shipped model "
                      "or a run trained with hints")
-    probabilities_refusal = ("suggested colours need a classification model (its colour probabilities); "
-                             "this one is a regression model")
+    probabilities_refusal = ("suggested colours and confidence need a classification model (its colour "
+                             "probabilities); this one is a regression model")
     gives_features = True
 
     def __init__(self, model, decode="annealed_mean", temperature=None, hint_temperature=None):

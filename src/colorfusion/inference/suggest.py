@@ -13,7 +13,8 @@ What a person needs to give a hint well, after ideepcolor (Zhang et al.,
   (`Engine.hold`: its lightness read once, and for a Keras hint model the
   encoder's features, so that each new set of hints costs only the part of
   the network that sees them); this adds the display-size images, the last
-  result for the next click, and the suggestions; `full_resolution(hints)`
+  result for the next click, the suggestions, and `confidence(hints)`
+  (where the model is unsure, the places to click); `full_resolution(hints)`
   is the engine's pipeline, as `colorfusion colorize PHOTO --hints FILE`
   runs it, pixel for pixel.
 
@@ -40,6 +41,7 @@ from colorfusion import color, io
 from colorfusion.errors import HintError
 from colorfusion.fastlab import as_pixels, lab_to_rgb_uint8, lightness
 from colorfusion.hints import parse_hint
+from colorfusion.inference.confidence import at_size, confidence_grid, require_probabilities, unsure_places
 
 SUGGESTIONS = 8  # colours suggested at a point
 MODE_RADIUS = 20.0  # ab units: two suggested colours are at least this far apart (bins lie on a grid of 10)
@@ -252,6 +254,22 @@ class HintSession:
 
     def lightness_at(self, x: float, y: float) -> float:
         return lightness_at(self.l_full, x, y)
+
+    def confidence(self, hints=()) -> tuple[np.ndarray, list]:
+        """(the confidence map at display size (dh, dw), its `unsure_places` in the photo's pixels) with `hints`.
+
+        Free after `result(hints)` (the same run's probabilities). Raises
+        `UsageError` for a runner without colour probabilities.
+        """
+        runner = self.colorizer.runner
+        require_probabilities(runner)
+        _, probs, ab = self._run(hints)
+        shown = at_size(confidence_grid(probs, runner.centers, ab), *self.l_display.shape)
+        rows, cols = shown.shape
+        places = [place._replace(x=min(self.width - 1, int((place.x + 0.5) * self.width / cols)),
+                                 y=min(self.height - 1, int((place.y + 0.5) * self.height / rows)))
+                  for place in unsure_places(shown)]
+        return shown, places
 
     def full_resolution(self, hints=()) -> np.ndarray:
         """uint8 RGB (H, W, 3): exactly `Colorizer` with these hints, as `colorize PHOTO --hints FILE` runs it."""

@@ -63,6 +63,7 @@ from colorfusion.hints import parse_hint
 from colorfusion.inference.engine import Lightness, colorize_stream
 from colorfusion.inference.motion import SteadyColour, parse_video_hints, track_hints
 from colorfusion.inference.reference import as_reference
+from colorfusion.provenance import Mark, clip_tags
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".wmv",
                     ".flv", ".3gp", ".ogv", ".y4m")
@@ -117,6 +118,7 @@ class VideoInfo:
     frames: int | None
     audio: list = field(default_factory=list)
     expected: int | None = None
+    tags: dict = field(default_factory=dict)  # the container's own (creation_time, location, ...)
 
 
 def probe(path) -> VideoInfo:
@@ -161,7 +163,8 @@ def _info(container, path) -> VideoInfo:
         expected = round(Fraction(container.duration, 1_000_000) * rate)
     return VideoInfo(width=stream.codec_context.width, height=stream.codec_context.height, rate=rate,
                      time_base=time_base, frames=stream.frames or None,
-                     audio=[s.codec_context.name for s in container.streams.audio], expected=expected)
+                     audio=[s.codec_context.name for s in container.streams.audio], expected=expected,
+                     tags=dict(container.metadata))
 
 
 @dataclass
@@ -240,16 +243,21 @@ class VideoWriter:
     decoded or held longer than the frames in flight. An audio codec the
     output container cannot hold is re-encoded to AAC (with a warning).
 
+    `tags`: the container's tags (`provenance.clip_tags`), written as they
+    are named (`movflags=use_metadata_tags`: keys of any name).
+
     Example:
         with VideoWriter("out.mp4", info, source="in.mp4") as writer:
             writer.write(rgb, pts)
     """
 
-    def __init__(self, path, info: VideoInfo, source=None, log=None):
+    def __init__(self, path, info: VideoInfo, source=None, log=None, tags=None):
         av = _av()
         self.log = log or _warn
         self.info = info
-        self.out = av.open(str(path), "w", format="mp4" if Path(path).suffix.lower() in (".mp4", ".m4v") else None)
+        self.out = av.open(str(path), "w", format="mp4" if Path(path).suffix.lower() in (".mp4", ".m4v") else None,
+                           options={"movflags": "use_metadata_tags"} if tags else {})
+        self.out.metadata.update(tags or {})
         self.encoder = video_encoder()
         self.video = self.out.add_stream(self.encoder, rate=info.rate)
         self.video.width, self.video.height = info.width, info.height
@@ -378,7 +386,8 @@ def output_path(src, dst) -> Path:
 
 
 def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batch_size: int = BATCH_SIZE,
-                   overwrite: bool = False, progress: bool = True, log=None, reference=None) -> VideoReport:
+                   overwrite: bool = False, progress: bool = True, log=None, reference=None,
+                   provenance: bool = True) -> VideoReport:
     """Colorize a clip into an MP4 at the same size, frame rate and timestamps, with its audio.
 
     Args:
@@ -402,6 +411,9 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
             `inference.reference.Reference`), read once, matched on the first
             frame of each shot and its points carried through the shot with
             the hints (`track_hints`); the hints win (docs/reference.md, "Clips").
+        provenance: tag the MP4 as colorized (`provenance.clip_tags`: the
+            version, the model's sha256, the number of hints); False leaves
+            that out. The source's own tags are kept either way.
 
     Returns:
         A `VideoReport`.
@@ -454,7 +466,9 @@ def colorize_video(colorizer, src, dst, temporal: str = "flow", hints=None, batc
                                   points, info.width, info.height, src=src, shot_points=shot_points)
     report = VideoReport(output=dst, rate=info.rate)
     steady = SteadyColour() if temporal == "flow" else None
-    with _writable(dst) as tmp, VideoWriter(tmp, info, source=src, log=warn) as writer, \
+    mark = Mark.of(colorizer, hints=len(points)) if provenance else None
+    tags = clip_tags(mark, info.tags)
+    with _writable(dst) as tmp, VideoWriter(tmp, info, source=src, log=warn, tags=tags) as writer, \
             tqdm(total=info.expected, unit="frame", desc=src.name, disable=not progress) as bar:
         report.encoder = writer.encoder
         frames = colorize_stream(colorizer, read_frames(src, log=warn), batch_size, read=lambda frame: frame.rgb,

@@ -12,7 +12,8 @@ No colour is decided here. The page (`static/`) asks for:
     GET  /api/photos/ID/original.jpg the photo itself, display size
     POST /api/photos/ID/result       {"hints": [[x, y, "#rrggbb"], ...]}  -> JPEG, display size
     POST /api/photos/ID/suggest      {"x", "y", "k", "hints"}  -> likely colours at (x, y)
-    POST /api/photos/ID/download     {"hints"} -> the full-resolution file (= colorize --hints)
+    POST /api/photos/ID/confidence   {"hints"} -> where the model is unsure: a shading, the places to click
+    POST /api/photos/ID/download     {"hints"} -> the full-resolution file (= colorize --hints), marked
     POST /api/photos/ID/hints-file?name=N  a hints file (the body) -> the points it gives each photo
     POST /api/photos/ID/reference?name=N   a colour photo (the body) + {"hints"} in ?hints= -> its matched points
     GET  /api/gamut?l=L              the ab plane at lightness L (PNG with alpha)
@@ -239,6 +240,12 @@ async def suggest(request):
                          "colours": [{"hex": s.hex, "probability": s.probability} for s in found]})
 
 
+async def confidence(request):
+    studio, photo = studio_of(request), open_photo_of(request)
+    hints = hints_of(await read_json(request))
+    return JSONResponse(await studio.work(studio.confidence, photo, hints), headers=NOT_CACHED)
+
+
 async def download(request):
     studio, photo = studio_of(request), open_photo_of(request)
     hints = hints_of(await read_json(request))
@@ -305,6 +312,7 @@ ROUTES = [
     Route("/api/photos/{id}/original.jpg", original),
     Route("/api/photos/{id}/result", result, methods=["POST"]),
     Route("/api/photos/{id}/suggest", suggest, methods=["POST"]),
+    Route("/api/photos/{id}/confidence", confidence, methods=["POST"]),
     Route("/api/photos/{id}/download", download, methods=["POST"]),
     Route("/api/photos/{id}/hints-file", hints_file, methods=["POST"]),
     Route("/api/photos/{id}/reference", reference, methods=["POST"]),

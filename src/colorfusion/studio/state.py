@@ -17,6 +17,7 @@ own temporary folder, removed by `close()`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io as bytes_io
 import os
 import secrets
@@ -37,6 +38,7 @@ from colorfusion.hints import match_hints, parse_hint
 from colorfusion.inference.reference import Reference
 from colorfusion.inference.suggest import DISPLAY_SIDE, HintSession, hint_network
 from colorfusion.io import ImageTooLargeError
+from colorfusion.provenance import Mark, Source, write_image
 from colorfusion.studio import CACHE_PHOTOS, MAX_MEGAPIXELS, MAX_UPLOAD_MB, MAX_WAITING
 
 CACHE_BYTES = 1 << 30  # about 1 GB of photos held at once (a 12 MP photo holds about 60 MB)
@@ -44,6 +46,9 @@ MAX_FOLDER_PHOTOS = 10_000  # photos listed from a folder
 THUMB_SIDE = 160
 THUMBS_KEPT = 512  # thumbnails held (the page asks again as the list scrolls)
 PREVIEW_QUALITY = 90  # JPEG quality of the display-size images (the download is the CLI's own file)
+UNSURE_SHADE = (24, 24, 40)  # the shading of unsure regions (dark, a little blue) ...
+UNSURE_BELOW = 0.8  # ... from a confidence below this (sure above) ...
+UNSURE_OPACITY = 0.75  # ... to this opacity at confidence 0
 RETRY_AFTER_S = 1  # a busy studio's answer: a click takes about a tenth of a second, a full queue about one
 
 
@@ -92,6 +97,7 @@ class Photo:
     name: str  # the file name (upload) or the path inside the folder: the hints file's key
     session: HintSession
     from_folder: bool = False
+    source: Source | None = None  # the file's own metadata, kept in the download
 
     def record(self) -> dict:
         s = self.session
@@ -275,7 +281,7 @@ class Studio:
             raise unreadable(name, e) from None
         session = HintSession(self.colorizer, pixels, display_side=self.display_side)
         session.result()  # the automatic colorization now: the page shows it at once
-        photo = Photo(secrets.token_urlsafe(9), name, session, from_folder)
+        photo = Photo(secrets.token_urlsafe(9), name, session, from_folder, Source.of(path))
         self.cache.add(photo)
         return photo
 
@@ -306,10 +312,21 @@ class Studio:
         """The full-resolution file of `photo` with `hints`, written by the CLI's own writer (= `colorize --hints`)."""
         out = self.workdir / f"download-{secrets.token_hex(8)}-{download_name(photo.name)}"
         try:
-            io.write_image(out, photo.session.full_resolution(hints))
+            write_image(out, photo.session.full_resolution(hints), Mark.of(self.colorizer, hints=len(hints)),
+                        photo.source)
             return out.read_bytes()
         finally:
             out.unlink(missing_ok=True)
+
+    def confidence(self, photo: Photo, hints) -> dict:
+        """Where the model is unsure with `hints`: a shading (PNG, display size) and the places to click."""
+        shown, places = photo.session.confidence(hints)
+        shade = np.zeros(shown.shape + (4,), np.uint8)
+        shade[..., :3] = UNSURE_SHADE
+        shade[..., 3] = np.clip((UNSURE_BELOW - shown) / UNSURE_BELOW * 255 * UNSURE_OPACITY, 0, 255).astype(np.uint8)
+        return {"overlay": "data:image/png;base64," + base64.b64encode(encode(shade, "PNG")).decode("ascii"),
+                "places": [{"x": p.x, "y": p.y, "score": p.score} for p in places],
+                "mean": round(float(shown.mean()), 4)}
 
     # --- On any thread ---
 

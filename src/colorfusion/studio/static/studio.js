@@ -5,13 +5,14 @@
 // from it: the toolbar, the stage (whose result follows the points), the palette, the folder.
 
 import {getJson, showError} from "./api.js";
+import * as confidence from "./confidence.js";
 import * as folder from "./folder.js";
 import * as palette from "./palette.js";
 import * as stage from "./stage.js";
 import {$, onUpdate, state, update} from "./state.js";
 import * as toolbar from "./toolbar.js";
 
-const PANELS = [toolbar, stage, palette, folder];
+const PANELS = [toolbar, stage, palette, folder, confidence];
 
 function wireKeys() {
   document.addEventListener("keydown", (event) => {
