@@ -258,10 +258,12 @@ def test_hints_notebook_shows_automatic_hinted_and_original_and_measures_the_cur
     out = workspace / "hints"
     # The default model: the shipped one, which takes hints.
     nb = execute("07_colour_hints", workspace, CURVE_PHOTOS=3, COUNTS=[0, 2], SIZE=64, OUT_DIR=str(out))
-    assert_pngs(out, ["hinted.png", "figures/hints.png", "figures/hint_curve.png"])
-    assert images_shown(nb) >= 2
+    assert_pngs(out, ["hinted.png", "figures/hints.png", "figures/hint_curve.png", "confidence.png",
+                      "figures/confidence.png", "with_reference.png", "figures/reference.png"])
+    assert images_shown(nb) >= 4
     text = text_output(nb)
     assert "takes colour hints: True" in text and "2 points: rebalanced AuC" in text
+    assert "click here first: [(" in text  # the unsure places, at least one
 
 
 @pytest.mark.slow
