@@ -37,7 +37,7 @@ from colorfusion import datasets, presets
 from colorfusion.bins import ABBins
 from colorfusion.evaluation import HINT_COUNTS, evaluate, evaluate_hints, gains_over_grayscale
 from colorfusion.inference.colorizer import Colorizer
-from colorfusion.loading import load_model
+from colorfusion.loading import load_model, resolve_model_path
 from colorfusion.runs import RunFolder
 from colorfusion.training import ARCHITECTURE_KEYS, train
 
@@ -74,7 +74,9 @@ def main(argv=None) -> int:
     parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
-    args.command = " ".join(["python benchmarks/train_release.py", *(sys.argv[1:] if argv is None else argv)])
+    # What trained it, for the model card: the same command without the flags that only evaluate or pack.
+    args.command = " ".join(["python benchmarks/train_release.py",
+                             *(a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--evaluate-only", "--pack"))])
 
     settings = presets.release_settings(args.variant, args.weights)
     settings.pop("time_limit_minutes", None)  # epochs and early stopping end it: reproducible
@@ -144,7 +146,9 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
     """best.keras -> the package's float16 model file, with the facts the model card quotes."""
     state = json.loads((out / "state.json").read_text())
     init = settings.get("init")
-    init_file = None if not init else presets.PRETRAINED_FILE if str(init).lower() == presets.PRETRAINED else Path(init)
+    # The file it started from: the shipped one, a model file, or a run folder's best checkpoint (0.4.0's hints).
+    init_file = (None if not init else presets.PRETRAINED_FILE if str(init).lower() == presets.PRETRAINED
+                 else Path(init) if presets.is_pretrained(init) else resolve_model_path(init))
     timing = json.loads((out / "training_time.json").read_text()) if (out / "training_time.json").exists() else {}
     # How build_colorizer rebuilds it (any size: a pretrained encoder), and what a run starting from it takes:
     # from the run's own configuration, which holds what an init model gave it.
