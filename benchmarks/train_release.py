@@ -75,8 +75,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
     # What trained it, for the model card: the same command without the flags that only evaluate or pack.
+    given = sys.argv[1:] if argv is None else argv
     args.command = " ".join(["python benchmarks/train_release.py",
-                             *(a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--evaluate-only", "--pack"))])
+                             *(a for a in given if a not in ("--evaluate-only", "--pack"))])
 
     settings = presets.release_settings(args.variant, args.weights)
     settings.pop("time_limit_minutes", None)  # epochs and early stopping end it: reproducible
