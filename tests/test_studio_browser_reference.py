@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from test_studio_browser import CHROMIUM_ARGS, _wait, _wait_result, chromium, studio_url  # noqa: F401 - fixtures
+from test_studio_browser import _wait, _wait_result, _write, chromium, image_pixels, studio_page, studio_url  # noqa: F401 - fixtures
 
 from colorfusion import io
 
@@ -36,76 +36,50 @@ def files(tmp_path):
 
 
 def test_colours_from_a_photo_show_as_points_one_deleted_changes_the_result(chromium, studio_url, files):  # noqa: F811
-    from playwright.sync_api import sync_playwright
+    with studio_page(chromium, studio_url) as (page, problems):
+        assert page.locator("#reference").is_disabled()  # no photo yet
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 640})
-            problems = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(studio_url)
-            _wait(page, "document.body.dataset.ready === '1'")
-            assert page.locator("#reference").is_disabled()  # no photo yet
+        page.set_input_files("#file", str(files["photo"]))
+        _wait_result(page, 1)
+        automatic = _pixels(page)
+        assert page.locator("#marks-bw .mark").count() == 0
 
-            page.set_input_files("#file", str(files["photo"]))
-            _wait_result(page, 1)
-            automatic = _pixels(page)
-            assert page.locator("#marks-bw .mark").count() == 0
+        # A reference that is not a photo: its message, and nothing changes.
+        page.set_input_files("#reference-file", str(files["bad"]))
+        page.wait_for_selector("#message:not([hidden])", timeout=60_000)
+        message = page.inner_text("#message-text")
+        assert "notes.jpg" in message and "reference" in message, message
+        assert page.locator("#marks-bw .mark").count() == 0
 
-            # A reference that is not a photo: its message, and nothing changes.
-            page.set_input_files("#reference-file", str(files["bad"]))
-            page.wait_for_selector("#message:not([hidden])", timeout=60_000)
-            message = page.inner_text("#message-text")
-            assert "notes.jpg" in message and "reference" in message, message
-            assert page.locator("#marks-bw .mark").count() == 0
+        # The colour photo: its matched points appear, as points of the studio, and the colours follow.
+        page.set_input_files("#reference-file", str(files["reference"]))
+        _wait_result(page, 2)
+        assert page.locator("#message").is_hidden()
+        marks = page.locator("#marks-bw .mark.reference")
+        count = marks.count()
+        assert count >= 3, count
+        assert page.locator("#marks-result .mark.reference").count() == count  # on both panes
+        with_reference = _pixels(page)
+        assert np.abs(with_reference - automatic).mean() > 1.0
 
-            # The colour photo: its matched points appear, as points of the studio, and the colours follow.
-            page.set_input_files("#reference-file", str(files["reference"]))
-            _wait_result(page, 2)
-            assert page.locator("#message").is_hidden()
-            marks = page.locator("#marks-bw .mark.reference")
-            count = marks.count()
-            assert count >= 3, count
-            assert page.locator("#marks-result .mark.reference").count() == count  # on both panes
-            with_reference = _pixels(page)
-            assert np.abs(with_reference - automatic).mean() > 1.0
+        # Select one and delete it: one point fewer, and the result changes.
+        marks.nth(0).click()
+        _wait(page, "!document.getElementById('point-tools').hidden")
+        page.click("#delete-hint")
+        _wait_result(page, 3)
+        assert page.locator("#marks-bw .mark").count() == count - 1
+        after = _pixels(page)
+        assert np.abs(after - with_reference).max() > 8, "deleting a point left the result as it was"
 
-            # Select one and delete it: one point fewer, and the result changes.
-            marks.nth(0).click()
-            _wait(page, "!document.getElementById('point-tools').hidden")
-            page.click("#delete-hint")
-            _wait_result(page, 3)
-            assert page.locator("#marks-bw .mark").count() == count - 1
-            after = _pixels(page)
-            assert np.abs(after - with_reference).max() > 8, "deleting a point left the result as it was"
-
-            # Undo brings the point back, and its colours.
-            page.click("#undo")
-            _wait_result(page, 4)
-            assert page.locator("#marks-bw .mark").count() == count
-            assert np.abs(_pixels(page) - with_reference).max() < 3
-            assert not problems, problems
-        finally:
-            browser.close()
-
-
-def _write(path, data: bytes):
-    path.write_bytes(data)
-    return path
+        # Undo brings the point back, and its colours.
+        page.click("#undo")
+        _wait_result(page, 4)
+        assert page.locator("#marks-bw .mark").count() == count
+        assert np.abs(_pixels(page) - with_reference).max() < 3
+        assert not problems, problems
 
 
 def _pixels(page) -> np.ndarray:
     """The result image as the page shows it, RGB float (h, w, 3)."""
-    time.sleep(0.05)
-    found = page.evaluate("""() => {
-        const image = document.getElementById("result");
-        const canvas = document.createElement("canvas");
-        canvas.width = image.naturalWidth;
-        canvas.height = image.naturalHeight;
-        const context = canvas.getContext("2d");
-        context.drawImage(image, 0, 0);
-        return [canvas.width, canvas.height, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
-    }""")
-    width, height, values = found
-    return np.asarray(values, np.float64).reshape(height, width, 4)[..., :3]
+    time.sleep(0.05)  # the new image decoded
+    return image_pixels(page, "result")[..., :3]
