@@ -25,7 +25,6 @@ one Keras version writes and an older one (Kaggle's) cannot read. Its arrays:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -56,11 +55,7 @@ def pretrained_available() -> bool:
 
 
 def file_sha256(path=PRETRAINED_FILE) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return io.file_sha256(path)
 
 
 def save_pretrained(model, path, build: dict, architecture: dict | None = None, training: dict | None = None,
