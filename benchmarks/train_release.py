@@ -34,6 +34,7 @@ from pathlib import Path
 import keras
 
 from colorfusion import datasets, presets
+from colorfusion import model as model_lib
 from colorfusion.bins import ABBins
 from colorfusion.evaluation import HINT_COUNTS, evaluate, evaluate_hints, gains_over_grayscale
 from colorfusion.inference.colorizer import Colorizer
@@ -71,6 +72,9 @@ def main(argv=None) -> int:
     parser.add_argument("--extra-train", action="append", metavar="SPLIT_FILE",
                         help="a split file whose training photos join the training (release 0.4.0: "
                              "../shared/data/faces/SPLIT.tsv); its validation photos are never used here")
+    parser.add_argument("--rare-colour-shift", type=float, default=0.0, metavar="STRENGTH",
+                        help="pack with the head tilted toward the rare colours, p * w ** STRENGTH "
+                             "(model.shift_toward_rare_colours; release 0.4.0: 0.45); default 0, none")
     parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
@@ -113,7 +117,7 @@ def main(argv=None) -> int:
     rows = {}
     models = {"packed (float16)": lambda: presets.load_pretrained(args.model_file)}
     if (out / "best.keras").exists():  # the checkpoint it was packed from, to show float16 changes nothing
-        models["best.keras (float32)"] = lambda: load_model(out)
+        models["best.keras (float32)"] = lambda: checkpoint_to_pack(out, args.rare_colour_shift)
     else:
         print(f"{out}: no run folder with best.keras here: the packed model alone is evaluated", flush=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,6 +147,14 @@ def main(argv=None) -> int:
     return 0
 
 
+def checkpoint_to_pack(out: Path, rare_colour_shift: float):
+    """The run's best checkpoint as it is packed: float32, its head tilted toward rare colours if asked."""
+    model = load_model(out)
+    if rare_colour_shift:
+        model_lib.shift_toward_rare_colours(model, rare_colour_shift)
+    return model
+
+
 def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args) -> None:
     """best.keras -> the package's float16 model file, with the facts the model card quotes."""
     state = json.loads((out / "state.json").read_text())
@@ -168,11 +180,13 @@ def pack(out: Path, model_file: Path, settings: dict, train_files, monitor, args
         # A run from a trained model (the hint recipe) names the file it started from.
         **({"started_from": {"file": init_file.name, "sha256": presets.file_sha256(init_file)}} if init_file else {}),
         "minutes": timing.get("minutes"),
+        **({"rare_colour_shift": args.rare_colour_shift} if args.rare_colour_shift else {}),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
         "backend": f"{keras.backend.backend()}, Keras {keras.__version__}",
     }
+    model = checkpoint_to_pack(out, args.rare_colour_shift)
     model_file.parent.mkdir(parents=True, exist_ok=True)
-    presets.save_pretrained(load_model(out), model_file, build=build, architecture=architecture, training=training)
+    presets.save_pretrained(model, model_file, build=build, architecture=architecture, training=training)
     print(f"packed {out / 'best.keras'} -> {model_file} ({os.path.getsize(model_file) / 1e6:.2f} MB)", flush=True)
 
 

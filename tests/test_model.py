@@ -424,3 +424,29 @@ def test_pretrained_encoder_heads_stay_float32_under_mixed_precision(bins):
         assert model.outputs[0].dtype == "float32" and inference_model(model).outputs[0].dtype == "float32"
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+# === Tilting the head toward rare colours ===
+
+
+def test_a_rare_colour_shift_multiplies_each_probability_by_its_weight_to_the_strength(bins):
+    model = build_colorizer(64, head="classification", embedding_dim=None, width=0.125, bins=bins)
+    x = _inputs(64, None)
+    before = ops.convert_to_numpy(model(x)).astype(np.float64)
+    model_lib.shift_toward_rare_colours(model, 0.5)
+    after = ops.convert_to_numpy(model(x)).astype(np.float64)
+    expected = before * bins.weights**0.5
+    expected /= expected.sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-7)
+    # The rare colours (large weights) gain at the common ones' expense, and the rare ones are the vivid
+    # ones: the probable chroma rises.
+    rare, common = np.argmax(bins.weights), np.argmin(bins.weights)
+    assert (after[..., rare] > before[..., rare]).all() and (after[..., common] < before[..., common]).all()
+    expected_chroma = lambda p: (p @ np.linalg.norm(bins.centers, axis=-1)).mean()  # noqa: E731
+    assert expected_chroma(after) > expected_chroma(before) + 1
+
+
+def test_a_rare_colour_shift_refuses_a_regression_model():
+    with pytest.raises(ValueError, match="regression"):
+        model_lib.shift_toward_rare_colours(build_colorizer(64, head="regression", embedding_dim=None,
+                                                            width=0.125), 0.5)
