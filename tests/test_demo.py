@@ -22,7 +22,7 @@ def test_run_demo_colorizes_the_package_photos_with_the_shipped_model_without_tr
     assert result.run_dir is None and result.train_files == [] and not (tmp_path / "out" / "run").exists()
     assert result.grid == tmp_path / "out" / "before_after.png" and result.grid.read_bytes()[:4] == b"\x89PNG"
     assert len(result.heldout) == 4 and len(result.colorized) == 4
-    assert result.encoder == "mobilenet_v2"
+    assert result.encoder == "efficientnet_lite0"  # release 0.4.0's
     text = "\n".join(lines)
     assert "model that ships in colorfusion" in text and str(result.grid) in text and "--model" not in text
 

@@ -110,7 +110,7 @@ def test_the_shipped_model_is_in_the_package_at_most_12_mb_and_documented():
     card = MODEL_CARD.read_text()
     assert file_sha256() in card, "the model card must quote the file's SHA-256"
     architecture = read_pretrained_config()["architecture"]
-    assert architecture["encoder"] == "mobilenet_v2" and architecture["head"] == "classification"
+    assert architecture["encoder"] == "efficientnet_lite0" and architecture["head"] == "classification"  # 0.4.0
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def shipped():
 
 def test_load_model_pretrained_is_the_shipped_file(shipped):
     info = model_lib.model_info(load_model("pretrained"))
-    assert info["image_size"] is None and info["encoder"] == "mobilenet_v2" and info["head"] == "classification"
+    assert info["image_size"] is None and info["encoder"] == "efficientnet_lite0" and info["head"] == "classification"
     assert model_lib.model_info(shipped.model)["num_bins"] == info["num_bins"]
 
 

@@ -367,11 +367,12 @@ def test_offline_the_default_encoder_starts_from_the_imagenet_weights_inside_the
     from colorfusion import backbones
     from colorfusion.presets import load_pretrained
 
-    monkeypatch.setattr(backbones, "_reachable", lambda host, timeout: False)  # no network, whatever this machine has
+    # No network and no colorfusion[lite], whatever this machine has: ImageNet weights cannot be had.
+    monkeypatch.setattr(backbones, "missing_imagenet", lambda backbone, timeout=3.0: f"no weights for {backbone}")
     run = tmp_path / "run"
     lines = []
     monkeypatch.setattr("colorfusion.training._say", lambda verbose, message: lines.append(message))
-    # Defaults but the size of the work: encoder mobilenet_v2, encoder_weights "imagenet".
+    # Defaults but the size of the work: the shipped model's encoder (efficientnet_lite0), encoder_weights "imagenet".
     train(photos, run, image_size=32, epochs=1, batch_size=4, hardware="cpu", verbose=0)
     assert any("ImageNet weights inside the shipped model" in line for line in lines)
     best = keras.saving.load_model(run / "best.keras", compile=False)
@@ -386,6 +387,6 @@ def test_offline_an_encoder_without_shipped_weights_is_one_line_saying_what_to_d
     from colorfusion import backbones
 
     monkeypatch.setattr(backbones, "_reachable", lambda host, timeout: False)
-    with pytest.raises(TrainingError, match="cannot be downloaded here.*--encoder mobilenet_v2") as caught:
+    with pytest.raises(TrainingError, match="cannot be downloaded here.*--encoder efficientnet_lite0") as caught:
         train(photos, tmp_path / "run", encoder="resnet50", image_size=32, epochs=1, hardware="cpu", verbose=0)
     assert "\n" not in str(caught.value)

