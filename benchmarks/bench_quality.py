@@ -52,6 +52,11 @@ V3 = dict(init=presets.PRETRAINED, encoder="mobilenet_v2", width=0.5, embedding=
           learning_rate=3e-4, freeze_epochs=10_000, rebalance_lambda=0.75, crop_scale=(0.25, 1.0), lr_patience=2,
           early_stopping_patience=6, encoder_weights=MOBILENET_V2_FILE)
 
+# After release 0.4.0: its hint stage continued (--init runs/release_0.4/run, the checkpoint before the
+# rare-colour shift), the 0.3 comparisons repeated on the Lite0 decoder, damage and faces as in 0.4.0.
+V4_HINTS = {**V3, "encoder": "efficientnet_lite0", "encoder_weights": "imagenet", "hint_blend": "affinity",
+            "damage": 0.5}
+
 # Release 0.4's fresh decoders: release 0.1.0's recipe (`presets.RELEASE_RECIPES["release"]`) with damage.
 V4_FRESH = dict(width=0.5, freeze_epochs=10_000, rebalance_lambda=0.75, crop_scale=(0.25, 1.0), damage=0.5)
 
@@ -142,6 +147,13 @@ VARIANTS = {
     **{f"v4_enc_{name}": dict(V4_FRESH, encoder=encoder, encoder_weights=weights) for name, encoder, weights in (
         ("mobilenet_v2", "mobilenet_v2", MOBILENET_V2_FILE), ("lite0", "efficientnet_lite0", "imagenet"),
         ("lite2", "efficientnet_lite2", "imagenet"))},
+    # After 0.4.0 (V4_HINTS, each for the same time): the hint layers alone at 256 px (0.4.0's stage
+    # continued: the control), the whole network but the encoder with hints at 128 px (joint), and joint
+    # with the encoder's stride-16 and -32 blocks trained too (Lite0's BatchNorm is real), all at 1e-4 then.
+    "v4_two_stage_lite0": {**V4_HINTS, "image_size": 256, "train_only_hints": True},
+    "v4_joint_lite0": V4_HINTS,
+    "v4_joint_lite0_enc16": {**V4_HINTS, "freeze_epochs": 0, "encoder_finetune_stride": 16,
+                             "finetune_learning_rate": 1e-4},
 }
 # Decoding settings of the evaluation (not of training); a variant may set them.
 EVAL_KEYS = ("decode", "temperature")
