@@ -18,7 +18,7 @@ def test_evaluate_only_without_a_run_folder_scores_the_shipped_model(tmp_path, c
     split.write_text("".join(f"{p.name}\t{'val' if i < 2 else 'train'}\n" for i, p in enumerate(paths)))
     out = tmp_path / "runs" / "release"  # no run folder: only the shipped model is there to score
     args = ["--data", str(tmp_path / "photos"), "--split-file", str(split), "--out", str(out),
-            "--variant", "release_affinity", "--evaluate-only", "--model-file", str(presets.PRETRAINED_FILE)]
+            "--variant", "release_joint_lite0", "--evaluate-only", "--model-file", str(presets.PRETRAINED_FILE)]
     assert load_script("benchmarks/train_release.py").main(args) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "release_report.json").read_text())
@@ -37,3 +37,13 @@ def test_the_release_hint_recipe_needs_the_model_it_starts_from(tmp_path, capsys
     assert exited.value.code == 2
     assert "--init MODEL" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_every_release_recipe_is_a_valid_training_recipe():
+    from colorfusion import presets
+    from colorfusion.training import TrainConfig
+
+    for name in presets.RELEASE_RECIPES:
+        settings = presets.release_settings(name)
+        settings.pop("init", None)  # a model file or "pretrained": resolved when training starts
+        TrainConfig(**settings)  # an unknown or misspelt setting raises here, not an hour into a run
