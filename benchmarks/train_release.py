@@ -74,7 +74,7 @@ def main(argv=None) -> int:
                              "../shared/data/faces/SPLIT.tsv); its validation photos are never used here")
     parser.add_argument("--rare-colour-shift", type=float, default=0.0, metavar="STRENGTH",
                         help="pack with the head tilted toward the rare colours, p * w ** STRENGTH "
-                             "(model.shift_toward_rare_colours; release 0.4.0: 0.45); default 0, none")
+                             "(model.shift_toward_rare_colours; release 0.4.0: 0.3); default 0, none")
     parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)

@@ -30,7 +30,7 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # public name -> module that defines it
 _API = {

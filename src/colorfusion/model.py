@@ -672,7 +672,7 @@ def shift_toward_rare_colours(model, strength: float) -> None:
     cautious ones even under rebalancing; this moves the decoded colours
     toward the vivid ones with no training, and with the model it travels
     everywhere (hints, confidence, exports, fine-tuning's starting point).
-    Release 0.4.0 is packed with strength 0.45, chosen on the photos that
+    Release 0.4.0 is packed with strength 0.3, chosen on the photos that
     pick checkpoints (docs/experiments.md).
 
     Raises:
