@@ -148,8 +148,8 @@ VARIANTS = {
         ("mobilenet_v2", "mobilenet_v2", MOBILENET_V2_FILE), ("lite0", "efficientnet_lite0", "imagenet"),
         ("lite2", "efficientnet_lite2", "imagenet"))},
     # After 0.4.0 (V4_HINTS, each for the same time): the hint layers alone at 256 px (0.4.0's stage
-    # continued: the control), the whole network but the encoder with hints at 128 px (joint), and joint
-    # with the encoder's stride-16 and -32 blocks trained too (Lite0's BatchNorm is real), all at 1e-4 then.
+    # continued: the control), the whole network but the encoder with hints at 128 px (joint), both at 3e-4,
+    # and joint with the encoder's stride-16 and -32 blocks trained too (Lite0's BatchNorm is real), at 1e-4.
     "v4_two_stage_lite0": {**V4_HINTS, "image_size": 256, "train_only_hints": True},
     "v4_joint_lite0": V4_HINTS,
     "v4_joint_lite0_enc16": {**V4_HINTS, "freeze_epochs": 0, "encoder_finetune_stride": 16,

@@ -74,7 +74,8 @@ def main(argv=None) -> int:
                              "../shared/data/faces/SPLIT.tsv); its validation photos are never used here")
     parser.add_argument("--rare-colour-shift", type=float, default=0.0, metavar="STRENGTH",
                         help="pack with the head tilted toward the rare colours, p * w ** STRENGTH "
-                             "(model.shift_toward_rare_colours; release 0.4.0: 0.3); default 0, none")
+                             "(model.shift_toward_rare_colours; release 0.4.0: 0.3); default 0, none. The file "
+                             "records it: --evaluate-only tilts the float32 checkpoint as the file says")
     parser.add_argument("--evaluate-only", action="store_true", help="no training: evaluate the packed model")
     parser.add_argument("--pack", action="store_true", help="with --evaluate-only: pack best.keras first")
     args = parser.parse_args(argv)
@@ -117,7 +118,9 @@ def main(argv=None) -> int:
     rows = {}
     models = {"packed (float16)": lambda: presets.load_pretrained(args.model_file)}
     if (out / "best.keras").exists():  # the checkpoint it was packed from, to show float16 changes nothing
-        models["best.keras (float32)"] = lambda: checkpoint_to_pack(out, args.rare_colour_shift)
+        # ... tilted as the packed file records, so an --evaluate-only without the flag compares like with like
+        shift = presets.read_pretrained_config(args.model_file).get("training", {}).get("rare_colour_shift", 0.0)
+        models["best.keras (float32)"] = lambda: checkpoint_to_pack(out, shift)
     else:
         print(f"{out}: no run folder with best.keras here: the packed model alone is evaluated", flush=True)
     out.mkdir(parents=True, exist_ok=True)
